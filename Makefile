@@ -1,0 +1,40 @@
+# The book's commands. `make book` and `make test` each run set-up first (see README).
+SHELL := /bin/bash
+VENV := _build/venv
+PY := $(VENV)/bin/python
+# Keep bytecode caches inside _build so a build or test run leaves nothing else behind.
+export PYTHONPYCACHEPREFIX := $(CURDIR)/_build/pycache
+export JUPYTER_PLATFORM_DIRS := 1
+PARAMS ?=
+
+.PHONY: setup book test lab refresh soak clean distclean
+
+setup:
+	@bash scripts/setup.sh
+
+## Execute every chapter against real servers into _build/executed/, then render _build/html/.
+book: setup
+	$(PY) -m experiments.book all $(PARAMS)
+
+## Package tests against real servers, the browser test, then every chapter re-executed under nbval.
+test: setup
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly book
+
+## Work through the chapters in JupyterLab (servers start and stop with each chapter's kernel).
+lab: setup
+	$(VENV)/bin/jupyter lab --allow-root --notebook-dir=. book/index.md
+
+## Re-execute chapters and replace the committed reference outputs (only on success).
+refresh: setup
+	$(PY) -m experiments.book refresh $(PARAMS)
+
+## Repeat the fault-injection tests to measure flakiness and leaks (not part of CI).
+soak: setup
+	for i in $$(seq 20); do $(PY) -m pytest -q -x tests/test_servers.py || exit 1; done
+
+clean:
+	find _build -mindepth 1 -maxdepth 1 ! -name venv -exec rm -rf {} +
+
+distclean:
+	rm -rf _build

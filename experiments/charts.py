@@ -1,0 +1,75 @@
+"""Charts of the book: one Altair theme, and an output that works both in JupyterLab and offline HTML.
+
+Altair 6 writes Vega-Lite 6 specifications, and its default output is HTML that loads Vega from a
+CDN, which renders nothing offline. JupyterLab 4 renders ``application/vnd.vegalite.v5+json`` with
+the Vega-Lite it bundles, so the ``cachebook`` renderer emits the spec under that mime type (the
+book's charts use only marks and encodings that Vega-Lite 5 compiles, which a test checks). In the
+HTML book, `experiments.mystnb_plugin` turns that output into a ``vegaEmbed`` call served from the
+book's own static files. Importing this module enables both the theme and the renderer.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+MIME = "application/vnd.vegalite.v5+json"
+WIDTH, HEIGHT = 560, 300
+PALETTE = ["#1f5f8b", "#e07a1f", "#3a9a5b", "#b8413f", "#7a5ba6", "#8c8c8c"]
+
+
+@alt.theme.register("cachebook", enable=True)
+def _theme() -> alt.theme.ThemeConfig:
+    return {
+        "config": {
+            "view": {"continuousWidth": WIDTH, "continuousHeight": HEIGHT, "stroke": None},
+            "font": "sans-serif",
+            "axis": {"labelFontSize": 12, "titleFontSize": 13, "grid": True, "gridOpacity": 0.4},
+            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "right"},
+            "title": {"fontSize": 15, "anchor": "start"},
+            "range": {"category": PALETTE},
+        }
+    }
+
+
+def _renderer(spec: dict, **_metadata) -> dict:
+    title = spec.get("title")
+    title = title.get("text") if isinstance(title, dict) else title
+    return {MIME: spec, "text/plain": f"<chart: {title or 'untitled'}>"}
+
+
+alt.renderers.register("cachebook", _renderer)
+alt.renderers.enable("cachebook")
+
+
+def latency_bars(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str,
+                 x_title: str, y_title: str, log: bool = True) -> alt.Chart:
+    """Grouped horizontal bars of a latency column, log-scaled by default, with tooltips."""
+    scale = alt.Scale(type="log") if log else alt.Scale()
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{x}:Q", title=x_title, scale=scale),
+            y=alt.Y(f"{y}:N", title=y_title),
+            yOffset=alt.YOffset(f"{color}:N"),
+            color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+            tooltip=list(frame.columns),
+        )
+        .properties(height=alt.Step(12))
+    )
+
+
+def lines(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_title: str,
+          y_title: str, log_y: bool = False) -> alt.Chart:
+    """Lines of ``y`` against ``x``, one per ``color`` value, with a hover tooltip."""
+    return (
+        alt.Chart(frame, title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(f"{x}:Q", title=x_title),
+            y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log_y else alt.Scale()),
+            color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+            tooltip=list(frame.columns),
+        )
+    )

@@ -1,0 +1,54 @@
+"""Timing done one way everywhere: ``perf_counter_ns``, a warm-up, repetitions, percentiles.
+
+Single operations are timed one by one, so the result includes the timer's own cost (≈ 0.05 µs
+here) — negligible for network calls, and a conservative upper bound for in-process lookups.
+Results are medians and tail percentiles, never means: this machine is noisy and bimodal.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Callable
+
+import numpy as np
+
+from experiments.params import positive
+
+
+def time_calls_ms(call: Callable[[], object], repetitions: int, warmup: int = 200) -> np.ndarray:
+    """Latency of each of ``repetitions`` calls of ``call`` in milliseconds, after ``warmup`` calls."""
+    positive("repetitions", repetitions)
+    for _ in range(warmup):
+        call()
+    samples = np.empty(repetitions, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for i in range(repetitions):
+        start = clock()
+        call()
+        samples[i] = clock() - start
+    return samples / 1e6
+
+
+def summarize_ms(samples_ms: np.ndarray) -> dict[str, float]:
+    """p50, p99, max and count of a latency sample (ms)."""
+    return {
+        "p50_ms": float(np.percentile(samples_ms, 50)),
+        "p99_ms": float(np.percentile(samples_ms, 99)),
+        "max_ms": float(np.max(samples_ms)),
+        "n": int(len(samples_ms)),
+    }
+
+
+def machine() -> str:
+    """One line describing where timings were taken (CPU model, cores, Python)."""
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"

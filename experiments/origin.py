@@ -1,0 +1,76 @@
+"""Simulated origin services (catalog, recommendations, promotions, reviews) with the seed's latencies.
+
+The real origins are not on this machine, so each is a stand-in that sleeps for a latency drawn
+from a log-normal distribution whose median is the seed's figure (``data/origins.csv``) and returns
+a deterministic JSON document of the size chosen for its family (``data/value_sizes.csv``). The
+stand-in counts its calls, which is what the stampede and cold-start experiments measure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+
+import numpy as np
+import pandas as pd
+
+from experiments.params import positive
+from experiments.paths import DATA
+
+
+def origin_table() -> pd.DataFrame:
+    """The seed's hit/miss economics table plus our latency spread (``data/origins.csv``)."""
+    return pd.read_csv(DATA / "origins.csv")
+
+
+def value_sizes() -> pd.DataFrame:
+    """The value sizes timed in the book and where each comes from (``data/value_sizes.csv``)."""
+    return pd.read_csv(DATA / "value_sizes.csv")
+
+
+def document(family: str, ident: str, size_bytes: int) -> dict:
+    """A deterministic JSON document of the given family whose encoding is ``size_bytes`` long (±1).
+
+    Fields follow the seed: a product has the attributes its intents project (title, format,
+    page count, language, image, review score) and a price, which must never be cached.
+    """
+    positive("size_bytes", size_bytes)
+    rng = random.Random(f"{family}:{ident}")
+    if family == "product" or family == "price":
+        doc = {"asin": ident, "title": f"Manga vol. {rng.randint(1, 40)}", "format": "paperback",
+               "page_count": rng.randint(150, 250), "language": "ja", "image_url": f"https://img/{ident}.jpg",
+               "review_score": round(rng.uniform(3, 5), 1), "price_cents": rng.randint(500, 2500)}
+    elif family == "reco":
+        doc = {"key": ident, "items": [{"asin": f"B{rng.randrange(10**9):09d}", "score": round(rng.random(), 3)}
+                                        for _ in range(20)]}
+    elif family == "promo":
+        doc = {"section": ident, "name": "Golden Week Sale", "discount_pct": 20, "starts": "10:00"}
+    else:
+        doc = {"asin": ident, "average": round(rng.uniform(3, 5), 2),
+               "histogram": [rng.randint(0, 500) for _ in range(5)]}
+    doc["text"] = ""
+    pad = size_bytes - len(json.dumps(doc))
+    doc["text"] = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(max(pad, 0)))
+    return doc
+
+
+class Origin:
+    """A stand-in origin service: log-normal latency with a given median, deterministic documents."""
+
+    def __init__(self, family: str, median_ms: float, sigma: float, size_bytes: int, seed: int) -> None:
+        positive("median_ms", median_ms, integer=False)
+        self.family, self.median_ms, self.sigma, self.size_bytes = family, median_ms, sigma, size_bytes
+        self._rng = np.random.default_rng(seed)
+        self.calls = 0
+
+    def draw_ms(self) -> float:
+        """One latency from the log-normal distribution (median = ``median_ms``)."""
+        return float(self._rng.lognormal(math.log(self.median_ms), self.sigma))
+
+    def fetch(self, key: str) -> dict:
+        """Serve one request: wait the drawn latency, then return the document for ``key``."""
+        self.calls += 1
+        time.sleep(self.draw_ms() / 1000)
+        return document(self.family, key.split(":", 1)[-1], self.size_bytes)

@@ -1,0 +1,42 @@
+"""Which server processes are running on this machine, read from /proc.
+
+Used by the book runner and the tests to prove that nothing outlived its owner. A zombie (a process
+that has exited but is not yet reaped by its new parent) is not running and is not counted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SERVER_NAMES = ("redis-server", "redis-sentinel", "memcached")
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` (R, S, Z, …), or None if it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def running(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    state = process_state(pid)
+    return state is not None and state != "Z"
+
+
+def server_processes() -> list[int]:
+    """PIDs of running redis-server, redis-sentinel and memcached processes (any owner)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            name = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name in SERVER_NAMES and running(int(entry)):
+            found.append(int(entry))
+    return sorted(found)

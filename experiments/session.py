@@ -1,0 +1,72 @@
+"""What a chapter holds from its first cell to its last: its servers, and one-line errors.
+
+A ``with`` block cannot span notebook cells, so a chapter opens a `Lab` in an early cell and closes
+it in the last. The servers it starts are tied to the kernel: `Lab.close` (last cell), the ``atexit``
+hook of `experiments.servers` (kernel shutdown) and ``PR_SET_PDEATHSIG`` (kernel killed) each stop
+them. In IPython, a `BookError` is shown as its one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from experiments.endpoints import MemcachedTarget, RedisTarget, open_memcached, open_redis
+from experiments.errors import BookError
+
+
+def _show_one_line(shell, etype, value, tb, tb_offset=None):
+    print(f"{etype.__name__}: {value}")
+    return None
+
+
+def install_error_handler() -> None:
+    """Make `BookError` print as one line in IPython/Jupyter (the cell still fails)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - plain Python
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((BookError,), _show_one_line)
+
+
+class Lab:
+    """The endpoints of one chapter run: started lazily, stopped by `close` (or by the kernel's end)."""
+
+    def __init__(self, *, redis_url: str = "", memcached_servers: str = "") -> None:
+        install_error_handler()
+        self._redis_url, self._memcached_servers = redis_url, memcached_servers
+        self._redis: RedisTarget | None = None
+        self._memcached: MemcachedTarget | None = None
+
+    @property
+    def redis(self) -> RedisTarget:
+        if self._redis is None:
+            self._redis = open_redis(self._redis_url)
+        return self._redis
+
+    @property
+    def memcached(self) -> MemcachedTarget:
+        if self._memcached is None:
+            self._memcached = open_memcached(self._memcached_servers)
+        return self._memcached
+
+    def describe(self) -> str:
+        """Which endpoints this run uses, and whether the book started them."""
+        parts = []
+        for target in (self._redis, self._memcached):
+            if target is not None:
+                origin = "started by the book" if target.owned else "given as a parameter"
+                parts.append(f"{target.kind} at {target.address} ({origin})")
+        return "; ".join(parts) or "no servers opened yet"
+
+    def close(self) -> None:
+        """Delete this run's keys on external endpoints and stop the servers the book started."""
+        for target in (self._redis, self._memcached):
+            if target is not None:
+                target.close()
+        self._redis = self._memcached = None
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -101,6 +101,8 @@ def execute(notebook: Path, destination: Path, parameters: dict) -> None:
         papermill.execute_notebook(
             str(ROOT / notebook), str(destination), parameters=parameters, cwd=str(destination.parent),
             kernel_name="python3", progress_bar=False, log_output=False,
+            # ipykernel 7 warns on every start that loopback TCP is unencrypted; that is noise here.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
         evalue = str(exc.evalue).splitlines()[0] if exc.evalue else ""

@@ -72,7 +72,10 @@ class KeyDesign:
         """
         family = self.family_of(key)
         if not family.cacheable:
-            raise UncacheableError(f"{key!r} belongs to {family.name!r}, which is never cached ({family.invalidated_by})")
+            raise UncacheableError(
+                f"{key!r} belongs to the {family.name!r} family, which is never cached: "
+                f"it is read live from the {family.origin} on every request"
+            )
         return {k: v for k, v in document.items() if k not in family.live_fields}
 
 

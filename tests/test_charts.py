@@ -1,0 +1,61 @@
+"""Charts render in JupyterLab (Vega-Lite 5 mime type) and in the HTML book (plugin, no network)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import vl_convert
+
+from experiments import charts
+from experiments.mystnb_plugin import VegaLitePlugin
+from experiments.economics import expected_curve
+
+
+def sample_chart():
+    aside = pd.DataFrame([{"family": "product", "hit_p50_ms": 0.2, "seed_origin_ms": 120,
+                           "miss_overhead_p50_ms": 0.3}])
+    return charts.lines(expected_curve(aside), x="hit_rate", y="mean_latency_ms", color="family",
+                        title="t", x_title="hit rate", y_title="ms")
+
+
+def bars_chart():
+    frame = pd.DataFrame({"latency_us": [1.0, 100.0], "value": ["a", "a"], "series": ["x", "y"]})
+    return charts.latency_bars(frame, x="latency_us", y="value", color="series", title="t",
+                               x_title="µs", y_title="")
+
+
+def test_renderer_emits_the_mime_type_jupyterlab_renders():
+    bundle = sample_chart()._repr_mimebundle_()
+    bundle = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert set(bundle) == {charts.MIME, "text/plain"}
+    assert bundle["text/plain"] == "<chart: t>"
+
+
+def test_book_charts_compile_with_the_vega_lite_jupyterlab_bundles():
+    for chart in (sample_chart(), bars_chart()):
+        vega = vl_convert.vegalite_to_vega(chart.to_dict(), vl_version="5.20")
+        assert vega["marks"], "Vega-Lite 5 compiled the chart to nothing"
+
+
+def test_plugin_embeds_the_spec_with_a_deterministic_id():
+    class Data:
+        mime_type = charts.MIME
+        content = sample_chart().to_dict()
+        cell_index, output_index = 3, 0
+
+    nodes = VegaLitePlugin.handle_mime(None, Data(), inline=False)
+    html = nodes[0].astext()
+    assert 'id="cachebook-chart-3-0"' in html and "vegaEmbed('#cachebook-chart-3-0'" in html
+    spec = json.loads(html.split('-spec">', 1)[1].split("</script>", 1)[0])
+    assert spec["$schema"].endswith("vega-lite/v6.json")
+    assert "cdn" not in html.lower()
+
+
+def test_plugin_ignores_other_mime_types():
+    class Data:
+        mime_type = "text/html"
+        content = "<p>x</p>"
+        cell_index = output_index = 0
+
+    assert VegaLitePlugin.handle_mime(None, Data(), inline=False) is None

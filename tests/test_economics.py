@@ -1,0 +1,108 @@
+"""Chapter 1's model and measurements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import economics
+from experiments.cache import LocalCache, RedisCache
+from experiments.endpoints import open_redis
+from experiments.ledger import Ledger, load_all
+from experiments.measure import summarize_ms, time_calls_ms
+from experiments.origin import Origin, document
+
+
+def test_expected_latency_is_linear_in_the_hit_rate():
+    assert economics.expected_latency_ms(1.0, 0.2, 120, 0.3) == pytest.approx(0.2)
+    assert economics.expected_latency_ms(0.0, 0.2, 120, 0.3) == pytest.approx(120.3)
+    assert economics.expected_latency_ms(0.5, 0.2, 120, 0.3) == pytest.approx((0.2 + 120.3) / 2)
+    with pytest.raises(ValueError):
+        economics.expected_latency_ms(1.5, 0.2, 120, 0.3)
+
+
+def test_break_even_hit_rate_makes_both_paths_equal():
+    h = economics.break_even_hit_rate(0.2, 120, 0.3)
+    assert economics.expected_latency_ms(h, 0.2, 120, 0.3) == pytest.approx(120)
+
+
+def test_documents_have_the_requested_size_and_are_deterministic():
+    import json
+
+    for family in ("product", "reco", "promo", "review"):
+        for size in (1024, 2048, 102400):
+            doc = document(family, "B1", size)
+            assert abs(len(json.dumps(doc)) - size) <= 1
+            assert doc == document(family, "B1", size)
+
+
+def test_origin_latency_median_matches_the_seed():
+    origin = Origin("product", 120, 0.25, 1024, seed=1)
+    draws = np.array([origin.draw_ms() for _ in range(20_000)])
+    assert np.median(draws) == pytest.approx(120, rel=0.02)
+    assert np.percentile(draws, 99) / np.median(draws) == pytest.approx(np.exp(2.326 * 0.25), rel=0.05)
+
+
+def test_origin_is_reproducible():
+    a, b = Origin("promo", 80, 0.25, 1024, seed=5), Origin("promo", 80, 0.25, 1024, seed=5)
+    assert [a.draw_ms() for _ in range(5)] == [b.draw_ms() for _ in range(5)]
+
+
+def test_timing_reports_percentiles():
+    stats = summarize_ms(time_calls_ms(lambda: None, 1000, warmup=10))
+    assert stats["n"] == 1000 and 0 <= stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"] < 5
+
+
+def test_hits_on_real_servers_end_to_end(redis_server):
+    target = open_redis(redis_server.url)
+    try:
+        caches = [LocalCache(), RedisCache(target)]
+        hits = economics.time_hits(caches, 300, progress=False)
+        assert len(hits) == 2 * 5
+        local = hits[hits.store == "in-process"].p50_ms.max()
+        remote = hits[hits.store == "Redis"].p50_ms.min()
+        assert local < remote < 2.0  # a network round trip costs more than a dict lookup
+        aside = economics.time_cache_aside(caches[1], origin_calls=2, repetitions=200, seed=1, progress=False)
+        assert list(aside.family) == ["product", "reco", "promo", "review"]
+        assert (aside.save_per_hit_ms > aside.save_at_planned_rate_ms).all()
+        chart = economics.hit_chart_frame(hits)
+        assert set(chart.percentile) == {"p50", "p99"} and (chart.latency_us > 0).all()
+    finally:
+        target.close()
+
+
+def synthetic(hit_ms: float, worst_p99_ms: float):
+    hits = pd.DataFrame([
+        {"store": s, "family": "product", "variant": v, "size_bytes": 2048, "p50_ms": hit_ms,
+         "p99_ms": worst_p99_ms if s == "Memcached" else hit_ms, "max_ms": worst_p99_ms, "n": 10}
+        for s in ("in-process", "Redis", "Memcached") for v in ("item", "page")
+    ])
+    hits.loc[hits.store == "in-process", ["p50_ms", "p99_ms"]] = 0.001
+    aside = pd.DataFrame([{"family": "product", "scenario": "Product detail (ASIN)", "hit_p50_ms": hit_ms,
+                           "miss_overhead_p50_ms": 0.3, "seed_origin_ms": 120, "seed_save_ms": 118}])
+    aside["save_per_hit_ms"] = 120 - hit_ms
+    aside["save_at_planned_rate_ms"] = 120 - economics.expected_latency_ms(0.95, hit_ms, 120, 0.3)
+    return hits, aside
+
+
+def test_findings_fail_when_the_measurements_say_so():
+    good = economics.findings(*synthetic(0.2, 1.0), {"Redis": 0})
+    assert all(good.values())
+    slow = economics.findings(*synthetic(0.2, 3.0), {"Redis": 0})
+    assert not slow["every cache read (3 stores x 5 value sizes) has p99 < 2 ms"]
+    leaky = economics.findings(*synthetic(0.2, 1.0), {"Redis": 2})
+    assert not leaky["no price reached any cache"]
+    very_slow_hit = economics.findings(*synthetic(2.5, 1.0), {"Redis": 0})
+    assert not very_slow_hit["every key family's hit saves at least the seed's figure"]
+
+
+def test_claims_are_recorded_with_verdicts_from_the_numbers():
+    hits, aside = synthetic(0.2, 3.0)
+    table = economics.record_claims(Ledger("economics"), hits, aside, {"Redis": 0})
+    verdicts = dict(zip(table.claim_id, table.verdict))
+    assert verdicts["econ.cache-latency"] == "fails"
+    assert verdicts["econ.save.product"] == "holds"
+    assert verdicts["econ.save-per-request"] == "partly"
+    assert verdicts["rule.prices-never-cached"] == "holds"
+    assert len(load_all()) == len(table)

@@ -1,0 +1,67 @@
+"""Bad parameters fail with one line: in the package, and through papermill in a real chapter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from experiments import params
+from experiments.book import main, parse_value
+from experiments.errors import ParameterError
+from experiments.origin import document
+from experiments.paths import ROOT
+
+
+def test_unknown_profile():
+    with pytest.raises(ParameterError, match="profile='fast' is not one of 'quick', 'full'"):
+        params.profile("fast")
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "10", True])
+def test_sizes_must_be_positive_integers(value):
+    with pytest.raises(ParameterError, match="must be a positive integer"):
+        params.check(profile_name="quick", seed_value=1, sizes={"keys": value})
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "7", None])
+def test_seed_must_be_a_non_negative_integer(value):
+    with pytest.raises(ParameterError, match="seed="):
+        params.seed(value)
+
+
+@pytest.mark.parametrize("size", [0, -100])
+def test_documents_need_a_positive_size(size):
+    with pytest.raises(ParameterError, match="size_bytes"):
+        document("product", "B1", size)
+
+
+def test_profiles_scale_work():
+    assert params.profile("full").repetitions > params.profile("quick").repetitions
+
+
+def test_parameter_values_are_read_like_papermill():
+    assert parse_value("7") == 7 and parse_value("full") == "full" and parse_value("'x'") == "x"
+
+
+def test_runner_rejects_an_undeclared_parameter(capsys):
+    assert main(["execute", "economics", "-p", "profle", "full"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: no selected chapter declares parameter(s) profle; "
+                   "see each chapter's 'parameters' cell")
+
+
+def test_runner_rejects_an_unknown_chapter(capsys):
+    assert main(["execute", "no-such-chapter"]) == 2
+    assert "no chapter 'no-such-chapter'" in capsys.readouterr().err
+
+
+def test_bad_profile_through_papermill_names_chapter_cell_and_problem():
+    result = subprocess.run([sys.executable, "-m", "experiments.book", "execute", "economics", "-p", "profile", "fast"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: book/economics.ipynb failed in cell")
+    assert "ParameterError: profile='fast' is not one of 'quick', 'full'" in lines[0]

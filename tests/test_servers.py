@@ -1,0 +1,172 @@
+"""experiments.servers: real processes that are ready when returned and gone when their owner is."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import redis
+
+from experiments.errors import MissingBinaryError, PortInUseError, ServerStartError
+from experiments.processes import running
+from experiments.servers import (DEFAULT_PASSWORD, MemcachedServer, RedisClusterSet, RedisServer,
+                                 SentinelSet, live_server_pids)
+
+
+def gone_within(pids, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(running(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_redis_is_private_volatile_and_loopback(redis_server):
+    client = redis_server.client(decode_responses=True)
+    assert client.ping()
+    assert client.config_get("save") == {"save": ""}
+    assert client.config_get("appendonly") == {"appendonly": "no"}
+    assert client.config_get("bind")["bind"] == "127.0.0.1"
+    anonymous = redis.Redis(port=redis_server.port, protocol=2)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.get("x")
+
+
+def test_memcached_answers(memcached_server):
+    client = memcached_server.client()
+    client.set("k", b"v")
+    assert client.get("k") == b"v"
+
+
+def test_stop_reaps_the_process():
+    server = RedisServer().start()
+    pid = server.pid
+    assert running(pid) and pid in live_server_pids()
+    server.stop()
+    assert not running(pid) and pid not in live_server_pids()
+
+
+def test_exception_inside_with_stops_the_server():
+    with pytest.raises(RuntimeError):
+        with MemcachedServer() as server:
+            pid = server.pid
+            raise RuntimeError("boom")
+    assert not running(pid)
+
+
+def test_sentinel_set_is_ready_when_returned():
+    with SentinelSet() as group:
+        primary = group.primary
+        for sentinel in group.sentinels:
+            with sentinel.client() as c:
+                assert len(c.sentinel_sentinels("book")) == 2
+                assert c.sentinel_master("book")["num-other-sentinels"] == 2
+        assert group.sentinel_client().discover_master("book") == ("127.0.0.1", primary.port)
+        with group.replicas[0].client(decode_responses=True) as c:
+            assert c.info("replication")["master_link_status"] == "up"
+
+
+def test_cluster_is_ready_when_returned():
+    with RedisClusterSet() as cluster:
+        client = cluster.client()
+        for i in range(100):
+            client.set(f"product:{i}", i)
+        assert all(int(client.get(f"product:{i}")) == i for i in range(100))
+        info = cluster.nodes[0].client(decode_responses=True).execute_command("CLUSTER", "INFO")
+        assert "cluster_state:ok" in info and "cluster_known_nodes:6" in info
+
+
+OWNER = textwrap.dedent("""
+    import json, sys, time
+    from experiments.servers import MemcachedServer, RedisClusterSet, RedisServer, SentinelSet
+    servers = [RedisServer().start(), MemcachedServer().start()]
+    if sys.argv[1] == "all":
+        servers += [SentinelSet().start(), RedisClusterSet().start()]
+    pids = []
+    for s in servers:
+        pids += getattr(s, "pids", None) or [s.pid]
+    print(json.dumps(pids), flush=True)
+    time.sleep(120)
+""")
+
+
+def start_owner(kind: str) -> tuple[subprocess.Popen, list[int]]:
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, kind], stdout=subprocess.PIPE, text=True)
+    line = owner.stdout.readline()
+    assert line, "the owner process died before reporting its servers"
+    pids = json.loads(line)
+    assert all(running(p) for p in pids)
+    return owner, pids
+
+
+def test_sigkill_of_the_owner_kills_every_server_within_2_s():
+    owner, pids = start_owner("all")
+    assert len(pids) == 2 + 5 + 6  # single redis + memcached, sentinel set, cluster
+    owner.kill()
+    owner.wait()
+    assert gone_within(pids, 2.0), [p for p in pids if running(p)]
+
+
+def test_sigint_of_the_owner_stops_its_servers():
+    owner, pids = start_owner("single")
+    owner.send_signal(signal.SIGINT)
+    owner.wait(timeout=10)
+    assert gone_within(pids, 2.0)
+
+
+def test_missing_binary_names_the_package(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(MissingBinaryError) as excinfo:
+        RedisServer().start()
+    message = str(excinfo.value)
+    assert "apt-get install -y redis-server" in message and "\n" not in message
+
+
+def test_missing_memcached_names_the_package(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(MissingBinaryError, match="apt-get install -y memcached"):
+        MemcachedServer().start()
+
+
+def test_port_already_taken_is_one_clear_line():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PortInUseError) as excinfo:
+            RedisServer(port=port).start()
+    message = str(excinfo.value)
+    assert f"port {port}" in message and "already in use" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("port", [0, -1, 70000])
+def test_impossible_port_is_rejected(port):
+    with pytest.raises(PortInUseError, match="not a TCP port"):
+        RedisServer(port=port).start()
+
+
+def test_a_server_that_cannot_start_reports_its_log():
+    with pytest.raises(ServerStartError) as excinfo:
+        RedisServer(extra_args=("--maxmemory-policy", "no-such-policy")).start()
+    message = str(excinfo.value)
+    assert "exited" in message and "maxmemory-policy" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("field", ["memory_mb", "threads", "max_item_kb"])
+@pytest.mark.parametrize("value", [0, -4])
+def test_memcached_rejects_non_positive_sizes(field, value):
+    with pytest.raises(ServerStartError, match=f"{field}={value} must be a positive integer"):
+        MemcachedServer(**{field: value})
+
+
+def test_password_is_the_documented_one(redis_server):
+    assert redis_server.password == DEFAULT_PASSWORD
+    assert f":{DEFAULT_PASSWORD}@127.0.0.1:{redis_server.port}" in redis_server.url

@@ -19,7 +19,7 @@ book: setup
 ## Package tests against real servers, the browser test, then every chapter re-executed under nbval.
 test: setup
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly book
+	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book
 
 ## Work through the chapters in JupyterLab (servers start and stop with each chapter's kernel).
 lab: setup

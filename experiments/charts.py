@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 
 MIME = "application/vnd.vegalite.v5+json"
-WIDTH, HEIGHT = 560, 300
+WIDTH, HEIGHT = 400, 280
 PALETTE = ["#1f5f8b", "#e07a1f", "#3a9a5b", "#b8413f", "#7a5ba6", "#8c8c8c"]
 
 
@@ -42,32 +42,35 @@ alt.renderers.register("cachebook", _renderer)
 alt.renderers.enable("cachebook")
 
 
-def latency_bars(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str,
-                 x_title: str, y_title: str, log: bool = True) -> alt.Chart:
-    """Grouped horizontal bars of a latency column, log-scaled by default, with tooltips."""
-    scale = alt.Scale(type="log") if log else alt.Scale()
+def latency_dots(frame: pd.DataFrame, *, x: str, y: str, color: str, shape: str, title: str,
+                 x_title: str, y_title: str) -> alt.Chart:
+    """A dot plot on a log axis: one row per ``y``, colour per ``color``, marker per ``shape``.
+
+    Dots rather than bars, because a bar on a log scale has no zero to start from, and latencies
+    here span four decades (µs in process, hundreds of µs over a socket).
+    """
     return (
         alt.Chart(frame, title=title)
-        .mark_bar()
+        .mark_point(filled=True, size=90, opacity=0.85)
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title, scale=scale),
+            x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(type="log")),
             y=alt.Y(f"{y}:N", title=y_title),
-            yOffset=alt.YOffset(f"{color}:N"),
             color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+            shape=alt.Shape(f"{shape}:N", title=shape.replace("_", " ")),
             tooltip=list(frame.columns),
         )
-        .properties(height=alt.Step(12))
+        .properties(height=alt.Step(40))
     )
 
 
 def lines(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_title: str,
-          y_title: str, log_y: bool = False) -> alt.Chart:
+          y_title: str, log_y: bool = False, x_format: str = "") -> alt.Chart:
     """Lines of ``y`` against ``x``, one per ``color`` value, with a hover tooltip."""
     return (
         alt.Chart(frame, title=title)
         .mark_line(point=True)
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title),
+            x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)),
             y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log_y else alt.Scale()),
             color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
             tooltip=list(frame.columns),

@@ -259,5 +259,4 @@ def hit_chart_frame(hits: pd.DataFrame) -> pd.DataFrame:
                       value_name="latency_ms")
     long["percentile"] = long.percentile.str.replace("_ms", "")
     long["latency_us"] = long.latency_ms * 1000
-    long["series"] = long.store + " " + long.percentile
     return long.drop(columns="latency_ms")

@@ -93,6 +93,23 @@ def check_port_free(port: int) -> None:
             ) from None
 
 
+TEMP_PREFIX = "cachebook-"
+
+
+def make_workdir(name: str) -> Path:
+    """A fresh temporary directory for one server, named after this process so orphans can be found."""
+    sweep_orphan_workdirs()
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{name}-"))
+
+
+def sweep_orphan_workdirs() -> None:
+    """Remove server directories left by processes that died without cleaning up (``kill -9``)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        owner = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _child_setup(parent_pid: int) -> Callable[[], None]:
     """The pre-exec hook of every server: die with the parent, and never get the terminal's Ctrl-C."""
 
@@ -237,18 +254,23 @@ def _wait_until(check: Callable[[], bool], proc: ServerProcess, timeout_s: float
 class _Managed:
     """Context-manager protocol shared by every server kind: ``with X() as x`` == start/stop."""
 
-    def start(self):  # pragma: no cover - overridden
+    def start(self):
+        """Start and wait until ready; on any failure (or Ctrl-C) stop what was started, then raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def stop(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
+        return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -282,7 +304,7 @@ class RedisServer(_Managed):
         self.startup_timeout_s = startup_timeout_s
         self.port: int | None = None
         self.process: ServerProcess | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.workdir: Path | None = None
 
     host = LOOPBACK
 
@@ -320,18 +342,17 @@ class RedisServer(_Managed):
         with self.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
             return bool(c.ping())
 
-    def start(self) -> "RedisServer":
+    def _start(self) -> None:
         if self.requested_port is not None:
             check_port_free(self.requested_port)
-        self._tmp = tempfile.TemporaryDirectory(prefix=f"cachebook-{self.name}-")
-        workdir = Path(self._tmp.name)
+        self.workdir = workdir = make_workdir(self.name)
         for attempt in range(3):  # an OS-chosen port can be grabbed between choosing and binding
             self.port = self.requested_port or free_port()
             self.process = ServerProcess(self.name, self.argv(self.port, workdir), workdir, workdir / "server.log")
             self.process.start()
             try:
                 _wait_until(self._ready, self.process, self.startup_timeout_s, "answering PING")
-                return self
+                return
             except ServerStartError:
                 self.process.stop()
                 in_use = "Address already in use" in log_tail(self.process.log_path, 20)
@@ -348,9 +369,9 @@ class RedisServer(_Managed):
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
 
 class MemcachedServer(_Managed):
@@ -382,7 +403,7 @@ class MemcachedServer(_Managed):
         self.startup_timeout_s = startup_timeout_s
         self.port: int | None = None
         self.process: ServerProcess | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.workdir: Path | None = None
 
     host = LOOPBACK
 
@@ -420,18 +441,17 @@ class MemcachedServer(_Managed):
             sock.sendall(b"version\r\n")
             return sock.recv(64).startswith(b"VERSION")
 
-    def start(self) -> "MemcachedServer":
+    def _start(self) -> None:
         if self.requested_port is not None:
             check_port_free(self.requested_port)
-        self._tmp = tempfile.TemporaryDirectory(prefix=f"cachebook-{self.name}-")
-        workdir = Path(self._tmp.name)
+        self.workdir = workdir = make_workdir(self.name)
         for attempt in range(3):
             self.port = self.requested_port or free_port()
             self.process = ServerProcess(self.name, self.argv(self.port), workdir, workdir / "server.log")
             self.process.start()
             try:
                 _wait_until(self._ready, self.process, self.startup_timeout_s, "answering `version`")
-                return self
+                return
             except ServerStartError:
                 self.process.stop()
                 in_use = "Address already in use" in log_tail(self.process.log_path, 20)
@@ -448,9 +468,9 @@ class MemcachedServer(_Managed):
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
 
 # --------------------------------------------------------------------------- groups of servers
@@ -502,7 +522,7 @@ class SentinelSet(_Managed):
     def pids(self) -> list[int]:
         return [p for p in [*(s.pid for s in self.servers), *(s.pid for s in self.sentinels)] if p]
 
-    def start(self) -> "SentinelSet":
+    def _start(self) -> None:
         self.primary = RedisServer(password=self.password, name="redis-primary").start()
         for i in range(self.n_replicas):
             replica = RedisServer(
@@ -518,7 +538,8 @@ class SentinelSet(_Managed):
                     replica.process, self.startup_timeout_s, "linked to its primary",
                 )
         for i in range(self.n_sentinels):
-            self.sentinels.append(_SentinelProcess(self, f"sentinel{i}").start())
+            self.sentinels.append(_SentinelProcess(self, f"sentinel{i}"))
+            self.sentinels[-1].start()
         for sentinel in self.sentinels:
             with sentinel.client() as c:
                 _wait_until(
@@ -526,7 +547,6 @@ class SentinelSet(_Managed):
                     and len(c.sentinel_slaves(self.master_name)) == self.n_replicas,
                     sentinel.process, self.startup_timeout_s, "aware of every other sentinel and replica",
                 )
-        return self
 
     def sentinel_client(self):
         """A redis-py `Sentinel` that knows every sentinel of the set."""
@@ -554,7 +574,7 @@ class _SentinelProcess:
         self.owner, self.name = owner, name
         self.port: int | None = None
         self.process: ServerProcess | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.workdir: Path | None = None
 
     @property
     def pid(self) -> int | None:
@@ -566,8 +586,7 @@ class _SentinelProcess:
 
     def start(self) -> "_SentinelProcess":
         o = self.owner
-        self._tmp = tempfile.TemporaryDirectory(prefix=f"cachebook-{self.name}-")
-        workdir = Path(self._tmp.name)
+        self.workdir = workdir = make_workdir(self.name)
         self.port = free_port()
         conf = workdir / "sentinel.conf"
         conf.write_text("\n".join([
@@ -594,9 +613,9 @@ class _SentinelProcess:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
 
 class RedisClusterSet(_Managed):
@@ -628,7 +647,7 @@ class RedisClusterSet(_Managed):
     def pids(self) -> list[int]:
         return [n.pid for n in self.nodes if n.pid]
 
-    def start(self) -> "RedisClusterSet":
+    def _start(self) -> None:
         total = self.n_primaries * (1 + self.n_replicas)
         for i in range(total):
             node = RedisServer(
@@ -659,7 +678,6 @@ class RedisClusterSet(_Managed):
                 if _info_field(c, "replication", "role") == "slave":
                     _wait_until(lambda: _info_field(c, "replication", "master_link_status") == "up",
                                 node.process, self.startup_timeout_s, "linked to its primary")
-        return self
 
     def client(self, **kwargs):
         """A redis-py `RedisCluster` client seeded with every node."""

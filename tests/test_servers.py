@@ -170,3 +170,29 @@ def test_memcached_rejects_non_positive_sizes(field, value):
 def test_password_is_the_documented_one(redis_server):
     assert redis_server.password == DEFAULT_PASSWORD
     assert f":{DEFAULT_PASSWORD}@127.0.0.1:{redis_server.port}" in redis_server.url
+
+
+def test_failed_starts_leave_no_directory(monkeypatch, tmp_path):
+    """A start that fails (missing binary, bad config) removes the server's temporary directory."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    with pytest.raises(ServerStartError):
+        RedisServer(extra_args=("--maxmemory-policy", "no-such-policy")).start()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(MissingBinaryError):
+        MemcachedServer().start()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_directories_of_killed_owners_are_swept(tmp_path, monkeypatch):
+    """kill -9 leaves the owner's directories behind; the next server start removes them."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    owner, pids = start_owner("single")
+    left = list(tmp_path.glob("cachebook-*"))
+    assert len(left) == 2  # its redis and memcached
+    owner.kill()
+    owner.wait()
+    assert gone_within(pids, 2.0)
+    with RedisServer():
+        assert not any(d.exists() for d in left)
+    assert list(tmp_path.iterdir()) == []

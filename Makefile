@@ -23,7 +23,7 @@ test: setup
 
 ## Work through the chapters in JupyterLab (servers start and stop with each chapter's kernel).
 lab: setup
-	$(VENV)/bin/jupyter lab --allow-root --notebook-dir=. book/index.md
+	$(VENV)/bin/jupyter lab --allow-root --ServerApp.root_dir=$(CURDIR)
 
 ## Re-execute chapters and replace the committed reference outputs (only on success).
 refresh: setup

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -31,6 +35,7 @@ import yaml
 from experiments.errors import BookError, ParameterError
 from experiments.paths import BUILD, ROOT
 from experiments.processes import server_processes
+from experiments.servers import sweep_orphan_workdirs
 
 EXECUTED = BUILD / "executed"
 COMMITTED = BUILD / "committed"
@@ -92,6 +97,30 @@ def check_parameters(notebook: Path, parameters: dict) -> dict:
 
 
 def execute(notebook: Path, destination: Path, parameters: dict) -> None:
+    """Run one chapter in a child process (see `_execute_here`); Ctrl-C stops it and its servers.
+
+    nbclient answers SIGINT by scheduling a kernel shutdown and then waits on the dead kernel, so an
+    interrupted in-process run hangs. In a child process in its own session, an interrupt becomes
+    SIGKILL of the child; its kernel notices that its parent is gone and exits, and the servers the
+    kernel started die with it (PR_SET_PDEATHSIG).
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-m", "experiments.book", "_execute-one", str(notebook), str(destination),
+         json.dumps(parameters)],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        _, errors = child.communicate()
+    except KeyboardInterrupt:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise BookError(f"{notebook}: interrupted; its kernel and servers were stopped") from None
+    if child.returncode != 0:
+        lines = [line for line in errors.strip().splitlines() if line.strip()]
+        raise BookError(lines[-1].removeprefix("error: ") if lines else f"{notebook} failed (exit {child.returncode})")
+
+
+def _execute_here(notebook: Path, destination: Path, parameters: dict) -> None:
     """Run one chapter with papermill into ``destination``; a failure names the cell and the error."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -124,13 +153,24 @@ def execute_all(names: list[str], parameters: dict) -> list[Path]:
             f"see each chapter's 'parameters' cell"
         )
     before = set(server_processes())
-    for notebook, accepted in plans:
-        print(f"executing {notebook} {accepted or ''}", flush=True)
-        execute(notebook, EXECUTED / notebook, accepted)
-    leaked = set(server_processes()) - before
+    try:
+        for notebook, accepted in plans:
+            print(f"executing {notebook} {accepted or ''}", flush=True)
+            execute(notebook, EXECUTED / notebook, accepted)
+    finally:
+        leaked = _wait_for_servers_to_exit(before)
+        sweep_orphan_workdirs()
     if leaked:
         raise BookError(f"server processes outlived the chapters that started them: {sorted(leaked)}")
     return selected
+
+
+def _wait_for_servers_to_exit(before: set[int], timeout_s: float = 5.0) -> set[int]:
+    """Servers started since ``before`` that are still running after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (leaked := set(server_processes()) - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return leaked
 
 
 def vega_bundle() -> Path:
@@ -222,6 +262,14 @@ def refresh(names: list[str], parameters: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_execute-one"]:  # the child process of `execute`
+        try:
+            _execute_here(Path(argv[1]), Path(argv[2]), json.loads(argv[3]))
+        except BookError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     parser = argparse.ArgumentParser(prog="python -m experiments.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["all", "execute", "build", "refresh"])
     parser.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")

@@ -39,6 +39,7 @@ from typing import Callable
 import redis
 
 from experiments.errors import MissingBinaryError, PortInUseError, ServerStartError
+from experiments.processes import running
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PASSWORD = "cache-book-local"
@@ -106,7 +107,7 @@ def sweep_orphan_workdirs() -> None:
     """Remove server directories left by processes that died without cleaning up (``kill -9``)."""
     for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
         owner = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+        if owner.isdigit() and not running(int(owner)):
             shutil.rmtree(path, ignore_errors=True)
 
 

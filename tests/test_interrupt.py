@@ -1,0 +1,35 @@
+"""Ctrl-C during `make book` stops the run at once, with one line, and leaves no server behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from experiments.paths import ROOT
+from experiments.processes import server_processes
+
+
+def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
+    before = set(server_processes())
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "experiments.book", "execute", "economics"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        # a terminal's foreground job: its own process group, SIGINT at its default
+        preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()),
+    )
+    deadline = time.monotonic() + 60
+    while not set(server_processes()) - before:
+        assert time.monotonic() < deadline and runner.poll() is None, "the chapter never started its servers"
+        time.sleep(0.1)
+    os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C does
+    interrupted = time.monotonic()
+    _, err = runner.communicate(timeout=30)
+    assert time.monotonic() - interrupted < 10
+    assert runner.returncode == 2
+    assert err.strip().splitlines() == ["error: book/economics.ipynb: interrupted; its kernel and servers were stopped"]
+    assert not set(server_processes()) - before
+    assert not list(tmp_path.glob("cachebook-*")), "the interrupted run left server directories behind"

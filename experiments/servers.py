@@ -280,7 +280,67 @@ class _Managed:
 # --------------------------------------------------------------------------- single servers
 
 
-class RedisServer(_Managed):
+class _SingleServer(_Managed):
+    """One server process on a loopback port, in its own directory: start, ready-check, kill, stop.
+
+    Subclasses give the command line (`argv`), the readiness probe (`_ready`, described by
+    ``ready_what``) and a client.
+    """
+
+    binary = ""
+    ready_what = ""
+    host = LOOPBACK
+
+    def __init__(self, *, port: int | None, name: str, startup_timeout_s: float) -> None:
+        self.requested_port = port
+        self.name = name
+        self.startup_timeout_s = startup_timeout_s
+        self.port: int | None = None
+        self.process: ServerProcess | None = None
+        self.workdir: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def argv(self, port: int, workdir: Path) -> list[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _ready(self) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        if self.requested_port is not None:
+            check_port_free(self.requested_port)
+        self.workdir = workdir = make_workdir(self.name)
+        for attempt in range(3):  # an OS-chosen port can be grabbed between choosing and binding
+            self.port = self.requested_port or free_port()
+            self.process = ServerProcess(self.name, self.argv(self.port, workdir), workdir, workdir / "server.log")
+            self.process.start()
+            try:
+                _wait_until(self._ready, self.process, self.startup_timeout_s, self.ready_what)
+                return
+            except ServerStartError:
+                self.process.stop()
+                in_use = "Address already in use" in log_tail(self.process.log_path, 20)
+                if not in_use or self.requested_port is not None or attempt == 2:
+                    raise
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash or a failed host would (for failure experiments)."""
+        if self.process is not None:
+            self.process.signal(signal.SIGKILL)
+            self.process.proc.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+class RedisServer(_SingleServer):
     """A real ``redis-server``: loopback only, password on, no RDB/AOF, foreground, owned by us.
 
     ``extra_args`` are passed as ``--name value`` pairs, e.g. ``("--maxmemory", "2mb")``.
@@ -288,6 +348,7 @@ class RedisServer(_Managed):
     """
 
     binary = "redis-server"
+    ready_what = "answering PING"
 
     def __init__(
         self,
@@ -298,24 +359,13 @@ class RedisServer(_Managed):
         name: str = "redis",
         startup_timeout_s: float = 10.0,
     ) -> None:
-        self.requested_port = port
+        super().__init__(port=port, name=name, startup_timeout_s=startup_timeout_s)
         self.password = password
         self.extra_args = tuple(extra_args)
-        self.name = name
-        self.startup_timeout_s = startup_timeout_s
-        self.port: int | None = None
-        self.process: ServerProcess | None = None
-        self.workdir: Path | None = None
-
-    host = LOOPBACK
 
     @property
     def url(self) -> str:
         return f"redis://:{self.password}@{self.host}:{self.port}/0"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
 
     def argv(self, port: int, workdir: Path) -> list[str]:
         return [
@@ -343,39 +393,8 @@ class RedisServer(_Managed):
         with self.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
             return bool(c.ping())
 
-    def _start(self) -> None:
-        if self.requested_port is not None:
-            check_port_free(self.requested_port)
-        self.workdir = workdir = make_workdir(self.name)
-        for attempt in range(3):  # an OS-chosen port can be grabbed between choosing and binding
-            self.port = self.requested_port or free_port()
-            self.process = ServerProcess(self.name, self.argv(self.port, workdir), workdir, workdir / "server.log")
-            self.process.start()
-            try:
-                _wait_until(self._ready, self.process, self.startup_timeout_s, "answering PING")
-                return
-            except ServerStartError:
-                self.process.stop()
-                in_use = "Address already in use" in log_tail(self.process.log_path, 20)
-                if not in_use or self.requested_port is not None or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def kill(self) -> None:
-        """SIGKILL the server, as a crash would (for failure experiments)."""
-        if self.process is not None:
-            self.process.signal(signal.SIGKILL)
-            self.process.proc.wait()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-
-
-class MemcachedServer(_Managed):
+class MemcachedServer(_SingleServer):
     """A real ``memcached``: loopback TCP only, no UDP, foreground, owned by us.
 
     memcached has no password a standard client speaks (its ASCII auth is experimental and neither
@@ -384,6 +403,7 @@ class MemcachedServer(_Managed):
     """
 
     binary = "memcached"
+    ready_what = "answering `version`"
 
     def __init__(
         self,
@@ -398,25 +418,14 @@ class MemcachedServer(_Managed):
         for label, value in (("memory_mb", memory_mb), ("threads", threads), ("max_item_kb", max_item_kb)):
             if value <= 0:
                 raise ServerStartError(f"{label}={value} must be a positive integer")
-        self.requested_port = port
+        super().__init__(port=port, name=name, startup_timeout_s=startup_timeout_s)
         self.memory_mb, self.threads, self.max_item_kb = memory_mb, threads, max_item_kb
-        self.name = name
-        self.startup_timeout_s = startup_timeout_s
-        self.port: int | None = None
-        self.process: ServerProcess | None = None
-        self.workdir: Path | None = None
-
-    host = LOOPBACK
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-    def argv(self, port: int) -> list[str]:
+    def argv(self, port: int, workdir: Path) -> list[str]:
         return [
             require_binary(self.binary),
             "-l", LOOPBACK,
@@ -441,37 +450,6 @@ class MemcachedServer(_Managed):
         with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
             sock.sendall(b"version\r\n")
             return sock.recv(64).startswith(b"VERSION")
-
-    def _start(self) -> None:
-        if self.requested_port is not None:
-            check_port_free(self.requested_port)
-        self.workdir = workdir = make_workdir(self.name)
-        for attempt in range(3):
-            self.port = self.requested_port or free_port()
-            self.process = ServerProcess(self.name, self.argv(self.port), workdir, workdir / "server.log")
-            self.process.start()
-            try:
-                _wait_until(self._ready, self.process, self.startup_timeout_s, "answering `version`")
-                return
-            except ServerStartError:
-                self.process.stop()
-                in_use = "Address already in use" in log_tail(self.process.log_path, 20)
-                if not in_use or self.requested_port is not None or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def kill(self) -> None:
-        """SIGKILL the node, as a failed host would (for failure experiments)."""
-        if self.process is not None:
-            self.process.signal(signal.SIGKILL)
-            self.process.proc.wait()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
 
 
 # --------------------------------------------------------------------------- groups of servers
@@ -568,30 +546,29 @@ class SentinelSet(_Managed):
             server.stop()
 
 
-class _SentinelProcess:
-    """One ``redis-sentinel`` with a config file of its own (sentinel rewrites it)."""
+class _SentinelProcess(_SingleServer):
+    """One ``redis-sentinel`` of a `SentinelSet`, with a config file of its own (sentinel rewrites it)."""
+
+    binary = "redis-sentinel"
+    ready_what = "answering PING"
 
     def __init__(self, owner: SentinelSet, name: str) -> None:
-        self.owner, self.name = owner, name
-        self.port: int | None = None
-        self.process: ServerProcess | None = None
-        self.workdir: Path | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
+        super().__init__(port=None, name=name, startup_timeout_s=owner.startup_timeout_s)
+        self.owner = owner
 
     def client(self) -> redis.Redis:
         return redis.Redis(host=LOOPBACK, port=self.port, password=self.owner.password,
                            protocol=2, socket_timeout=1, socket_connect_timeout=1, decode_responses=True)
 
-    def start(self) -> "_SentinelProcess":
+    def _ready(self) -> bool:
+        with self.client() as c:
+            return bool(c.ping())
+
+    def argv(self, port: int, workdir: Path) -> list[str]:
         o = self.owner
-        self.workdir = workdir = make_workdir(self.name)
-        self.port = free_port()
         conf = workdir / "sentinel.conf"
         conf.write_text("\n".join([
-            f"port {self.port}",
+            f"port {port}",
             f"bind {LOOPBACK}",
             "daemonize no",
             'logfile ""',
@@ -604,19 +581,7 @@ class _SentinelProcess:
             f"sentinel failover-timeout {o.master_name} {o.failover_timeout_ms}",
             "",
         ]))
-        argv = [require_binary("redis-sentinel"), str(conf)]
-        self.process = ServerProcess(self.name, argv, workdir, workdir / "server.log")
-        self.process.start()
-        with self.client() as c:
-            _wait_until(lambda: bool(c.ping()), self.process, o.startup_timeout_s, "answering PING")
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
+        return [require_binary(self.binary), str(conf)]
 
 
 class RedisClusterSet(_Managed):

@@ -3,7 +3,9 @@
 A ``with`` block cannot span notebook cells, so a chapter opens a `Lab` in an early cell and closes
 it in the last. The servers it starts are tied to the kernel: `Lab.close` (last cell), the ``atexit``
 hook of `experiments.servers` (kernel shutdown) and ``PR_SET_PDEATHSIG`` (kernel killed) each stop
-them. In IPython, a `BookError` is shown as its one-line message instead of a traceback.
+them. In IPython, a `BookError` is shown as its one-line message instead of a traceback; the
+handler is installed when this module is imported, so it covers the parameter check that a chapter
+runs right after its imports.
 """
 
 from __future__ import annotations
@@ -12,9 +14,16 @@ from experiments.endpoints import MemcachedTarget, RedisTarget, open_memcached, 
 from experiments.errors import BookError
 
 
-def _show_one_line(shell, etype, value, tb, tb_offset=None):
-    print(f"{etype.__name__}: {value}")
-    return None
+def _show_one_line(shell, etype, value, tb, tb_offset=None) -> list[str]:
+    """IPython custom-exception handler: the 'traceback' of a `BookError` is its one-line message.
+
+    IPython discards the handler's return value for errors raised by cell code, so the handler
+    publishes the error itself; the kernel then reports it with its name and message (papermill
+    and nbval read those) and the notebook shows one line.
+    """
+    stb = [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 def install_error_handler() -> None:
@@ -28,11 +37,13 @@ def install_error_handler() -> None:
         shell.set_custom_exc((BookError,), _show_one_line)
 
 
+install_error_handler()
+
+
 class Lab:
     """The endpoints of one chapter run: started lazily, stopped by `close` (or by the kernel's end)."""
 
     def __init__(self, *, redis_url: str = "", memcached_servers: str = "") -> None:
-        install_error_handler()
         self._redis_url, self._memcached_servers = redis_url, memcached_servers
         self._redis: RedisTarget | None = None
         self._memcached: MemcachedTarget | None = None

@@ -88,3 +88,22 @@ def test_external_memcached_deletes_only_its_keys(memcached_server):
     target.close()
     assert theirs.get("their-key") == b"keep me"
     assert theirs.get(target.namespace + "promo:manga-home") is None
+
+
+def test_chapter_runs_on_external_endpoints_and_leaves_them_as_found(redis_server, memcached_server, tmp_path):
+    """Chapter 1 with redis_url / memcached_servers: it uses them, and deletes only its own keys."""
+    import nbformat
+
+    from experiments import book
+
+    theirs = redis_server.client()
+    theirs.set("their:key", b"keep me")
+    keys_before = sorted(theirs.keys("*"))
+    out = tmp_path / "economics.ipynb"
+    book._execute_here(book.Path("book/economics.ipynb"), out,
+                       {"redis_url": redis_server.url, "memcached_servers": memcached_server.address})
+    text = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells
+                   if c.cell_type == "code" for o in c.outputs)
+    assert f"Redis at 127.0.0.1:{redis_server.port} (given as a parameter)" in text
+    assert f"memcached at {memcached_server.address} (given as a parameter)" in text
+    assert sorted(theirs.keys("*")) == keys_before

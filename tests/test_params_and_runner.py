@@ -65,3 +65,9 @@ def test_bad_profile_through_papermill_names_chapter_cell_and_problem():
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: book/economics.ipynb failed in cell")
     assert "ParameterError: profile='fast' is not one of 'quick', 'full'" in lines[0]
+    # and in the notebook itself the error is that one line too, not a traceback
+    import nbformat
+
+    executed = nbformat.read(ROOT / "_build" / "executed" / "book" / "economics.ipynb", as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert [e.traceback for e in errors] == [["ParameterError: profile='fast' is not one of 'quick', 'full'"]]

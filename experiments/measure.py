@@ -41,6 +41,15 @@ def summarize_ms(samples_ms: np.ndarray) -> dict[str, float]:
     }
 
 
+def ecdf(samples: dict[str, np.ndarray], points: int = 200) -> "pd.DataFrame":
+    """Empirical CDFs of several latency samples, thinned to ``points`` quantiles each (for charts)."""
+    import pandas as pd
+
+    q = np.linspace(0, 1, points)
+    return pd.concat([pd.DataFrame({"series": name, "latency_ms": np.quantile(values, q), "fraction": q})
+                      for name, values in samples.items()], ignore_index=True)
+
+
 def machine() -> str:
     """One line describing where timings were taken (CPU model, cores, Python)."""
     model = "unknown CPU"

@@ -50,9 +50,10 @@ def document(family: str, ident: str, size_bytes: int) -> dict:
     else:
         doc = {"asin": ident, "average": round(rng.uniform(3, 5), 2),
                "histogram": [rng.randint(0, 500) for _ in range(5)]}
-    doc["text"] = ""
+    filler = "description" if family in ("product", "price") else "text"
+    doc[filler] = ""
     pad = size_bytes - len(json.dumps(doc))
-    doc["text"] = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(max(pad, 0)))
+    doc[filler] = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(max(pad, 0)))
     return doc
 
 

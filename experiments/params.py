@@ -14,16 +14,18 @@ from experiments.errors import ParameterError
 
 @dataclass(frozen=True)
 class Profile:
-    """How much work an experiment does: repetitions of each timed operation and of slow origin calls."""
+    """How much work an experiment does: repetitions of each timed operation, slow origin calls,
+    and a scale factor for workload sizes (events, keys, requests) that chapters multiply by."""
 
     name: str
     repetitions: int
     origin_calls: int
+    scale: int
 
 
 PROFILES = {
-    "quick": Profile("quick", repetitions=2_000, origin_calls=8),
-    "full": Profile("full", repetitions=20_000, origin_calls=40),
+    "quick": Profile("quick", repetitions=2_000, origin_calls=8, scale=1),
+    "full": Profile("full", repetitions=20_000, origin_calls=40, scale=10),
 }
 
 
@@ -50,10 +52,19 @@ def seed(value) -> int:
     return value
 
 
-def check(*, profile_name: str, seed_value, sizes: dict[str, int] | None = None) -> Profile:
-    """Validate a chapter's common parameters at once; returns the chosen `Profile`."""
+def check(*, profile_name: str, seed_value, sizes: dict[str, int] | None = None,
+          lists: dict[str, list] | None = None) -> Profile:
+    """Validate a chapter's common parameters at once; returns the chosen `Profile`.
+
+    ``sizes`` are single positive integers; ``lists`` are non-empty lists of positive integers.
+    """
     chosen = profile(profile_name)
     seed(seed_value)
     for name, value in (sizes or {}).items():
         positive(name, value)
+    for name, values in (lists or {}).items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ParameterError(f"{name}={values!r} must be a non-empty list of positive integers")
+        for value in values:
+            positive(f"{name} element", value)
     return chosen

@@ -644,6 +644,10 @@ class RedisClusterSet(_Managed):
                 if _info_field(c, "replication", "role") == "slave":
                     _wait_until(lambda: _info_field(c, "replication", "master_link_status") == "up",
                                 node.process, self.startup_timeout_s, "linked to its primary")
+        for node in self.nodes:  # every node must list every replica, or clients cannot read from them
+            with node.client(decode_responses=True) as c:
+                _wait_until(lambda: all(len(r) == 3 + self.n_replicas for r in c.execute_command("CLUSTER", "SLOTS")),
+                            node.process, self.startup_timeout_s, "listing every replica in CLUSTER SLOTS")
 
     def client(self, **kwargs):
         """A redis-py `RedisCluster` client seeded with every node."""

@@ -47,6 +47,7 @@ class Lab:
         self._redis_url, self._memcached_servers = redis_url, memcached_servers
         self._redis: RedisTarget | None = None
         self._memcached: MemcachedTarget | None = None
+        self._owned: list = []
 
     @property
     def redis(self) -> RedisTarget:
@@ -69,12 +70,20 @@ class Lab:
                 parts.append(f"{target.kind} at {target.address} ({origin})")
         return "; ".join(parts) or "no servers opened yet"
 
+    def own(self, servers):
+        """Start ``servers`` (a server or group of `experiments.servers`) and stop it in `close`."""
+        self._owned.append(servers)
+        return servers.start()
+
     def close(self) -> None:
         """Delete this run's keys on external endpoints and stop the servers the book started."""
         for target in (self._redis, self._memcached):
             if target is not None:
                 target.close()
+        for servers in reversed(self._owned):
+            servers.stop()
         self._redis = self._memcached = None
+        self._owned = []
 
     def __enter__(self) -> "Lab":
         return self

@@ -1,0 +1,136 @@
+"""Cluster mode and threads: what Redis's horizontal scaling buys, measured with the field's own tool.
+
+* `benchmark` runs ``redis-benchmark`` (Debian's redis-tools) and parses its CSV: requests per
+  second and latency percentiles.
+* `hot_asin_placement` maps the top-100 product keys onto the cluster's hash slots and shards.
+* `hot_key_load` hammers one product key — a flash sale on one title — and counts the commands each
+  node served, without mitigation, with reads spread over replicas, and behind a near cache.
+
+On a 2-core machine the benchmark client and every server share two cores, so throughput cannot
+grow with shards or I/O threads here; the chapter says so next to each number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import time
+
+import pandas as pd
+import redis
+from redis.cluster import LoadBalancingStrategy
+from redis.crc import key_slot
+
+from experiments.cache import LocalCache
+from experiments.servers import LOOPBACK, RedisServer, require_binary
+
+
+def benchmark(port: int, password: str, *, requests: int, clients: int = 50, cluster: bool = False,
+              threads: int = 1, value_bytes: int = 2048) -> dict:
+    """``redis-benchmark -t get``: requests per second and p50/p99 latency (ms).
+
+    redis-benchmark retries a dead endpoint forever, so the server is pinged first.
+    """
+    try:
+        with redis.Redis(host=LOOPBACK, port=port, password=password, socket_timeout=2,
+                         socket_connect_timeout=2) as probe:
+            probe.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise RuntimeError(f"redis-benchmark has nothing to measure: 127.0.0.1:{port} does not answer ({exc})") from None
+    argv = [require_binary("redis-benchmark"), "-h", LOOPBACK, "-p", str(port), "-a", password,
+            "-t", "get", "-n", str(requests), "-c", str(clients), "-d", str(value_bytes), "-r", "100000",
+            "--threads", str(threads), "--csv"]
+    if cluster:
+        argv.append("--cluster")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"redis-benchmark failed: {out.stderr.strip()[-300:]}")
+    table = out.stdout[out.stdout.index('"test"'):]  # cluster mode prints its node list first
+    rows = [r for r in csv.DictReader(io.StringIO(table)) if r.get("test", "").startswith("GET")]
+    row = rows[-1]
+    return {"rps": float(row["rps"]), "p50_ms": float(row["p50_latency_ms"]), "p99_ms": float(row["p99_latency_ms"])}
+
+
+def _shard_of_slot(cluster) -> dict[int, str]:
+    """Slot → the address of the primary that owns it (from ``CLUSTER SLOTS``)."""
+    owner = {}
+    with cluster.nodes[0].client(decode_responses=True) as c:
+        for start, end, primary, *_ in c.execute_command("CLUSTER", "SLOTS"):
+            for slot in range(int(start), int(end) + 1):
+                owner[slot] = f"{primary[0]}:{primary[1]}"
+    return owner
+
+
+def hot_asin_placement(cluster, hot_asins: list[str]) -> pd.DataFrame:
+    """Which primary holds each hot product key: counts per shard."""
+    owner = _shard_of_slot(cluster)
+    shards = sorted(set(owner.values()))
+    rows = [{"key": f"product:{a}", "slot": key_slot(f"product:{a}".encode()),
+             "shard": f"shard {shards.index(owner[key_slot(f'product:{a}'.encode())]) + 1}"} for a in hot_asins]
+    return pd.DataFrame(rows)
+
+
+def _commands_per_node(cluster) -> dict[str, int]:
+    counts = {}
+    for node in cluster.nodes:
+        with node.client(decode_responses=True) as c:
+            counts[f"127.0.0.1:{node.port}"] = int(c.info("stats")["total_commands_processed"])
+    return counts
+
+
+def _roles(cluster) -> dict[str, str]:
+    roles = {}
+    for node in cluster.nodes:
+        with node.client(decode_responses=True) as c:
+            role = c.info("replication")["role"]
+            roles[f"127.0.0.1:{node.port}"] = "primary" if role == "master" else "replica"
+    return roles
+
+
+def hot_key_load(cluster, *, reads: int, near_cache_ttl_s: int = 1) -> pd.DataFrame:
+    """One product read ``reads`` times: the busiest node's share of the commands, per mitigation."""
+    key = "product:B08X1YRSTR"
+    writer = cluster.client()
+    writer.set(key, b"x" * 2048, ex=300)
+    roles = _roles(cluster)
+    setups = {
+        "no mitigation": (cluster.client(), None),
+        "reads spread over primary and replica": (
+            cluster.client(load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN), None),
+        f"near cache in the task ({near_cache_ttl_s} s TTL)": (cluster.client(), LocalCache()),
+    }
+    rows = []
+    for name, (client, near) in setups.items():
+        client.get(key)  # warm the slot map and connections before counting
+        before = _commands_per_node(cluster)
+        start = time.perf_counter()
+        for _ in range(reads):
+            if near is not None and near.get(key) is not None:
+                continue
+            value = client.get(key)
+            if near is not None:
+                near.set(key, value, near_cache_ttl_s)
+        elapsed = time.perf_counter() - start
+        after = _commands_per_node(cluster)
+        served = {node: after[node] - before[node] - 1 for node in after}  # minus our own INFO
+        busiest = max(served, key=served.get)
+        rows.append({"setup": name, "reads": reads, "busiest_node_role": roles[busiest],
+                     "busiest_node_commands": served[busiest],
+                     "busiest_node_share": served[busiest] / max(1, sum(served.values())),
+                     "server_commands": sum(served.values()), "seconds": elapsed})
+        client.close()
+    return pd.DataFrame(rows)
+
+
+def throughput(cluster, *, requests: int) -> pd.DataFrame:
+    """GET throughput of one node, of the cluster, and of one node with ``io-threads 2``."""
+    rows = []
+    with RedisServer(name="redis-bench") as single:
+        rows.append({"setup": "1 node", **benchmark(single.port, single.password, requests=requests)})
+    rows.append({"setup": f"cluster, {cluster.n_primaries} primaries",
+                 **benchmark(cluster.nodes[0].port, cluster.password, requests=requests, cluster=True)})
+    with RedisServer(name="redis-io-threads", extra_args=("--io-threads", "2", "--io-threads-do-reads", "yes")) as threaded:
+        rows.append({"setup": "1 node, io-threads 2",
+                     **benchmark(threaded.port, threaded.password, requests=requests, threads=2)})
+    return pd.DataFrame(rows)

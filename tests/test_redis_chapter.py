@@ -1,0 +1,116 @@
+"""The Redis chapter's experiments on real servers, small: structures, invalidation, failover,
+cluster, evictions; and the findings and ledger rows computed from them.
+
+The fault experiments (failover, a lost acknowledged invalidation, a missed pub/sub event) are the
+ones `make soak` repeats 20 times.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import evictions, failover, invalidation, redis_claims, scaleout, structures
+from experiments.endpoints import open_redis
+from experiments.ledger import Ledger
+from experiments.servers import RedisClusterSet
+
+
+@pytest.fixture(scope="module")
+def results():
+    target = open_redis("")
+    with failover.ParallelSets([1000, 1000]) as sets, RedisClusterSet() as cluster, \
+            evictions.eviction_server() as evicting:
+        pubsub, stream = invalidation.PubSubInvalidator(target).start(), invalidation.StreamInvalidator(target).start()
+        try:
+            r = redis_claims.RedisResults(
+                product_layouts=structures.compare_product_layouts(target, size_bytes=2048, repetitions=50),
+                reco_layouts=structures.compare_reco_layouts(target, repetitions=50),
+                pubsub_ms=invalidation.event_to_gone_ms(pubsub, 100, progress=False),
+                stream_ms=invalidation.event_to_gone_ms(stream, 100, progress=False),
+                ttl_only=invalidation.ttl_only_staleness(),
+                missed=pd.DataFrame([invalidation.missed_event(pubsub, downtime_s=0.2),
+                                                       invalidation.missed_event(stream, downtime_s=0.2)]),
+                failovers=failover.failover_sweep(sets.groups[:1], keys=2000),
+                lost=failover.lost_invalidation(sets.groups[1], ttl_s=900),
+                placement=scaleout.hot_asin_placement(cluster, [f"B{n:09d}" for n in range(100)]),
+                hot_key=scaleout.hot_key_load(cluster, reads=2000),
+                throughput=scaleout.throughput(cluster, requests=2000),
+                evictions=evictions.watch_evictions(evicting, keys=4000),
+            )
+        finally:
+            pubsub.stop()
+            stream.stop()
+            target.close()
+    return r
+
+
+def test_every_finding_holds(results):
+    findings = redis_claims.findings(results)
+    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+
+
+def test_failover_keeps_every_key_and_recovers_within_bounds(results):
+    row = results.failovers.iloc[0]
+    assert row.keys_after == row.keys_before == 2000
+    assert 1.0 <= row.promotion_s <= 6.0 and row.first_read_s <= 10.0
+
+
+def test_acknowledged_delete_is_lost_and_replay_fixes_it(results):
+    lost = results.lost
+    assert (lost["delete_acknowledged"], lost["replicas_with_delete"]) == (1, 0)
+    assert lost["served_after_failover"] == "yesterday's 20%-off coupon"
+    assert lost["stale_for_s_without_mitigation"] > 800 and lost["stale_for_s_with_replay"] < 10
+    table = failover.mitigations(lost, ttl_cap_s=60)
+    assert table.stale_for_s.min() == lost["stale_for_s_with_replay"]
+
+
+def test_pubsub_loses_and_stream_keeps_a_missed_event(results):
+    missed = results.missed.set_index("transport")
+    assert not missed.loc["PubSub", "caught_up"] and missed.loc["PubSub", "stale_window_s"] > 800
+    assert missed.loc["Stream", "caught_up"] and missed.loc["Stream", "stale_window_s"] < 1.5
+
+
+def test_ttl_only_staleness_is_half_the_ttl_on_average(results):
+    table = results.ttl_only.set_index("family")
+    assert table.loc["product", "mean_stale_s"] == 150 and table.loc["review", "max_stale_s"] == 3600
+    assert "price" not in table.index
+
+
+def test_layouts_and_placement_are_deterministic(results):
+    by_read = results.product_layouts.set_index(["layout", "read"])
+    assert by_read.loc[("hash", "recommendation: HMGET 3 fields"), "bytes_returned"] == 45
+    assert sorted(results.placement.shard.value_counts()) == [32, 34, 34]
+
+
+def test_evictions_are_counted_and_named(results):
+    assert results.evictions["evicted_keys_counter"] == results.evictions["eviction_notifications"] > 0
+
+
+def test_findings_fail_when_the_facts_change(results):
+    broken = copy.deepcopy(results)
+    broken.lost["gone_after_replay"] = False
+    broken.pubsub_ms = np.full(100, 80.0)
+    broken.failovers.loc[0, "keys_after"] = 1999
+    findings = redis_claims.findings(broken)
+    assert not findings["replaying recent invalidations after the failover removed it"]
+    assert not findings["pub/sub invalidation reaches the key in < 50 ms at p99"]
+    assert not findings["every key survived the primary's SIGKILL on the promoted replica"]
+
+
+def test_ledger_rows_and_summary_row(results):
+    table = redis_claims.record_claims(Ledger("redis"), results)
+    verdicts = dict(zip(table.claim_id, table.verdict))
+    assert verdicts["summary.redis.consistency"] == "fails" and verdicts["redis.failover-warm"] == "holds"
+    assert list(redis_claims.summary_row(results).column) == ["Latency", "Invalidation", "Consistency",
+                                                               "Key failure risk"]
+
+
+def test_benchmark_rejects_a_dead_port():
+    from experiments.servers import free_port
+
+    with pytest.raises(RuntimeError, match="does not answer"):
+        scaleout.benchmark(free_port(), "x", requests=10)

@@ -29,9 +29,9 @@ lab: setup
 refresh: setup
 	$(PY) -m experiments.book refresh $(PARAMS)
 
-## Repeat the fault-injection tests to measure flakiness and leaks (not part of CI).
+## Repeat the fault-injection tests 20 times: pass count and leaked servers (not part of CI).
 soak: setup
-	for i in $$(seq 20); do $(PY) -m pytest -q -x tests/test_servers.py || exit 1; done
+	bash scripts/soak.sh 20
 
 clean:
 	find _build -mindepth 1 -maxdepth 1 ! -name venv -exec rm -rf {} +

@@ -64,14 +64,14 @@ def latency_dots(frame: pd.DataFrame, *, x: str, y: str, color: str, shape: str,
 
 
 def lines(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_title: str,
-          y_title: str, log_y: bool = False, log_x: bool = False, x_format: str = "",
+          y_title: str, log_y: bool = False, log_x: bool = False, x_format: str | None = None,
           points: bool = True) -> alt.Chart:
     """Lines of ``y`` against ``x``, one per ``color`` value, with a hover tooltip."""
     return (
         alt.Chart(frame, title=title)
         .mark_line(point=points)
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format),
+            x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format) if x_format else alt.Axis(),
                     scale=alt.Scale(type="log") if log_x else alt.Scale()),
             y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log_y else alt.Scale()),
             color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
@@ -86,6 +86,7 @@ def share_bars(frame: pd.DataFrame, *, x: str, y: str, title: str, x_title: str)
         alt.Chart(frame, title=title)
         .mark_bar()
         .encode(x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-                y=alt.Y(f"{y}:N", title="", sort=None), tooltip=list(frame.columns))
+                y=alt.Y(f"{y}:N", title="", sort=None, axis=alt.Axis(labelLimit=320)),
+                tooltip=list(frame.columns))
         .properties(height=alt.Step(36))
     )

@@ -171,3 +171,13 @@ def mitigations(lost: dict, *, ttl_cap_s: int) -> pd.DataFrame:
         {"mitigation": f"cap the TTL at {ttl_cap_s} s", "stale_for_s": float(ttl_cap_s),
          "how it is known": "bound: the entry cannot outlive its TTL"},
     ])
+
+
+def recovery_chart_frame(failovers: pd.DataFrame) -> pd.DataFrame:
+    """Long table for the recovery chart, with the detection time itself as a reference series."""
+    frame = failovers.assign(detection_s=failovers.down_after_ms / 1000)
+    long = frame.melt(id_vars="down_after_ms", value_vars=["detection_s", "promotion_s", "first_read_s"],
+                      var_name="event", value_name="seconds")
+    long["event"] = long.event.map({"detection_s": "failure detected (down-after)",
+                                    "promotion_s": "replica promoted", "first_read_s": "client reads again"})
+    return long

@@ -118,6 +118,7 @@ def hot_key_load(cluster, *, reads: int, near_cache_ttl_s: int = 1) -> pd.DataFr
         rows.append({"setup": name, "reads": reads, "busiest_node_role": roles[busiest],
                      "busiest_node_commands": served[busiest],
                      "busiest_node_share": served[busiest] / max(1, sum(served.values())),
+                     "reads_reaching_busiest_node": min(1.0, served[busiest] / reads),
                      "server_commands": sum(served.values()), "seconds": elapsed})
         client.close()
     return pd.DataFrame(rows)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Repeat the fault-injection tests (server lifecycle, failover, lost invalidation, missed events)
+# N times; count the passing rounds and any server process left behind after a round.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-20}
+PY=_build/venv/bin/python
+servers() { ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 ~ /^(redis-server|redis-sentinel|memcached)$/' | wc -l; }
+before=$(servers); passed=0; leaked=0; start=$(date +%s)
+for i in $(seq "$rounds"); do
+  if $PY -m pytest -q -x tests/test_servers.py tests/test_redis_chapter.py >"_build/soak-$i.log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    echo "soak: round $i failed, see _build/soak-$i.log"
+  fi
+  now=$(servers); [ "$now" -gt "$before" ] && leaked=$((leaked + now - before)) && echo "soak: round $i left $((now - before)) servers"
+done
+echo "soak: $passed/$rounds rounds passed, $leaked server processes left behind, $(( $(date +%s) - start )) s"
+[ "$passed" -eq "$rounds" ] && [ "$leaked" -eq 0 ]

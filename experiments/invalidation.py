@@ -1,12 +1,15 @@
 """Event-driven invalidation on Redis: a stand-in for the SNS event bus and the subscriber that
 deletes what an event makes stale.
 
-Two transports for the same invalidation events:
+Three transports for the same invalidation events, each deleting through an `experiments.cache`
+cache (so the same subscriber serves Redis and Memcached):
 
 * `PubSubInvalidator` — Redis pub/sub, what the seed describes. Delivery is at-most-once: an event
   published while the subscriber is disconnected reaches nobody (``PUBLISH`` returns 0) and is gone.
 * `StreamInvalidator` — a Redis Stream read through a consumer group. Events wait in the stream
   until the group reads and acknowledges them, so a subscriber that was away catches up.
+* `QueueInvalidator` — an in-process queue standing in for SNS delivering to an SQS queue the
+  subscriber polls: the cache needs no messaging of its own, only a delete.
 
 Both run the subscriber in a thread of this process and record, for each event, the moment the
 ``DEL`` of the affected key was acknowledged, on the same clock as the publisher's timestamp.
@@ -30,8 +33,8 @@ from experiments.keydesign import load as load_key_design
 class _Invalidator:
     """A subscriber thread that deletes the key named in each event and reports when it did."""
 
-    def __init__(self, target) -> None:
-        self.target = target
+    def __init__(self, cache) -> None:
+        self.cache = cache
         self.done: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,7 +54,7 @@ class _Invalidator:
         self._disconnect()
 
     def _apply(self, event: dict) -> None:
-        self.target.client.delete(self.target.namespace + event["key"])
+        self.cache.delete(event["key"])
         self.done.put((event["seq"], time.perf_counter_ns()))
 
     def wait_for(self, seq: int, timeout_s: float) -> int | None:
@@ -79,13 +82,13 @@ class _Invalidator:
 class PubSubInvalidator(_Invalidator):
     """Invalidation over Redis pub/sub (at-most-once)."""
 
-    def __init__(self, target) -> None:
-        super().__init__(target)
-        self.channel = target.namespace + "events:catalog"
+    def __init__(self, cache) -> None:
+        super().__init__(cache)
+        self.channel = cache.target.namespace + "events:catalog"
         self._pubsub = None
 
     def _connect(self) -> None:
-        self._pubsub = self.target.client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self.cache.client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(self.channel)
 
     def _disconnect(self) -> None:
@@ -101,7 +104,7 @@ class PubSubInvalidator(_Invalidator):
 
     def publish(self, seq: int, key: str) -> int:
         """Publish an invalidation; returns how many subscribers received it."""
-        return self.target.client.publish(self.channel, json.dumps({"seq": seq, "key": key}))
+        return self.cache.client.publish(self.channel, json.dumps({"seq": seq, "key": key}))
 
 
 class StreamInvalidator(_Invalidator):
@@ -109,12 +112,12 @@ class StreamInvalidator(_Invalidator):
 
     GROUP = "invalidators"
 
-    def __init__(self, target) -> None:
-        super().__init__(target)
-        self.stream = target.namespace + "events:catalog:stream"
-        target.written.add("events:catalog:stream")
+    def __init__(self, cache) -> None:
+        super().__init__(cache)
+        self.stream = cache.target.namespace + "events:catalog:stream"
+        cache.target.written.add("events:catalog:stream")
         try:
-            target.client.xgroup_create(self.stream, self.GROUP, id="$", mkstream=True)
+            cache.client.xgroup_create(self.stream, self.GROUP, id="$", mkstream=True)
         except redis.ResponseError as exc:  # the group exists already
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -126,7 +129,7 @@ class StreamInvalidator(_Invalidator):
         pass
 
     def _run(self) -> None:
-        client = self.target.client
+        client = self.cache.client
         while not self._stop.is_set():
             replies = client.xreadgroup(self.GROUP, "invalidator-1", {self.stream: ">"}, count=100, block=50)
             for _, entries in replies or []:
@@ -136,18 +139,43 @@ class StreamInvalidator(_Invalidator):
 
     def publish(self, seq: int, key: str) -> bytes:
         """Append an invalidation to the stream (kept until the group acknowledges it)."""
-        return self.target.client.xadd(self.stream, {"event": json.dumps({"seq": seq, "key": key})},
+        return self.cache.client.xadd(self.stream, {"event": json.dumps({"seq": seq, "key": key})},
                                        maxlen=10_000, approximate=True)
 
 
+class QueueInvalidator(_Invalidator):
+    """Invalidation through a queue the subscriber drains (SNS → SQS stand-in); events wait while it is away."""
+
+    def __init__(self, cache) -> None:
+        super().__init__(cache)
+        self.bus: queue.Queue = queue.Queue()
+
+    def _connect(self) -> None:
+        pass
+
+    def _disconnect(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                event = self.bus.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self._apply(event)
+
+    def publish(self, seq: int, key: str) -> int:
+        """Enqueue an invalidation (kept until the subscriber takes it)."""
+        self.bus.put({"seq": seq, "key": key})
+        return 1
+
+
 def event_to_gone_ms(invalidator: _Invalidator, events: int, *, progress: bool = True) -> np.ndarray:
-    """Latency from publishing an event to the affected key's ``DEL`` being acknowledged, per event."""
-    client, ns = invalidator.target.client, invalidator.target.namespace
+    """Latency from publishing an event to the affected key's delete being acknowledged, per event."""
     latencies = np.empty(events)
     for seq in tqdm(range(events), desc=type(invalidator).__name__, disable=not progress, mininterval=1):
         key = f"promo:section-{seq % 200}"
-        client.set(ns + key, b"old promotion", ex=900)
-        invalidator.target.written.add(key)
+        invalidator.cache.set(key, b"old promotion", 900)
         start = time.perf_counter_ns()
         invalidator.publish(seq, key)
         finished = invalidator.wait_for(seq, timeout_s=5)
@@ -173,20 +201,20 @@ def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 9
     stale after the subscriber came back, and the stale window: until the ``DEL`` if the event was
     caught up, else until the TTL expires (the key's remaining TTL).
     """
-    target = invalidator.target
+    cache = invalidator.cache
     key = "promo:manga-home"
-    target.client.set(target.key(key), b"yesterday's 20%-off coupon", ex=ttl_s)
+    cache.set(key, b"yesterday's 20%-off coupon", ttl_s)
     invalidator.stop()
     start = time.perf_counter_ns()
     reached = invalidator.publish(10**9, key)
     time.sleep(downtime_s)
     invalidator.start()
     finished = invalidator.wait_for(10**9, timeout_s=2)
-    stale_now = target.client.get(target.namespace + key) is not None
+    stale_now = cache.get(key) is not None
     if finished is not None:
         window_s = (finished - start) / 1e9
-    else:
-        window_s = (time.perf_counter_ns() - start) / 1e9 + target.client.ttl(target.namespace + key)
+    else:  # nothing will delete it: stale until the TTL set above runs out
+        window_s = ttl_s
     return {"transport": type(invalidator).__name__.replace("Invalidator", ""),
             "delivered_at_publish": int(reached) if isinstance(reached, int) else 0,
             "caught_up": finished is not None, "stale_after_restart": stale_now,

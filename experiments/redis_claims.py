@@ -54,6 +54,8 @@ def headline(r: RedisResults) -> dict[str, float]:
         "stream_p50_ms": float(np.percentile(r.stream_ms, 50)),
         "stream_p99_ms": float(np.percentile(r.stream_ms, 99)),
         "product_mean_stale_s": float(r.ttl_only.set_index("family").loc["product", "mean_stale_s"]),
+        "ttl_vs_event_ratio": float(r.ttl_only.set_index("family").loc["product", "mean_stale_s"])
+        / (float(np.percentile(r.pubsub_ms, 99)) / 1000),
         "promo_max_stale_s": float(r.ttl_only.set_index("family").loc["promo", "max_stale_s"]),
         "missed_pubsub_stale_s": float(r.missed.set_index("transport").loc["PubSub", "stale_window_s"]),
         "missed_stream_stale_s": float(r.missed.set_index("transport").loc["Stream", "stale_window_s"]),

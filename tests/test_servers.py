@@ -99,7 +99,9 @@ OWNER = textwrap.dedent("""
 
 
 def start_owner(kind: str) -> tuple[subprocess.Popen, list[int]]:
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, kind], stdout=subprocess.PIPE, text=True)
+    # SIGINT restored to its default: a job started in the background by a shell inherits it ignored
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, kind], stdout=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = owner.stdout.readline()
     assert line, "the owner process died before reporting its servers"
     pids = json.loads(line)
@@ -117,9 +119,13 @@ def test_sigkill_of_the_owner_kills_every_server_within_2_s():
 
 def test_sigint_of_the_owner_stops_its_servers():
     owner, pids = start_owner("single")
-    owner.send_signal(signal.SIGINT)
-    owner.wait(timeout=10)
-    assert gone_within(pids, 2.0)
+    try:
+        owner.send_signal(signal.SIGINT)
+        owner.wait(timeout=10)
+        assert gone_within(pids, 2.0)
+    finally:
+        owner.kill()
+        owner.wait()
 
 
 def test_missing_binary_names_the_package(monkeypatch):

@@ -34,7 +34,7 @@ import yaml
 
 from experiments.errors import BookError, ParameterError
 from experiments.paths import BUILD, ROOT
-from experiments.processes import server_processes
+from experiments.processes import SESSION_ENV, server_processes
 from experiments.servers import sweep_orphan_workdirs
 
 EXECUTED = BUILD / "executed"
@@ -152,23 +152,23 @@ def execute_all(names: list[str], parameters: dict) -> list[Path]:
             f"no selected chapter declares parameter(s) {', '.join(sorted(unknown))}; "
             f"see each chapter's 'parameters' cell"
         )
-    before = set(server_processes())
+    session = os.environ.setdefault(SESSION_ENV, f"book-{os.getpid()}")
     try:
         for notebook, accepted in plans:
             print(f"executing {notebook} {accepted or ''}", flush=True)
             execute(notebook, EXECUTED / notebook, accepted)
     finally:
-        leaked = _wait_for_servers_to_exit(before)
+        leaked = _wait_for_servers_to_exit(session)
         sweep_orphan_workdirs()
     if leaked:
         raise BookError(f"server processes outlived the chapters that started them: {sorted(leaked)}")
     return selected
 
 
-def _wait_for_servers_to_exit(before: set[int], timeout_s: float = 5.0) -> set[int]:
-    """Servers started since ``before`` that are still running after ``timeout_s``."""
+def _wait_for_servers_to_exit(session: str, timeout_s: float = 5.0) -> set[int]:
+    """Servers of this run's ``session`` that are still running after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while (leaked := set(server_processes()) - before) and time.monotonic() < deadline:
+    while (leaked := set(server_processes(session))) and time.monotonic() < deadline:
         time.sleep(0.1)
     return leaked
 

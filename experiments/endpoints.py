@@ -111,9 +111,14 @@ class RedisTarget(Target):
 class MemcachedTarget(Target):
     """A memcached endpoint (one node, or several behind pymemcache's `HashClient`)."""
 
-    def __init__(self, client, address: str, server: MemcachedServer | None) -> None:
+    def __init__(self, connect, address: str, server: MemcachedServer | None) -> None:
         super().__init__("memcached", address, _namespace(), server)
-        self.client = client
+        self.connect = connect
+        self.client = connect()
+
+    def new_client(self):
+        """Another client to the same endpoint (pymemcache clients are not thread-safe)."""
+        return self.connect()
 
     def close(self) -> None:
         """Delete the keys this run wrote (memcached cannot list keys), close, stop an owned server."""
@@ -168,7 +173,7 @@ def open_memcached(memcached_servers: str | None = None) -> MemcachedTarget:
     spec = memcached_servers if memcached_servers else os.environ.get(MEMCACHED_ENV, "")
     if not spec:
         server = MemcachedServer().start()
-        return MemcachedTarget(server.client(), server.address, server)
+        return MemcachedTarget(server.client, server.address, server)
     servers = parse_memcached_servers(spec)
     for host, port in servers:
         try:
@@ -182,5 +187,8 @@ def open_memcached(memcached_servers: str | None = None) -> MemcachedTarget:
                 f"empty so the book starts its own server"
             ) from None
     options = dict(connect_timeout=2, timeout=5, default_noreply=False)
-    client = Client(servers[0], **options) if len(servers) == 1 else HashClient(servers, **options)
-    return MemcachedTarget(client, spec, None)
+
+    def connect():
+        return Client(servers[0], **options) if len(servers) == 1 else HashClient(servers, **options)
+
+    return MemcachedTarget(connect, spec, None)

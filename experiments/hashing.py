@@ -173,3 +173,14 @@ def measure_remap_on_nodes(servers: list, hasher_factory, keys: list[str], *, re
     writer.close()
     reader.close()
     return 1 - found / len(keys)
+
+
+def remap_on_nodes_table(servers: list, keys: list[str]) -> pd.DataFrame:
+    """`measure_remap_on_nodes` for every scheme (3 → 4 nodes), and for replacing a node (rendezvous)."""
+    rows = [{"scheme": name, "moved_fraction": measure_remap_on_nodes(servers, factory, keys),
+             "analytic_fraction": analytic_remap(name, len(servers) - 1), "keys_used": len(keys)}
+            for name, factory in SCHEMES.items()]
+    rows.append({"scheme": "rendezvous, node replaced",
+                 "moved_fraction": measure_remap_on_nodes(servers, RendezvousHash, keys, replace=True),
+                 "analytic_fraction": 1 / 2, "keys_used": len(keys)})
+    return pd.DataFrame(rows)

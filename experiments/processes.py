@@ -27,8 +27,22 @@ def running(pid: int) -> bool:
     return state is not None and state != "Z"
 
 
-def server_processes() -> list[int]:
-    """PIDs of running redis-server, redis-sentinel and memcached processes (any owner)."""
+SESSION_ENV = "CACHEBOOK_SESSION"
+"""Environment variable that marks every process of one run (a test session, a book build); servers
+inherit it from whoever started them, so a run can tell its servers from those of a concurrent run."""
+
+
+def _in_session(pid: int, session: str) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"{SESSION_ENV}={session}".encode() in environ
+
+
+def server_processes(session: str | None = None) -> list[int]:
+    """PIDs of running redis-server, redis-sentinel and memcached processes — of one run's session if
+    ``session`` is given, else of any owner."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -37,6 +51,6 @@ def server_processes() -> list[int]:
             name = Path(f"/proc/{entry}/comm").read_text().strip()
         except OSError:
             continue
-        if name in SERVER_NAMES and running(int(entry)):
+        if name in SERVER_NAMES and running(int(entry)) and (session is None or _in_session(int(entry), session)):
             found.append(int(entry))
     return sorted(found)

@@ -77,8 +77,8 @@ def headline(r: RedisResults) -> dict[str, float]:
         "single_rps": float(r.throughput.set_index("setup").iloc[0].rps),
         "cluster_rps": float(r.throughput.set_index("setup").iloc[1].rps),
         "io_threads_rps": float(r.throughput.set_index("setup").iloc[2].rps),
-        "evicted_counter": int(r.evictions["evicted_keys_counter"]),
-        "evicted_notified": int(r.evictions["eviction_notifications"]),
+        "evicted_counter": int(r.evictions["evictions_counted"]),
+        "evicted_notified": int(r.evictions["evictions_named"]),
     }
 
 

@@ -1,7 +1,7 @@
 """Cluster mode and threads: what Redis's horizontal scaling buys, measured with the field's own tool.
 
-* `benchmark` runs ``redis-benchmark`` (Debian's redis-tools) and parses its CSV: requests per
-  second and latency percentiles.
+* `throughput` runs ``redis-benchmark`` (`experiments.loadgen`) against one node, the cluster, and
+  one node with I/O threads.
 * `hot_asin_placement` maps the top-100 product keys onto the cluster's hash slots and shards.
 * `hot_key_load` hammers one product key — a flash sale on one title — and counts the commands each
   node served, without mitigation, with reads spread over replicas, and behind a near cache.
@@ -12,44 +12,15 @@ grow with shards or I/O threads here; the chapter says so next to each number.
 
 from __future__ import annotations
 
-import csv
-import io
-import subprocess
 import time
 
 import pandas as pd
-import redis
 from redis.cluster import LoadBalancingStrategy
 from redis.crc import key_slot
 
 from experiments.cache import LocalCache
-from experiments.servers import LOOPBACK, RedisServer, require_binary
-
-
-def benchmark(port: int, password: str, *, requests: int, clients: int = 50, cluster: bool = False,
-              threads: int = 1, value_bytes: int = 2048) -> dict:
-    """``redis-benchmark -t get``: requests per second and p50/p99 latency (ms).
-
-    redis-benchmark retries a dead endpoint forever, so the server is pinged first.
-    """
-    try:
-        with redis.Redis(host=LOOPBACK, port=port, password=password, socket_timeout=2,
-                         socket_connect_timeout=2) as probe:
-            probe.ping()
-    except (redis.RedisError, OSError) as exc:
-        raise RuntimeError(f"redis-benchmark has nothing to measure: 127.0.0.1:{port} does not answer ({exc})") from None
-    argv = [require_binary("redis-benchmark"), "-h", LOOPBACK, "-p", str(port), "-a", password,
-            "-t", "get", "-n", str(requests), "-c", str(clients), "-d", str(value_bytes), "-r", "100000",
-            "--threads", str(threads), "--csv"]
-    if cluster:
-        argv.append("--cluster")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise RuntimeError(f"redis-benchmark failed: {out.stderr.strip()[-300:]}")
-    table = out.stdout[out.stdout.index('"test"'):]  # cluster mode prints its node list first
-    rows = [r for r in csv.DictReader(io.StringIO(table)) if r.get("test", "").startswith("GET")]
-    row = rows[-1]
-    return {"rps": float(row["rps"]), "p50_ms": float(row["p50_latency_ms"]), "p99_ms": float(row["p99_latency_ms"])}
+from experiments.loadgen import redis_benchmark
+from experiments.servers import RedisServer
 
 
 def _shard_of_slot(cluster) -> dict[int, str]:
@@ -128,10 +99,10 @@ def throughput(cluster, *, requests: int) -> pd.DataFrame:
     """GET throughput of one node, of the cluster, and of one node with ``io-threads 2``."""
     rows = []
     with RedisServer(name="redis-bench") as single:
-        rows.append({"setup": "1 node", **benchmark(single.port, single.password, requests=requests)})
+        rows.append({"setup": "1 node", **redis_benchmark(single.port, single.password, requests=requests)})
     rows.append({"setup": f"cluster, {cluster.n_primaries} primaries",
-                 **benchmark(cluster.nodes[0].port, cluster.password, requests=requests, cluster=True)})
+                 **redis_benchmark(cluster.nodes[0].port, cluster.password, requests=requests, cluster=True)})
     with RedisServer(name="redis-io-threads", extra_args=("--io-threads", "2", "--io-threads-do-reads", "yes")) as threaded:
         rows.append({"setup": "1 node, io-threads 2",
-                     **benchmark(threaded.port, threaded.password, requests=requests, threads=2)})
+                     **redis_benchmark(threaded.port, threaded.password, requests=requests, threads=2)})
     return pd.DataFrame(rows)

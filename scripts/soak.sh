@@ -5,10 +5,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-20}
 PY=_build/venv/bin/python
-servers() { ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 ~ /^(redis-server|redis-sentinel|memcached)$/' | wc -l; }
+# servers of this soak only: every process it starts carries CACHEBOOK_SESSION (see experiments/processes.py)
+export CACHEBOOK_SESSION="soak-$$"
+servers() { $PY -c 'import os; from experiments.processes import server_processes as s; print(len(s(os.environ["CACHEBOOK_SESSION"])))'; }
 before=$(servers); passed=0; leaked=0; start=$(date +%s)
 for i in $(seq "$rounds"); do
-  if $PY -m pytest -q -x tests/test_servers.py tests/test_redis_chapter.py >"_build/soak-$i.log" 2>&1; then
+  if $PY -m pytest -q -x tests/test_servers.py tests/test_redis_chapter.py tests/test_memcached_chapter.py \
+      >"_build/soak-$i.log" 2>&1; then
     passed=$((passed + 1))
   else
     echo "soak: round $i failed, see _build/soak-$i.log"

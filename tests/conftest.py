@@ -1,8 +1,9 @@
 """Shared fixtures: real servers for the whole session, and a guard that no server outlives a test.
 
-The guard counts redis-server / redis-sentinel / memcached processes before the session and after
-it; any new one is a leak, which fails the run (and is then killed, so one leak does not poison the
-next run).
+The guard marks the session in the environment (every server started by the tests, their
+subprocesses and kernels inherits the mark) and at the end looks for marked redis-server /
+redis-sentinel / memcached processes: any one is a leak, which fails the run and is then killed.
+Servers of a concurrent run (another test session, a book build) carry another mark and are left alone.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ import time
 
 import pytest
 
-from experiments.processes import server_processes
+from experiments.processes import SESSION_ENV, server_processes
 from experiments.servers import MemcachedServer, RedisServer
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_servers():
-    before = set(server_processes())
+    """Servers started by this session (marked through the environment) must all be gone at its end."""
+    session = os.environ.setdefault(SESSION_ENV, f"pytest-{os.getpid()}")
     yield
     deadline = time.monotonic() + 5
-    leaked = set(server_processes()) - before
+    leaked = set(server_processes(session))
     while leaked and time.monotonic() < deadline:
         time.sleep(0.1)
-        leaked = set(server_processes()) - before
+        leaked = set(server_processes(session))
     for pid in leaked:
         os.kill(pid, signal.SIGKILL)
     assert not leaked, f"server processes outlived the test session: {sorted(leaked)}"

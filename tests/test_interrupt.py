@@ -9,20 +9,20 @@ import sys
 import time
 
 from experiments.paths import ROOT
-from experiments.processes import server_processes
+from experiments.processes import SESSION_ENV, server_processes
 
 
 def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
-    before = set(server_processes())
+    session = f"interrupt-test-{os.getpid()}"
     runner = subprocess.Popen(
         [sys.executable, "-m", "experiments.book", "execute", "economics"], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
+        env={**os.environ, "TMPDIR": str(tmp_path), SESSION_ENV: session},
         # a terminal's foreground job: its own process group, SIGINT at its default
         preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()),
     )
     deadline = time.monotonic() + 60
-    while not set(server_processes()) - before:
+    while not server_processes(session):
         assert time.monotonic() < deadline and runner.poll() is None, "the chapter never started its servers"
         time.sleep(0.1)
     os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C does
@@ -31,5 +31,5 @@ def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
     assert time.monotonic() - interrupted < 10
     assert runner.returncode == 2
     assert err.strip().splitlines() == ["error: book/economics.ipynb: interrupted; its kernel and servers were stopped"]
-    assert not set(server_processes()) - before
+    assert not server_processes(session)
     assert not list(tmp_path.glob("cachebook-*")), "the interrupted run left server directories behind"

@@ -1,0 +1,121 @@
+"""The Memcached chapter's experiments on real nodes, small, and the models beside them.
+
+The node-replacement experiment is one of those `make soak` repeats 20 times.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from experiments import (coldnode, evictions, hashing, invalidation, listupdates, loadgen, memcached_claims,
+                         pollmodel)
+from experiments.cache import MemcachedCache
+from experiments.endpoints import open_memcached, open_redis
+from experiments.ledger import Ledger
+from experiments.servers import MemcachedServer
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    servers = [MemcachedServer(name=f"memcached-node{i}").start() for i in range(4)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def results(nodes):
+    redis_target, mc_target = open_redis(""), open_memcached("")
+    subscriber = invalidation.QueueInvalidator(MemcachedCache(mc_target)).start()
+    try:
+        queue_ms = invalidation.event_to_gone_ms(subscriber, 200, progress=False)
+        missed = invalidation.missed_event(subscriber, downtime_s=0.2)
+    finally:
+        subscriber.stop()
+    rate = pollmodel.implied_rate(memcached_claims.SEED_STALE_USERS, memcached_claims.SEED_POLL_S)
+    traffic = coldnode.HotTraffic()
+    cold = coldnode.simulate_replacement(nodes, traffic, seconds=200, replace_at_s=100, seed=3)
+    sample = hashing.sample_keys(20_000, 3)
+    with evictions.eviction_server() as r_evict, evictions.memcached_eviction_server() as m_evict:
+        r = memcached_claims.MemcachedResults(
+            throughput=loadgen.compare_throughput(seconds=1, requests=5000),
+            queue_ms=queue_ms, missed=missed,
+            polling=pollmodel.sweep(rate, [1, 30, 60], trials=4000, seed=3), implied_rate=rate,
+            cold=cold, cold_summary=coldnode.summarize(cold, traffic, replace_at_s=100),
+            remap_insilico=hashing.remap_table([2, 3], sample), vnodes=hashing.vnode_table([1, 200], sample),
+            remap_nodes=hashing.remap_on_nodes_table(nodes, hashing.sample_keys(100_000, 3)),
+            lists=listupdates.compare(redis_target, mc_target, writers=8, updates=50),
+            memcached_evictions=evictions.watch_memcached_evictions(m_evict, keys=4000),
+            redis_evictions=evictions.watch_evictions(r_evict, keys=4000),
+        )
+    redis_target.close()
+    mc_target.close()
+    return r
+
+
+def test_every_finding_holds(results):
+    findings = memcached_claims.findings(results)
+    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+
+
+def test_remap_on_real_nodes_matches_the_analytic_share_within_1_point(results):
+    table = results.remap_nodes.set_index("scheme")
+    for scheme in ("rendezvous (pymemcache default)", "jump hash", "modulo", "rendezvous, node replaced"):
+        measured, analytic = table.loc[scheme, "moved_fraction"], table.loc[scheme, "analytic_fraction"]
+        assert abs(measured - analytic) < 0.01, (scheme, measured, analytic)
+
+
+def test_node_replacement_is_a_ripple_not_an_outage(results):
+    summary = results.cold_summary
+    assert 0 < summary["extra_origin_calls"] < 500 and summary["seconds_over_capacity"] < 60
+    before = results.cold[results.cold.t_s < 100]
+    assert before.hot_misses.iloc[30:].sum() == 0  # warm after 30 s: every hot read hits until the replacement
+
+
+def test_polling_model_and_simulation_agree(results):
+    for row in results.polling.itertuples():
+        assert row.simulated_mean_users == pytest.approx(row.model_mean_users, rel=0.05)
+    assert pollmodel.expected_stale_users(10, 60) == 300 and pollmodel.worst_case_stale_users(10, 60) == 600
+    assert pollmodel.implied_rate(40_000, 60) == pytest.approx(666.67, rel=1e-3)
+
+
+def test_hashers_follow_their_definitions():
+    keys = hashing.sample_keys(5000, 1)
+    for factory in hashing.SCHEMES.values():
+        placement = hashing._placement(factory, hashing.node_names(3), keys)
+        assert set(placement) == set(hashing.node_names(3))
+    jump = hashing.JumpHash()
+    for node in hashing.node_names(5):
+        jump.add_node(node)
+    counts = np.unique([jump.get_node(k) for k in keys], return_counts=True)[1]
+    assert counts.max() / counts.mean() < 1.1
+    assert hashing.analytic_remap("modulo", 3) == 0.75 and hashing.analytic_remap("jump hash", 3) == 0.25
+
+
+def test_lists_lose_updates_only_without_cas(results):
+    lists = results.lists.set_index("store")
+    assert lists.loc["Memcached get/set", "lost_updates"] > 0
+    assert lists.loc["Memcached gets/cas", "lost_updates"] == 0 and lists.loc["Memcached gets/cas", "retries"] > 0
+    assert lists.loc["Redis sorted set", "round_trips_per_update"] == 1
+
+
+def test_findings_fail_when_the_facts_change(results):
+    broken = copy.deepcopy(results)
+    broken.missed["caught_up"] = False
+    broken.cold_summary["seconds_over_capacity"] = 480
+    broken.remap_nodes.loc[broken.remap_nodes.scheme == "rendezvous (pymemcache default)", "moved_fraction"] = 0.3
+    findings = memcached_claims.findings(broken)
+    assert not findings["a queued invalidation survives the subscriber's restart"]
+    assert not findings["replacing a node overloaded the catalog for < 60 s, not 8 minutes"]
+    assert not findings["adding a 4th node moved 1/(N+1) of the keys within 1 point (pymemcache default, real nodes)"]
+
+
+def test_ledger_rows(results):
+    table = memcached_claims.record_claims(Ledger("memcached"), results)
+    verdicts = dict(zip(table.claim_id, table.verdict))
+    assert verdicts["memcached.no-subscriber"] == "fails" and verdicts["memcached.remap"] == "holds"
+    assert verdicts["memcached.multithreaded"] == "unverifiable"
+    assert "not decidable here" in table.set_index("claim_id").loc["memcached.multithreaded", "measured"]

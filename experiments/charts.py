@@ -25,7 +25,7 @@ def _theme() -> alt.theme.ThemeConfig:
             "view": {"continuousWidth": WIDTH, "continuousHeight": HEIGHT, "stroke": None},
             "font": "sans-serif",
             "axis": {"labelFontSize": 12, "titleFontSize": 13, "grid": True, "gridOpacity": 0.4},
-            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "right"},
+            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "right", "labelLimit": 320},
             "title": {"fontSize": 15, "anchor": "start"},
             "range": {"category": PALETTE},
         }

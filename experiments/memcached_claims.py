@@ -66,6 +66,8 @@ def headline(r: MemcachedResults) -> dict[str, float]:
         "product_reads_per_min": SEED_PRODUCT_READS_PER_MIN,
         "ketama_max_load_200": float(r.vnodes.set_index("vnodes").loc[200, "max_over_mean_load"]),
         "ketama_max_load_1": float(r.vnodes.set_index("vnodes").loc[1, "max_over_mean_load"]),
+        "ketama_remap_1": float(r.vnodes.set_index("vnodes").loc[1, "remap_pct"]),
+        "ketama_remap_200": float(r.vnodes.set_index("vnodes").loc[200, "remap_pct"]),
         "lost_without_cas": int(lists.loc["Memcached get/set", "lost_updates"]),
         "list_updates": int(lists.loc["Memcached get/set", "updates"]),
         "cas_retries": int(lists.loc["Memcached gets/cas", "retries"]),

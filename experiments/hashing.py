@@ -184,3 +184,12 @@ def remap_on_nodes_table(servers: list, keys: list[str]) -> pd.DataFrame:
                  "moved_fraction": measure_remap_on_nodes(servers, RendezvousHash, keys, replace=True),
                  "analytic_fraction": 1 / 2, "keys_used": len(keys)})
     return pd.DataFrame(rows)
+
+
+def remap_chart_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Long table for the remap chart: the share each scheme moved, plus the two analytic curves."""
+    computed = table.assign(series=table.scheme + " (computed)", moved_pct=table.computed_pct)
+    analytic = table[table.scheme.isin(["modulo", "jump hash"])].assign(
+        series=lambda d: d.scheme.map({"modulo": "N/(N+1), modulo", "jump hash": "1/(N+1), consistent"}),
+        moved_pct=lambda d: d.analytic_pct)
+    return pd.concat([computed, analytic])[["series", "nodes_before", "moved_pct"]]

@@ -119,3 +119,10 @@ def test_ledger_rows(results):
     assert verdicts["memcached.no-subscriber"] == "fails" and verdicts["memcached.remap"] == "holds"
     assert verdicts["memcached.multithreaded"] == "unverifiable"
     assert "not decidable here" in table.set_index("claim_id").loc["memcached.multithreaded", "measured"]
+
+
+def test_remap_chart_frame_has_both_analytic_curves(results):
+    frame = hashing.remap_chart_frame(results.remap_insilico)
+    assert {"N/(N+1), modulo", "1/(N+1), consistent", "modulo (computed)"} <= set(frame.series)
+    modulo = frame[frame.series == "N/(N+1), modulo"].set_index("nodes_before").moved_pct
+    assert modulo.loc[3] == 75.0

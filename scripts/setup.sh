@@ -13,7 +13,16 @@ missing=()
 for pair in $NEEDED; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+stamp=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+need_venv=no
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  need_venv=yes
+  # Debian's python3 imports `venv` and `ensurepip` fine but cannot create a venv without the
+  # python3-venv package, so only a real attempt tells.
+  probe=$(mktemp -d)
+  python3 -m venv "$probe/venv" >/dev/null 2>&1 || missing+=(python3-venv)
+  rm -rf "$probe"
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -29,8 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq "${missing[@]}" >/dev/null
 fi
 
-stamp=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$stamp" ]; then
+if [ "$need_venv" = yes ]; then
   echo "setup: creating $VENV with the pinned requirements"
   python3 -m venv "$VENV"
   # (pip's notes about this machine's unused local indexes are filtered out; real errors are not)

@@ -63,21 +63,43 @@ def latency_dots(frame: pd.DataFrame, *, x: str, y: str, color: str, shape: str,
     )
 
 
+def _x(x: str, title: str, *, log: bool = False, fmt: str | None = None, values: list | None = None) -> alt.X:
+    axis = {"format": fmt} if fmt else {}
+    if values is not None:
+        axis["values"] = values
+    return alt.X(f"{x}:Q", title=title, axis=alt.Axis(**axis),
+                 scale=alt.Scale(type="log", nice=False) if log else alt.Scale())
+
+
 def lines(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_title: str,
           y_title: str, log_y: bool = False, log_x: bool = False, x_format: str | None = None,
-          points: bool = True) -> alt.Chart:
-    """Lines of ``y`` against ``x``, one per ``color`` value, with a hover tooltip."""
+          points: bool = True, x_values: list | None = None, color_order: list | None = None) -> alt.Chart:
+    """Lines of ``y`` against ``x``, one per ``color`` value (legend in ``color_order``), with a hover tooltip."""
     return (
         alt.Chart(frame, title=title)
         .mark_line(point=points)
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format) if x_format else alt.Axis(),
-                    scale=alt.Scale(type="log") if log_x else alt.Scale()),
+            x=_x(x, x_title, log=log_x, fmt=x_format, values=x_values),
             y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log_y else alt.Scale()),
-            color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+            color=alt.Color(f"{color}:N", title=color.replace("_", " "), sort=color_order),
             tooltip=list(frame.columns),
         )
     )
+
+
+def model_and_simulation(frame: pd.DataFrame, *, x: str, model: str, simulated: str, color: str, title: str,
+                         x_title: str, y_title: str, log_x: bool = False, x_values: list | None = None) -> alt.LayerChart:
+    """A model as lines and its simulation as open circles on top, one colour per ``color`` value.
+
+    Where the two agree the circles sit on the line, which a pair of overlapping lines would hide;
+    say "lines: model, circles: simulation" in the title or caption.
+    """
+    base = alt.Chart(frame, title=title).encode(
+        x=_x(x, x_title, log=log_x, values=x_values),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        tooltip=list(frame.columns))
+    return alt.layer(base.mark_line().encode(y=alt.Y(f"{model}:Q", title=y_title)),
+                     base.mark_point(size=90, filled=False, strokeWidth=2).encode(y=alt.Y(f"{simulated}:Q")))
 
 
 def share_bars(frame: pd.DataFrame, *, x: str, y: str, title: str, x_title: str) -> alt.Chart:

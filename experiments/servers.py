@@ -52,6 +52,7 @@ APT_PACKAGE = {
     "redis-benchmark": "redis-tools",
     "memcached": "memcached",
     "memcaslap": "libmemcached-tools",
+    "openssl": "openssl",
 }
 
 _PR_SET_PDEATHSIG = 1
@@ -392,6 +393,45 @@ class RedisServer(_SingleServer):
     def _ready(self) -> bool:
         with self.client(socket_timeout=0.5, socket_connect_timeout=0.5) as c:
             return bool(c.ping())
+
+
+class TlsRedisServer(RedisServer):
+    """A `RedisServer` that accepts only TLS, with a self-signed certificate made for 127.0.0.1.
+
+    The certificate (an EC P-256 key, valid one day, ``subjectAltName=IP:127.0.0.1``) is made with
+    ``openssl`` in the server's own directory; clients verify it against that file.
+    """
+
+    ready_what = "answering PING over TLS"
+
+    def __init__(self, *, name: str = "redis-tls", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return f"rediss://:{self.password}@{self.host}:{self.port}/0"
+
+    @property
+    def certificate(self) -> Path:
+        return self.workdir / "cert.pem"
+
+    def argv(self, port: int, workdir: Path) -> list[str]:
+        if not (workdir / "cert.pem").exists():
+            made = subprocess.run(
+                [require_binary("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", f"/CN={LOOPBACK}",
+                 "-addext", f"subjectAltName=IP:{LOOPBACK}", "-keyout", str(workdir / "key.pem"),
+                 "-out", str(workdir / "cert.pem")], capture_output=True, text=True)
+            if made.returncode != 0:
+                raise ServerStartError(f"openssl could not make a certificate: {made.stderr.strip()[-300:]}")
+        plain = super().argv(port, workdir)
+        plain[plain.index("--port") + 1] = "0"
+        return [*plain, "--tls-port", str(port), "--tls-cert-file", str(workdir / "cert.pem"),
+                "--tls-key-file", str(workdir / "key.pem"), "--tls-ca-cert-file", str(workdir / "cert.pem"),
+                "--tls-auth-clients", "no"]
+
+    def client(self, **kwargs) -> redis.Redis:
+        return super().client(ssl=True, ssl_ca_certs=str(self.certificate), **kwargs)
 
 
 class MemcachedServer(_SingleServer):

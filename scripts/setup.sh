@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=_build/venv
 # command:package pairs; a missing command means its Debian package is missing.
 NEEDED="redis-server:redis-server redis-sentinel:redis-sentinel redis-cli:redis-tools
-memcached:memcached memcaslap:libmemcached-tools chromium:chromium"
+memcached:memcached memcaslap:libmemcached-tools chromium:chromium openssl:openssl"
 
 missing=()
 for pair in $NEEDED; do

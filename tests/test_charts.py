@@ -25,6 +25,12 @@ def bars_chart():
                                x_title="µs", y_title="")
 
 
+def layered_chart():
+    frame = pd.DataFrame({"gb": [0.01, 1.0], "model": [0.5, 0.8], "sim": [0.51, 0.79], "p": ["1", "1"]})
+    return charts.model_and_simulation(frame, x="gb", model="model", simulated="sim", color="p", title="t",
+                                       x_title="GB", y_title="hit", log_x=True)
+
+
 def test_renderer_emits_the_mime_type_jupyterlab_renders():
     bundle = sample_chart()._repr_mimebundle_()
     bundle = bundle[0] if isinstance(bundle, tuple) else bundle
@@ -33,7 +39,7 @@ def test_renderer_emits_the_mime_type_jupyterlab_renders():
 
 
 def test_book_charts_compile_with_the_vega_lite_jupyterlab_bundles():
-    for chart in (sample_chart(), bars_chart()):
+    for chart in (sample_chart(), bars_chart(), layered_chart()):
         vega = vl_convert.vegalite_to_vega(chart.to_dict(), vl_version="5.20")
         assert vega["marks"], "Vega-Lite 5 compiled the chart to nothing"
 

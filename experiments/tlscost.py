@@ -1,0 +1,54 @@
+"""What encryption in transit costs a cache client on this machine: real Redis, with and without TLS.
+
+DAX cannot be measured here, but the question behind the seed's Q2 — is turning TLS on a latency
+problem? — can be, on the same kind of path: a client and an in-memory server on loopback. Both
+servers are real ``redis-server`` processes (Debian's build has TLS); the TLS one only accepts TLS.
+Two costs are measured: a GET of a product-sized value on an open connection, and opening a new
+connection (TCP, TLS handshake, AUTH, PING), which is what a client pays after every reconnect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from experiments.measure import time_calls_ms
+from experiments.servers import RedisServer
+
+KEY = "cachebook:tls:product"
+
+
+def _connect_once(server: RedisServer) -> None:
+    client = server.client()
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def compare(plain: RedisServer, tls: RedisServer, *, repetitions: int, connections: int,
+            value_bytes: int = 2048) -> pd.DataFrame:
+    """GET latency (µs) and connection set-up time (ms), p50 and p99, for each server."""
+    rows = []
+    for label, server in (("plain TCP", plain), ("TLS", tls)):
+        client = server.client()
+        try:
+            client.set(KEY, b"x" * value_bytes)
+            get_ms = time_calls_ms(lambda: client.get(KEY), repetitions)
+            client.delete(KEY)
+        finally:
+            client.close()
+        connect_ms = time_calls_ms(lambda: _connect_once(server), connections, warmup=5)
+        rows.append({"transport": label, "get_p50_us": 1000 * np.percentile(get_ms, 50),
+                     "get_p99_us": 1000 * np.percentile(get_ms, 99),
+                     "connect_p50_ms": np.percentile(connect_ms, 50), "connect_p99_ms": np.percentile(connect_ms, 99),
+                     "gets": repetitions, "connections": connections})
+    return pd.DataFrame(rows)
+
+
+def overhead(table: pd.DataFrame) -> dict[str, float]:
+    """TLS over plain: the GET p50 ratio and the extra set-up time per connection (ms)."""
+    t = table.set_index("transport")
+    return {"get_p50_ratio": float(t.loc["TLS", "get_p50_us"] / t.loc["plain TCP", "get_p50_us"]),
+            "get_p50_extra_us": float(t.loc["TLS", "get_p50_us"] - t.loc["plain TCP", "get_p50_us"]),
+            "connect_extra_ms": float(t.loc["TLS", "connect_p50_ms"] - t.loc["plain TCP", "connect_p50_ms"])}

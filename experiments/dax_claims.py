@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from experiments.daxmodel import GB, ProjectionWorkload, hit_probability
+from experiments.cachemodel import hit_probability
+from experiments.daxmodel import GB, ProjectionWorkload
 from experiments.daxsim import DEFAULT_TTL_S
 from experiments.daxstale import RECOMMENDATION
 from experiments.keydesign import load as load_key_design

@@ -3,39 +3,23 @@
 DAX's item cache (AWS, *DAX: how it works*) is an LRU list under the node's memory with a
 time-to-live counted from the moment an item is written into the cache; reading an item refreshes
 its place in the LRU list but not its TTL, and an expired item is only noticed when it is read
-(that read is a miss). Two mechanisms therefore limit the hit rate:
-
-* **the TTL** — an entry read at Poisson rate λ is re-fetched at least every τ seconds. With a
-  non-renewing TTL and no memory limit its hit probability is λτ / (1 + λτ) (the renewal argument of
-  the TTL-cache literature, e.g. Fofack et al. 2014);
-* **memory** — Che's approximation (Che, Tung & Wang 2002; Fricker, Robert & Roberts 2012) replaces
-  the LRU list by one *characteristic time* T: an entry stays cached while it is read at least once
-  every T seconds, and T solves Σᵢ sizeᵢ·(1 − e^(−λᵢT)) = memory. Expired entries keep their memory
-  until LRU pushes them out, so the memory balance is the pure-LRU one.
-
-With both, a request hits when the previous request for its entry came less than T ago *and* the
-entry was fetched less than τ ago. Counting hits per fetch cycle gives H = λ∫₀^τ q(t) dt, where q(t)
-is the probability that no gap of length T has occurred in a Poisson stream started at 0; q obeys
-q′(t) = −λe^(−λT) q(t − T), with a drop of e^(−λT) at t = T, which integrates in closed form
-(`_cycle_hits`). The hit probability is H / (1 + H). It reduces to λτ/(1+λτ) when T ≥ τ and to
-Che's 1 − e^(−λT) when τ → ∞; `experiments.daxsim` checks it against an exact LRU+TTL simulation.
+(that read is a miss) — *lazy* expiry in `experiments.cachemodel`, which holds the model itself.
+This module describes the workload (items, projections, the two readings of how projections are
+keyed) and asks the model the chapter's questions; `experiments.daxsim` checks it by simulation.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from experiments.cachemodel import mixture, zipf_groups
 from experiments.errors import ParameterError
 
 GB = 1e9
-_HEAD = 20_000
-_BINS = 4000
-"""The most popular `_HEAD` items are modelled one by one, the rest in `_BINS` groups (`zipf_groups`)."""
 
 
 @dataclass(frozen=True)
@@ -91,90 +75,12 @@ class ProjectionWorkload:
         return self.catalog * self.entries_per_item * self.entry_bytes
 
 
-def _cycle_series(c: np.ndarray, x: float) -> np.ndarray:
-    """Σ_{k ≤ x} (−c)^k (x − k)^(k+1) / (k+1)!, the integral of the delay equation's solution."""
-    if x < 0:
-        return np.zeros_like(c)
-    k = np.arange(int(min(math.floor(x), 200)) + 1)
-    log_fact = np.array([math.lgamma(j + 2) for j in k])
-    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) where e^(−λT) underflows; column 0 is set below
-        logs = k * np.log(c[:, None]) + (k + 1) * np.log(x - k) - log_fact
-    terms = np.exp(logs)
-    terms[:, 0] = x
-    return (terms * (-1.0) ** k).sum(axis=1)
-
-
-def _cycle_hits(rates: np.ndarray, t_char: float, ttl: float) -> np.ndarray:
-    """Expected hits between two fetches of an entry (H above) for each Poisson read rate."""
-    rates = np.asarray(rates, dtype=float)
-    if not math.isfinite(t_char) or t_char >= ttl:
-        return rates * ttl
-    a = rates * t_char
-    sigma = ttl / t_char
-    c = a * np.exp(-a)
-    hits = np.expm1(np.minimum(a, 700.0))  # τ → ∞: Che's LRU, H = e^(λT) − 1
-    exact = c * sigma <= 20  # beyond, q(τ) < e^-20 and the alternating series loses precision
-    if exact.any():
-        ae, ce = a[exact], c[exact]
-        hits[exact] = ae * (_cycle_series(ce, sigma) - np.exp(-ae) * _cycle_series(ce, sigma - 1))
-    return hits
-
-
-def hit_probability(rates: np.ndarray, t_char: float, ttl: float) -> np.ndarray:
-    """Probability that a read of an entry with the given rate hits, under LRU time ``t_char`` and TTL ``ttl``."""
-    hits = _cycle_hits(rates, t_char, ttl)
-    return hits / (1 + hits)
-
-
-@lru_cache(maxsize=16)
-def zipf_groups(catalog: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Zipf popularity in groups of ranks: probability mass and item count of each group.
-
-    The first `_HEAD` ranks are single items; beyond, ranks are grouped geometrically (each group
-    spans under 0.3 % of rank, so popularity varies by less than that within it), and a group's mass
-    is the midpoint-rule integral of r^(−α). A 50-million-item catalog becomes ~25,000 groups.
-    """
-    head = min(catalog, _HEAD)
-    weight = np.arange(1, head + 1, dtype=float) ** -alpha
-    count = np.ones(head)
-    if catalog > head:
-        edges = np.unique(np.geomspace(head + 1, catalog + 1, _BINS + 1).round().astype(np.int64))
-        low, high = edges[:-1] - 0.5, edges[1:] - 0.5
-        if abs(alpha - 1) < 1e-12:
-            tail = np.log(high / low)
-        else:
-            tail = (high ** (1 - alpha) - low ** (1 - alpha)) / (1 - alpha)
-        weight = np.concatenate([weight, tail])
-        count = np.concatenate([count, np.diff(edges).astype(float)])
-    return weight / weight.sum(), count
-
-
-def characteristic_time(rates: np.ndarray, sizes: np.ndarray, capacity_bytes: float) -> float:
-    """Che's T: Σ sizeᵢ(1 − e^(−λᵢT)) = capacity; ``inf`` when everything fits at once."""
-    if sizes.sum() <= capacity_bytes:
-        return math.inf
-    low, high = 1e-9, 1e12
-    for _ in range(200):
-        mid = math.sqrt(low * high)
-        if (sizes * -np.expm1(-rates * mid)).sum() > capacity_bytes:
-            high = mid
-        else:
-            low = mid
-        if high / low < 1 + 1e-9:
-            break
-    return math.sqrt(low * high)
-
-
 def predict(workload: ProjectionWorkload, *, capacity_bytes: float, ttl_s: float = 300.0) -> dict[str, float]:
     """Hit rate, Che time, resident memory and origin reads/s for ``workload`` on one DAX node."""
-    rate, size, reads = workload.entry_groups()
-    t_char = characteristic_time(rate, size, capacity_bytes)
-    hit = hit_probability(rate, t_char, ttl_s)
-    hit_rate = float((reads * hit).sum() / reads.sum())
-    resident = size.sum() if not math.isfinite(t_char) else float((size * -np.expm1(-rate * t_char)).sum())
-    return {"hit_rate": hit_rate, "t_char_s": t_char, "resident_gb": float(resident) / GB,
-            "memory_bound": math.isfinite(t_char) and t_char < ttl_s,
-            "origin_reads_per_s": workload.reads_per_s * (1 - hit_rate)}
+    out = mixture(*workload.entry_groups(), capacity=capacity_bytes, ttl=ttl_s, expiry="lazy")
+    return {"hit_rate": out["hit_rate"], "t_char_s": out["t_char_s"], "resident_gb": out["resident"] / GB,
+            "memory_bound": math.isfinite(out["t_char_s"]) and out["t_char_s"] < ttl_s,
+            "origin_reads_per_s": workload.reads_per_s * (1 - out["hit_rate"])}
 
 
 def calibrate_alpha(workload: ProjectionWorkload, *, target_hit: float, capacity_bytes: float,

@@ -6,8 +6,8 @@ of the item cache (LRU by bytes, TTL counted from the write into the cache, expi
 * `DaxNode` follows the documentation rule by rule — item cache and query cache, write-through and
   write-around, negative caching, strongly consistent reads — over a `Table` standing in for
   DynamoDB. It is readable and slow; ``tests/test_dax.py`` holds one test per documented rule.
-* `simulate` runs the item cache alone over millions of GetItem requests (a numba-compiled loop),
-  for the hit-rate sweeps that check `experiments.daxmodel`. A test checks that both simulators
+* `simulate` runs the item cache alone over millions of GetItem requests (`experiments.lrusim`,
+  compiled), for the hit-rate sweeps that check `experiments.daxmodel`. A test checks that both simulators
   give the same hits on the same request stream.
 
 The seed and the documentation disagree on how projections are keyed; ``keyed_by`` models both.
@@ -23,13 +23,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
-import numba
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from experiments.daxmodel import ProjectionWorkload, predict
 from experiments.errors import ParameterError
+from experiments.lrusim import replay
 
 DEFAULT_TTL_S = 300.0
 """Default item-cache and query-cache TTL of a DAX cluster (5 minutes)."""
@@ -165,75 +165,6 @@ class DaxNode:
         return value
 
 
-# ----------------------------------------------------------------------------- the fast item cache
-
-@numba.njit(cache=False)
-def _lru_ttl_kernel(entry, times, sizes, capacity, ttl, warmup_s):  # pragma: no cover - compiled
-    n = sizes.size
-    prev = np.full(n, -1, np.int64)
-    nxt = np.full(n, -1, np.int64)
-    written = np.zeros(n)
-    resident = np.zeros(n, np.bool_)
-    head = -1  # most recently used
-    tail = -1  # least recently used
-    used = 0.0
-    hits = 0
-    counted = 0
-    evicted_age_sum = 0.0
-    evictions = 0
-    for r in range(entry.size):
-        e = entry[r]
-        now = times[r]
-        hit = False
-        if resident[e]:
-            # unlink e; re-linked at the head below whether it hits or is re-fetched
-            if prev[e] != -1:
-                nxt[prev[e]] = nxt[e]
-            else:
-                head = nxt[e]
-            if nxt[e] != -1:
-                prev[nxt[e]] = prev[e]
-            else:
-                tail = prev[e]
-            if now - written[e] < ttl:
-                hit = True
-            else:
-                used -= sizes[e]
-                resident[e] = False
-        if not hit:
-            if sizes[e] > capacity:
-                if now >= warmup_s:
-                    counted += 1
-                continue
-            while used + sizes[e] > capacity:
-                old = tail
-                tail = prev[old]
-                if tail != -1:
-                    nxt[tail] = -1
-                else:
-                    head = -1
-                resident[old] = False
-                used -= sizes[old]
-                if now >= warmup_s:
-                    evicted_age_sum += now - written[old]
-                    evictions += 1
-            written[e] = now
-            resident[e] = True
-            used += sizes[e]
-        prev[e] = -1
-        nxt[e] = head
-        if head != -1:
-            prev[head] = e
-        head = e
-        if tail == -1:
-            tail = e
-        if now >= warmup_s:
-            counted += 1
-            if hit:
-                hits += 1
-    return hits, counted, evictions, evicted_age_sum, used
-
-
 @dataclass(frozen=True)
 class Requests:
     """A GetItem stream: the cache entry each request reads and its arrival time (s)."""
@@ -257,15 +188,9 @@ def requests(workload: ProjectionWorkload, count: int, seed: int) -> Requests:
 
 def run(stream: Requests, *, capacity_bytes: float, ttl_s: float = DEFAULT_TTL_S,
         warmup_s: float | None = None) -> dict[str, float]:
-    """Replay ``stream`` through an LRU+TTL item cache; statistics after ``warmup_s`` (default 2 TTLs)."""
-    warm = 2 * ttl_s if warmup_s is None else warmup_s
-    hits, counted, evictions, age_sum, used = _lru_ttl_kernel(stream.entry, stream.times, stream.sizes,
-                                                             float(capacity_bytes), float(ttl_s), float(warm))
-    if counted == 0:
-        raise ParameterError(f"no request arrived after the {warm:.0f} s warm-up; simulate more requests")
-    return {"hit_rate": hits / counted, "requests_counted": counted,
-            "mean_evicted_age_s": age_sum / evictions if evictions else float("nan"),
-            "evictions": evictions, "resident_gb": used / 1e9}
+    """Replay ``stream`` through DAX's item cache (lazy expiry); statistics after ``warmup_s`` (default 2 TTLs)."""
+    return replay(stream.entry, stream.times, stream.sizes, capacity=capacity_bytes, ttl_s=ttl_s,
+                  warmup_s=2 * ttl_s if warmup_s is None else warmup_s, expiry="lazy")
 
 
 def simulate(workload: ProjectionWorkload, *, capacity_bytes: float, requests_count: int, seed: int,

@@ -148,47 +148,6 @@ def test_readings_of_projection_keying():
 
 # ------------------------------------------------------------------ the model and the fast simulator
 
-def _renewal_hit_rate(rate: float, t_char: float, ttl: float, n: int = 200_000, seed: int = 1) -> float:
-    """One entry, Poisson reads: hit while the last read is < t_char ago and the fetch < ttl ago."""
-    times = np.cumsum(np.random.default_rng(seed).exponential(1 / rate, n))
-    hits, fetched, last = 0, -math.inf, -math.inf
-    for now in times:
-        if now - last < t_char and now - fetched < ttl:
-            hits += 1
-        else:
-            fetched = now
-        last = now
-    return hits / n
-
-
-@pytest.mark.parametrize("rate,t_char,ttl", [(1, 0.5, 3), (1, 2, 3), (0.1, 5, 30), (3, 0.2, 10), (5, 1, 3)])
-def test_closed_form_matches_a_renewal_simulation(rate, t_char, ttl):
-    model = float(daxmodel.hit_probability(np.array([rate]), t_char, ttl)[0])
-    assert model == pytest.approx(_renewal_hit_rate(rate, t_char, ttl), abs=0.005)
-
-
-def test_closed_form_limits():
-    rates = np.geomspace(1e-4, 1e3, 50)
-    ttl_only = daxmodel.hit_probability(rates, math.inf, 300)
-    assert np.allclose(ttl_only, rates * 300 / (1 + rates * 300))
-    che = daxmodel.hit_probability(rates, 2.0, 1e9)
-    assert np.allclose(che, -np.expm1(-rates * 2.0), atol=1e-9)
-    assert np.all(np.diff(daxmodel.hit_probability(rates, 20.0, 300)) >= 0)
-
-
-def test_zipf_groups_match_the_item_by_item_model():
-    workload = daxmodel.ProjectionWorkload(catalog=300_000, alpha=0.9, projections=3)
-    mass, count = daxmodel.zipf_groups(workload.catalog, workload.alpha)
-    assert mass.sum() == pytest.approx(1) and count.sum() == workload.catalog
-    exact_pop = workload.item_popularity()
-    rates = np.repeat(workload.reads_per_s * exact_pop / 3, 3)
-    sizes = np.full(rates.size, float(workload.entry_bytes))
-    capacity = 0.2e9
-    t_char = daxmodel.characteristic_time(rates, sizes, capacity)
-    exact = float((rates * daxmodel.hit_probability(rates, t_char, 300)).sum() / rates.sum())
-    assert daxmodel.predict(workload, capacity_bytes=capacity)["hit_rate"] == pytest.approx(exact, abs=2e-4)
-
-
 def test_fast_simulator_agrees_with_the_rule_based_cache():
     workload = daxmodel.ProjectionWorkload(catalog=2000, alpha=0.8, reads_per_s=50, projections=2)
     stream = daxsim.requests(workload, 30_000, seed=5)

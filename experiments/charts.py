@@ -72,15 +72,18 @@ def _x(x: str, title: str, *, log: bool = False, fmt: str | None = None, values:
 
 
 def lines(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_title: str,
-          y_title: str, log_y: bool = False, log_x: bool = False, x_format: str | None = None,
+          y_title: str, y_scale: str = "linear", log_x: bool = False, x_format: str | None = None,
           points: bool = True, x_values: list | None = None, color_order: list | None = None) -> alt.Chart:
-    """Lines of ``y`` against ``x``, one per ``color`` value (legend in ``color_order``), with a hover tooltip."""
+    """Lines of ``y`` against ``x``, one per ``color`` value (legend in ``color_order``), with a hover tooltip.
+
+    ``y_scale="symlog"`` shows counts that span decades and include zeros (a log scale cannot).
+    """
     return (
         alt.Chart(frame, title=title)
         .mark_line(point=points)
         .encode(
             x=_x(x, x_title, log=log_x, fmt=x_format, values=x_values),
-            y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log_y else alt.Scale()),
+            y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type=y_scale)),
             color=alt.Color(f"{color}:N", title=color.replace("_", " "), sort=color_order),
             tooltip=list(frame.columns),
         )
@@ -94,12 +97,13 @@ def model_and_simulation(frame: pd.DataFrame, *, x: str, model: str, simulated: 
     Where the two agree the circles sit on the line, which a pair of overlapping lines would hide;
     say "lines: model, circles: simulation" in the title or caption.
     """
-    base = alt.Chart(frame, title=title).encode(
+    base = alt.Chart(frame).encode(
         x=_x(x, x_title, log=log_x, values=x_values),
         color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
         tooltip=list(frame.columns))
     return alt.layer(base.mark_line().encode(y=alt.Y(f"{model}:Q", title=y_title)),
-                     base.mark_point(size=90, filled=False, strokeWidth=2).encode(y=alt.Y(f"{simulated}:Q")))
+                     base.mark_point(size=90, filled=False, strokeWidth=2).encode(y=alt.Y(f"{simulated}:Q")),
+                     title=title)
 
 
 def share_bars(frame: pd.DataFrame, *, x: str, y: str, title: str, x_title: str) -> alt.Chart:

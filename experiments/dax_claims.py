@@ -209,7 +209,7 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
     rec("dax.heuristic-100k", claim="DAX is effective only for small hot datasets (< 100K items)",
         seed_value="< 100K items",
         measured=f"500K items fill {h['catalog_share_of_node_pct']:.0f} % of a node; the TTL, not the item count, limits hits",
-        verdict="fails", proof=f"{PROOF}#decision-heuristic")
+        verdict="fails", proof=f"{PROOF}#dax-decision-heuristic")
     rec("dax.best-case-hot-keys", claim="DAX works well when the same keys are read thousands of times",
         seed_value="thousands of reads per key", measured=f"an item read once a second hits {h['hot_hit_pct']:.1f} % of the time with the 5-minute TTL",
         verdict="holds", proof=f"{PROOF}#q3-capacity")

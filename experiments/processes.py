@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 SERVER_NAMES = ("redis-server", "redis-sentinel", "memcached")
+WORKER_MODULES = ("experiments.nearcache_worker",)
+"""Python modules the book runs as helper processes; they must not outlive their owner either."""
 
 
 def process_state(pid: int) -> str | None:
@@ -40,9 +42,17 @@ def _in_session(pid: int, session: str) -> bool:
     return f"{SESSION_ENV}={session}".encode() in environ
 
 
+def _is_worker(pid: str) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(module.encode() in argv for module in WORKER_MODULES)
+
+
 def server_processes(session: str | None = None) -> list[int]:
-    """PIDs of running redis-server, redis-sentinel and memcached processes — of one run's session if
-    ``session`` is given, else of any owner."""
+    """PIDs of running redis-server, redis-sentinel and memcached processes and of the book's worker
+    processes — of one run's session if ``session`` is given, else of any owner."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -51,6 +61,6 @@ def server_processes(session: str | None = None) -> list[int]:
             name = Path(f"/proc/{entry}/comm").read_text().strip()
         except OSError:
             continue
-        if name in SERVER_NAMES and running(int(entry)) and (session is None or _in_session(int(entry), session)):
+        if (name in SERVER_NAMES or _is_worker(entry)) and running(int(entry)) and (session is None or _in_session(int(entry), session)):
             found.append(int(entry))
     return sorted(found)

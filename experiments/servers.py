@@ -131,13 +131,14 @@ class _Spawner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def popen(self, argv: list[str], log_path: Path, cwd: Path) -> subprocess.Popen:
+    def popen(self, argv: list[str], log_path: Path, cwd: Path, *, pipes: bool = False) -> subprocess.Popen:
+        """Start ``argv`` from the spawner thread; ``pipes`` gives it a text stdin/stdout (workers)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="server-spawner", daemon=True)
                 self._thread.start()
         reply: queue.Queue = queue.Queue()
-        self._jobs.put((argv, log_path, cwd, reply))
+        self._jobs.put((argv, log_path, cwd, pipes, reply))
         ok, value = reply.get()
         if not ok:
             raise value
@@ -145,15 +146,16 @@ class _Spawner:
 
     def _run(self) -> None:
         while True:
-            argv, log_path, cwd, reply = self._jobs.get()
+            argv, log_path, cwd, pipes, reply = self._jobs.get()
             try:
                 with open(log_path, "ab") as log:
                     proc = subprocess.Popen(
                         argv,
                         cwd=cwd,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                        stdout=subprocess.PIPE if pipes else log,
+                        stderr=log if pipes else subprocess.STDOUT,
+                        text=pipes,
                         preexec_fn=_child_setup(os.getpid()),
                         start_new_session=True,
                     )
@@ -163,6 +165,11 @@ class _Spawner:
 
 
 _SPAWNER = _Spawner()
+
+
+def spawn_worker(argv: list[str], log_path: Path, cwd: Path) -> subprocess.Popen:
+    """Start a helper process (e.g. a near-cache task) that dies with this one and talks over stdin/stdout."""
+    return _SPAWNER.popen(argv, log_path, cwd, pipes=True)
 _LIVE: set["ServerProcess"] = set()
 _LIVE_LOCK = threading.Lock()
 

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Repeat the fault-injection tests (server lifecycle, failover, lost invalidation, missed events)
-# N times; count the passing rounds and any server process left behind after a round.
+# Repeat the fault-injection tests (server lifecycle, failover, lost invalidation, missed events, the
+# near cache's worker processes) N times; count the passing rounds and any server or worker process
+# left behind after a round. SOAK_TESTS overrides which tests a round runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-20}
 PY=_build/venv/bin/python
+tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis_chapter.py tests/test_memcached_chapter.py
+  tests/test_inprocess.py::test_near_cache_invalidates_every_process_and_survives_a_broken_link"}
 # servers of this soak only: every process it starts carries CACHEBOOK_SESSION (see experiments/processes.py)
 export CACHEBOOK_SESSION="soak-$$"
 servers() { $PY -c 'import os; from experiments.processes import server_processes as s; print(len(s(os.environ["CACHEBOOK_SESSION"])))'; }
 before=$(servers); passed=0; leaked=0; start=$(date +%s)
 for i in $(seq "$rounds"); do
-  if $PY -m pytest -q -x tests/test_servers.py tests/test_redis_chapter.py tests/test_memcached_chapter.py \
-      >"_build/soak-$i.log" 2>&1; then
+  # shellcheck disable=SC2086  # SOAK_TESTS is a list of test ids
+  if $PY -m pytest -q -x $tests >"_build/soak-$i.log" 2>&1; then
     passed=$((passed + 1))
   else
     echo "soak: round $i failed, see _build/soak-$i.log"

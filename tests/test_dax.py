@@ -16,6 +16,7 @@ from experiments import dax_claims, daxmodel, daxsim, daxstale, tlscost
 from experiments.daxsim import DaxNode, Table, WriteFailed
 from experiments.errors import ParameterError
 from experiments.ledger import Ledger
+from experiments.processes import running
 from experiments.servers import RedisServer, TlsRedisServer
 
 ITEM = {"title": "Volume 1", "price_cents": 1000, "description": "x" * 50}
@@ -206,15 +207,7 @@ def test_tls_server_refuses_plain_clients_and_costs_are_measured():
         pids = [plain.pid, tls.pid]
     overhead = tlscost.overhead(table)
     assert overhead["connect_extra_ms"] > 0 and table.get_p50_us.gt(0).all()
-    assert all(not _alive(pid) for pid in pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not any(running(pid) for pid in pids)
 
 
 # ------------------------------------------------------------------ findings and ledger

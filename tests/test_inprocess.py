@@ -1,0 +1,166 @@
+"""The in-process chapter: per-task hit rates (model against replay), the stale promotion, cold starts,
+memory and GC in real processes, and the near cache in real worker processes over a real Redis.
+
+The near-cache test is one of those `make soak` repeats 20 times."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import deployment, gcpause, inprocess_claims, nearcache, taskcache, taskstale
+from experiments.errors import BookError, ParameterError
+from experiments.ledger import Ledger
+from experiments.processes import SESSION_ENV, running, server_processes
+from experiments.servers import RedisServer
+
+
+@pytest.fixture(scope="module")
+def traffic():
+    alpha = taskcache.calibrate_alpha(inprocess_claims.product_traffic(), target_hit=0.95, ttl_s=300)
+    return inprocess_claims.product_traffic(alpha)
+
+
+def test_per_task_model_within_2_points_of_the_replay_for_1_to_100_tasks(traffic):
+    sweep = taskcache.sweep(traffic, tasks_list=[1, 2, 5, 10, 20, 50, 100], maxsize=1000, ttl_s=300,
+                            requests_count=1_000_000, seed=5, progress=False)
+    assert sweep.gap_pp.abs().max() < 2, sweep
+    assert sweep.simulated_hit_rate.is_monotonic_decreasing
+    assert (sweep.shared_cache_hit_rate > sweep.simulated_hit_rate).all()
+
+
+def test_replay_and_real_cachetools_agree_request_by_request(traffic):
+    bench = taskcache.benchmark(traffic, maxsize=200, ttl_s=60, requests_count=100_000, seed=2)
+    assert bench["same_hits"] and bench["replay_per_s"] > bench["cachetools_per_s"]
+
+
+def test_bad_task_parameters_are_refused(traffic):
+    with pytest.raises(ParameterError):
+        taskcache.predict(traffic, tasks=0, maxsize=10, ttl_s=60)
+    with pytest.raises(ParameterError):
+        taskcache.TaskTraffic(catalog=100)
+
+
+def test_stale_promotion_model_matches_simulation():
+    frame = taskstale.stale_over_time(tasks=60, ttl_s=900, reads_per_s_per_task=11.1, trials=2000, seed=3,
+                                      minutes=[0, 2, 5, 10, 14, 15])
+    assert (frame.simulated_mean_tasks - frame.model_tasks).abs().max() < 1
+    assert frame.set_index("minutes_after_change").loc[15, "simulated_mean_tasks"] == 0
+    assert taskstale.chance_at_least(0, 10, 0.3) == pytest.approx(1)
+    assert taskstale.chance_at_least(10, 10, 0.5) == pytest.approx(0.5**10)
+
+
+def test_rollout_scenarios_count_what_they_should():
+    promo = inprocess_claims.promo_traffic()
+    changes = [deployment.Change("origin", warm="origin"), deployment.Change("shared", warm="shared"),
+               deployment.Change("lazy"), deployment.Change("lazy+coalesce", coalesce=True)]
+    frames, summary = deployment.compare(promo, changes, seed=4)
+    s = summary.set_index("change")
+    first = frames[(frames.change == "origin") & (frames.t_s == 900)].origin_calls.iloc[0]
+    assert first >= 10 * promo.categories  # a batch of 10 tasks warming 200 categories in that second
+    assert s.loc["shared", "shared_cache_calls"] == promo.tasks * promo.categories
+    assert s.loc["shared", "peak_over_baseline"] < s.loc["origin", "peak_over_baseline"] / 5
+    assert s.loc["lazy+coalesce", "extra_calls"] <= s.loc["lazy", "extra_calls"]
+    with pytest.raises(ParameterError):
+        deployment.Change("bad", warm="prefetch")
+
+
+def test_gc_measurement_in_a_fresh_process():
+    small = gcpause.sweep([50, 200], size_kb=20, repeats=2)
+    parsed = small[small.representation == "parsed JSON"].set_index("entries")
+    raw = small[small.representation == "bytes"].set_index("entries")
+    assert (parsed.rss_growth_mb > raw.rss_growth_mb).all()
+    assert (parsed.tracked_objects > raw.tracked_objects).all()
+    with pytest.raises(BookError):
+        gcpause.measure(10, "pickled")
+
+
+def test_gc_arithmetic_on_a_known_table():
+    table = pd.DataFrame([
+        {"representation": "bytes", "entries": 1000, "full_collect_p50_ms": 10.0, "tracked_objects": 50_000},
+        {"representation": "parsed JSON", "entries": 1000, "full_collect_p50_ms": 30.0, "tracked_objects": 52_000},
+        {"representation": "bytes", "entries": 2000, "full_collect_p50_ms": 10.0, "tracked_objects": 50_000},
+        {"representation": "parsed JSON", "entries": 2000, "full_collect_p50_ms": 50.0, "tracked_objects": 54_000}])
+    assert gcpause.entries_for_pause(table, 20) == pytest.approx(1000)
+    # 2 tracked objects per entry, 2,000 entries per 100 s: 40/s; a quarter of 54,000 is 13,500 → 337.5 s
+    assert gcpause.full_collection_interval_s(table, entries=2000, ttl_s=100) == pytest.approx(337.5)
+
+
+def test_near_cache_invalidates_every_process_and_survives_a_broken_link():
+    with RedisServer(name="redis-near") as server:
+        with nearcache.Fleet(server, size=3, mode="tracking", prefix="cachebook:near:") as fleet:
+            pids = fleet.pids
+            latency = nearcache.invalidation_latency_ms(fleet, changes=10)
+            fresh = nearcache.stale_reads(fleet, rounds=5, reads_per_round=20)
+            tracked = nearcache.link_drop(fleet)
+        with nearcache.Fleet(server, size=3, mode="naive", prefix="cachebook:near:") as naive:
+            pids += naive.pids
+            broken = nearcache.link_drop(naive)
+            odd = nearcache.odd_tasks(nearcache.fleet_status(naive), current="after")
+        with nearcache.Fleet(server, size=2, mode="ttl", prefix="cachebook:near:", ttl_s=60) as ttl_fleet:
+            pids += ttl_fleet.pids
+            stale = nearcache.stale_reads(ttl_fleet, rounds=5, reads_per_round=20)
+    assert len(latency) == 30 and latency.max() < 50
+    assert fresh["stale_reads"] == 0 and fresh["l1_hit_rate"] > 0.5
+    assert tracked["read_while_down"] == "after" and not tracked["stale_after_reconnect"] and tracked["flushes"] >= 2
+    assert broken["stale_after_reconnect"] and broken["flushes"] == 0 and odd == [0]
+    assert stale["stale_reads"] > 0
+    assert not any(running(pid) for pid in pids)
+    assert server_processes(os.environ[SESSION_ENV]) == []
+
+
+def test_fleet_refuses_bad_modes():
+    with pytest.raises(ParameterError):
+        nearcache.Fleet(None, size=2, mode="write-behind", prefix="x:")
+
+
+@pytest.fixture(scope="module")
+def results(traffic):
+    promo = inprocess_claims.promo_traffic()
+    deploy, summary = deployment.compare(promo, deployment.scenarios(), seed=1)
+    gc_table = pd.DataFrame([
+        {"representation": rep, "entries": n, "rss_growth_mb": n * (0.1 if rep == "bytes" else 0.19),
+         "full_collect_p50_ms": 10 + (0.012 * n if rep == "parsed JSON" else 0),
+         "tracked_objects": 49_000 + (2 * n if rep == "parsed JSON" else 0)}
+        for rep in ("bytes", "parsed JSON") for n in (1000, 5000)])
+    return inprocess_claims.InProcessResults(
+        alpha=traffic.alpha,
+        sweep=taskcache.sweep(traffic, tasks_list=[1, 50], maxsize=1000, ttl_s=300, requests_count=1_000_000,
+                              seed=1, progress=False),
+        q1=taskcache.predict(traffic, tasks=50, maxsize=1000, ttl_s=300),
+        benchmark={"replay_per_s": 3e7, "cachetools_per_s": 6e5, "speedup": 50.0, "same_hits": True},
+        stale=taskstale.stale_over_time(tasks=60, ttl_s=900, reads_per_s_per_task=promo.reads_per_s / 60,
+                                        trials=2000, seed=1, minutes=[0, 5, 10]),
+        deploy=deploy, deploy_summary=summary, gc=gc_table, near_ms=np.array([0.2, 0.3, 0.5]),
+        near_compare=pd.DataFrame([{"cache": "near", "stale_reads": 0, "stale_share": 0.0, "l1_hit_rate": 0.98},
+                                   {"cache": "ttl", "stale_reads": 50, "stale_share": 0.5, "l1_hit_rate": 0.99}]),
+        drop_tracking={"stale_after_reconnect": False, "read_while_down": "after"},
+        drop_naive={"stale_after_reconnect": True, "read_while_down": "before"},
+        fleet_status=pd.DataFrame(), odd_tasks=[0], lookup_ms=np.full(100, 0.0013))
+
+
+def test_every_finding_holds_on_a_consistent_result_set(results):
+    findings = inprocess_claims.findings(results)
+    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+
+
+def test_findings_fail_when_the_facts_change(results):
+    broken = copy.deepcopy(results)
+    broken.sweep["gap_pp"] = 2.5
+    broken.drop_tracking["stale_after_reconnect"] = True
+    broken.odd_tasks = [0, 2]
+    findings = inprocess_claims.findings(broken)
+    assert not findings["the per-task model is within 2 points of the simulation for every task count"]
+    assert not findings["after its invalidation link broke, the tracked near cache stayed fresh; the naive one did not"]
+    assert not findings["the per-task status check names exactly the stale task"]
+
+
+def test_ledger_rows(results):
+    table = inprocess_claims.record_claims(Ledger("in-process-lru"), results).set_index("claim_id")
+    assert table.loc["inprocess.stale-50-of-60", "verdict"] == "fails"
+    assert table.loc["inprocess.q1-200kb", "measured"] == "1,000 x 100 KB = 100 MB"
+    assert len(inprocess_claims.summary_row(results)) == 4

@@ -34,8 +34,8 @@ import yaml
 
 from experiments.errors import BookError, ParameterError
 from experiments.paths import BUILD, ROOT
-from experiments.processes import SESSION_ENV, server_processes
-from experiments.servers import sweep_orphan_workdirs
+from experiments.processes import SESSION_ENV, in_session, running, server_processes
+from experiments.servers import sweep_orphan_workdirs, workdir_owners
 
 EXECUTED = BUILD / "executed"
 COMMITTED = BUILD / "committed"
@@ -159,10 +159,22 @@ def execute_all(names: list[str], parameters: dict) -> list[Path]:
             execute(notebook, EXECUTED / notebook, accepted)
     finally:
         leaked = _wait_for_servers_to_exit(session)
+        _wait_for_workdir_owners(session)
         sweep_orphan_workdirs()
     if leaked:
         raise BookError(f"server processes outlived the chapters that started them: {sorted(leaked)}")
     return selected
+
+
+def _wait_for_workdir_owners(session: str, timeout_s: float = 5.0) -> None:
+    """Wait for this run's processes that own server directories (an interrupted chapter's kernel,
+    which exits a moment after its servers) so that `sweep_orphan_workdirs` can remove them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        owners = [pid for pid in workdir_owners() if pid != os.getpid() and running(pid) and in_session(pid, session)]
+        if not owners:
+            return
+        time.sleep(0.05)
 
 
 def _wait_for_servers_to_exit(session: str, timeout_s: float = 5.0) -> set[int]:

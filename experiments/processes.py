@@ -34,7 +34,8 @@ SESSION_ENV = "CACHEBOOK_SESSION"
 inherit it from whoever started them, so a run can tell its servers from those of a concurrent run."""
 
 
-def _in_session(pid: int, session: str) -> bool:
+def in_session(pid: int, session: str) -> bool:
+    """True if ``pid`` carries this run's ``CACHEBOOK_SESSION`` marker."""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
@@ -61,6 +62,6 @@ def server_processes(session: str | None = None) -> list[int]:
             name = Path(f"/proc/{entry}/comm").read_text().strip()
         except OSError:
             continue
-        if (name in SERVER_NAMES or _is_worker(entry)) and running(int(entry)) and (session is None or _in_session(int(entry), session)):
+        if (name in SERVER_NAMES or _is_worker(entry)) and running(int(entry)) and (session is None or in_session(int(entry), session)):
             found.append(int(entry))
     return sorted(found)

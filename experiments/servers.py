@@ -104,6 +104,12 @@ def make_workdir(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{name}-"))
 
 
+def workdir_owners() -> set[int]:
+    """PIDs named by the server directories in the temporary folder (their owners, running or not)."""
+    names = (path.name[len(TEMP_PREFIX):].split("-", 1)[0] for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"))
+    return {int(name) for name in names if name.isdigit()}
+
+
 def sweep_orphan_workdirs() -> None:
     """Remove server directories left by processes that died without cleaning up (``kill -9``)."""
     for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):

@@ -91,7 +91,8 @@ def lines(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_titl
 
 
 def model_and_simulation(frame: pd.DataFrame, *, x: str, model: str, simulated: str, color: str, title: str,
-                         x_title: str, y_title: str, log_x: bool = False, x_values: list | None = None) -> alt.LayerChart:
+                         x_title: str, y_title: str, log_x: bool = False, x_values: list | None = None,
+                         color_order: list | None = None) -> alt.LayerChart:
     """A model as lines and its simulation as open circles on top, one colour per ``color`` value.
 
     Where the two agree the circles sit on the line, which a pair of overlapping lines would hide;
@@ -99,7 +100,7 @@ def model_and_simulation(frame: pd.DataFrame, *, x: str, model: str, simulated: 
     """
     base = alt.Chart(frame).encode(
         x=_x(x, x_title, log=log_x, values=x_values),
-        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        color=alt.Color(f"{color}:N", title=color.replace("_", " "), sort=color_order),
         tooltip=list(frame.columns))
     return alt.layer(base.mark_line().encode(y=alt.Y(f"{model}:Q", title=y_title)),
                      base.mark_point(size=90, filled=False, strokeWidth=2).encode(y=alt.Y(f"{simulated}:Q")),

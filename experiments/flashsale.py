@@ -1,0 +1,182 @@
+"""The flash-sale launch without a cache: a discrete-event simulation of the catalog, and a fluid model.
+
+The seed's catalog is sized for 5,000 concurrent requests at 120 ms each, i.e. a capacity of
+5,000 / 0.12 s ≈ 41,700 requests/s; the launch offers ten times that (50,000 concurrent requests),
+building up over 15 s. Clients give up after 2 s. Autoscaling adds capacity only 90–180 s later.
+
+**Simulation.** The catalog is ``c`` identical workers serving one first-come-first-served queue
+(its connection pool, where requests are handed to the first free worker in arrival order — FCFS);
+a worker picks the oldest waiting request whether or not its client is
+still waiting — the catalog cannot see client timeouts — unless ``shed_expired`` is set, when a
+request that cannot be answered before its client's deadline is dropped instead of served
+(deadline propagation with load shedding). Requests
+arrive as a Poisson stream whose rate ramps up over the spike; service times are log-normal with
+the seed's median. The simulation runs at ``scale`` of the real size (1/100 by default: 50
+workers); every result is per unit of capacity, which this queue's fluid behaviour does not depend on.
+
+**Model.** A fluid queue (the standard approximation for a queue far above capacity, where the
+randomness of single requests is small beside the drift): the backlog grows at λ(t) − C(t) and a
+request arriving at t waits backlog/C(t). With FCFS and no shedding it succeeds iff that wait plus
+its service is under the timeout; below capacity Erlang's C formula gives the wait (M/M/c). The
+fluid model says *when* the catalog stops answering in time and when it recovers; it cannot say
+how ragged the edges are, which the simulation shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The seed's launch, with the origin's share of reads after a cache with ``hit_rate``."""
+
+    planned_concurrency: int = 5_000
+    overload: float = 10.0
+    service_ms: float = 120.0
+    service_sigma: float = 0.25
+    timeout_ms: float = 2_000.0
+    ramp_s: float = 15.0
+    scale_delay_s: float = 135.0
+    scale_to: float = 10.0
+    horizon_s: float = 300.0
+    hit_rate: float = 0.0
+    shed_expired: bool = False
+    scale: float = 0.01
+
+    @property
+    def capacity_per_s(self) -> float:
+        """Requests per second the unscaled catalog serves at its median latency."""
+        return self.planned_concurrency / (self.service_ms / 1000)
+
+    @property
+    def offered_per_s(self) -> float:
+        """Requests per second reaching the catalog at the peak (after the cache, if any)."""
+        return self.overload * self.capacity_per_s * (1 - self.hit_rate)
+
+    def rate_at(self, t: np.ndarray) -> np.ndarray:
+        return self.offered_per_s * np.clip(np.asarray(t, float) / self.ramp_s, 0, 1)
+
+
+@numba.njit(cache=False)
+def _serve(arrivals, service, workers, added_at, added, timeout, shed):  # pragma: no cover - compiled
+    free = np.zeros(workers + added)
+    free[workers:] = added_at  # autoscaled workers take requests from added_at on, oldest first
+    start = np.empty(arrivals.size)
+    finish = np.empty(arrivals.size)
+    for i in range(arrivals.size):
+        now = arrivals[i]
+        w = np.argmin(free)
+        begin = max(now, free[w])
+        if shed and begin + service[i] - now > timeout:
+            start[i] = begin
+            finish[i] = -1.0  # dropped unserved: the worker stays free
+            continue
+        start[i] = begin
+        finish[i] = begin + service[i]
+        free[w] = finish[i]
+    return start, finish
+
+
+def simulate(launch: Launch, *, seed: int) -> pd.DataFrame:
+    """Per second of the launch: offered, answered in time, timed out, p50/p99 of the answers (ms)."""
+    rng = np.random.default_rng(seed)
+    peak = launch.offered_per_s * launch.scale
+    # thinning of a Poisson stream at the peak rate gives the ramp
+    candidates = np.cumsum(rng.exponential(1 / peak, int(peak * launch.horizon_s * 1.05) + 10))
+    candidates = candidates[candidates < launch.horizon_s]
+    keep = rng.random(candidates.size) < np.clip(candidates / launch.ramp_s, 0, 1)
+    arrivals = candidates[keep]
+    service = rng.lognormal(math.log(launch.service_ms / 1000), launch.service_sigma, arrivals.size)
+    workers = max(1, round(launch.planned_concurrency * launch.scale))
+    added = round(workers * (launch.scale_to - 1))
+    start, finish = _serve(arrivals, service, workers, launch.scale_delay_s, added, launch.timeout_ms / 1000,
+                           launch.shed_expired)
+    response = finish - arrivals
+    ok = (finish >= 0) & (response <= launch.timeout_ms / 1000)
+    second = arrivals.astype(np.int64)
+    frame = pd.DataFrame({"t_s": second, "ok": ok, "response_ms": np.where(ok, 1000 * response, np.nan),
+                          "wait_ms": 1000 * (start - arrivals)})
+    per_s = frame.groupby("t_s").agg(offered=("ok", "size"), answered=("ok", "sum"),
+                                      p50_ms=("response_ms", "median"),
+                                      p99_ms=("response_ms", lambda x: x.quantile(0.99)),
+                                      wait_p50_ms=("wait_ms", "median")).reset_index()
+    per_s["timed_out"] = per_s.offered - per_s.answered
+    per_s[["offered", "answered", "timed_out"]] = per_s[["offered", "answered", "timed_out"]] / launch.scale
+    return per_s.assign(answered_share=per_s.answered / per_s.offered)
+
+
+def fluid(launch: Launch, *, step_s: float = 0.1) -> pd.DataFrame:
+    """The fluid model: backlog, wait and whether a request arriving then is answered in time."""
+    t = np.arange(0, launch.horizon_s, step_s)
+    capacity = np.where(t >= launch.scale_delay_s, launch.scale_to, 1.0) * launch.capacity_per_s
+    rate = launch.rate_at(t)
+    backlog = np.zeros_like(t)
+    for i in range(1, t.size):
+        backlog[i] = max(0.0, backlog[i - 1] + (rate[i - 1] - capacity[i - 1]) * step_s)
+    wait_ms = 1000 * backlog / capacity
+    if launch.shed_expired:  # what cannot be answered in time is dropped: the answered share is C/λ
+        answered = np.where(rate > capacity, capacity / np.maximum(rate, 1e-12), 1.0)
+        wait_ms = np.minimum(wait_ms, launch.timeout_ms - launch.service_ms)
+    else:
+        answered = (wait_ms + launch.service_ms <= launch.timeout_ms).astype(float)
+    return pd.DataFrame({"t_s": t, "backlog": backlog, "wait_ms": wait_ms, "answered_share": answered})
+
+
+def erlang_c_wait(launch: Launch, rate_per_s: float) -> float:
+    """Mean wait (ms) of M/M/c at ``rate_per_s`` below capacity (Erlang C), at the simulated scale."""
+    workers = max(1, round(launch.planned_concurrency * launch.scale))
+    mu = 1000 / launch.service_ms
+    a = rate_per_s * launch.scale / mu
+    if a >= workers:
+        return math.inf
+    terms = [a**k / math.factorial(k) for k in range(workers)]
+    top = a**workers / math.factorial(workers) * workers / (workers - a)
+    waiting = top / (sum(terms) + top)
+    return 1000 * waiting / (workers * mu - a * mu)
+
+
+def summarize(per_s: pd.DataFrame, model: pd.DataFrame, launch: Launch) -> dict[str, float]:
+    """When answers stop and resume, per simulation and per model, and the share answered overall."""
+    def first(frame, condition, after=0.0):
+        hit = frame[(frame.t_s >= after) & condition(frame)]
+        return float(hit.t_s.iloc[0]) if len(hit) else math.nan
+
+    sim_stop = first(per_s, lambda f: f.answered_share < 0.5)
+    model_stop = first(model, lambda f: f.answered_share < 0.5)
+    sim_resume = first(per_s, lambda f: f.answered_share >= 0.5, after=sim_stop) if sim_stop == sim_stop else math.nan
+    model_resume = (first(model, lambda f: f.answered_share >= 0.5, after=model_stop) if model_stop == model_stop
+                    else math.nan)
+    return {"hit_rate": launch.hit_rate, "shed_expired": launch.shed_expired, "scale_to": launch.scale_to,
+            "scale_delay_s": launch.scale_delay_s,
+            "answered_pct": 100 * float(per_s.answered.sum() / per_s.offered.sum()),
+            "sim_stop_s": sim_stop, "model_stop_s": model_stop, "sim_resume_s": sim_resume, "model_resume_s": model_resume,
+            "peak_p99_ms": float(per_s.p99_ms.max())}
+
+
+def scenarios() -> dict[str, Launch]:
+    """The launch without a cache, with load shedding, with more or faster scaling, and behind caches."""
+    base = Launch()
+    return {"no cache": base,
+            "no cache, catalog sheds expired requests": Launch(shed_expired=True),
+            "no cache, scaled out after 90 s": Launch(scale_delay_s=90.0),
+            "no cache, scaled out after 180 s": Launch(scale_delay_s=180.0),
+            "no cache, scaled to 20x": Launch(scale_to=20.0),
+            "cache at 85 % hit": Launch(hit_rate=0.85),
+            "cache at 95 % hit": Launch(hit_rate=0.95)}
+
+
+def compare(launches: dict[str, Launch], *, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Each launch simulated and modelled: per-second simulation, the fluid model, and a summary."""
+    sims, models, rows = [], [], []
+    for i, (label, launch) in enumerate(launches.items()):
+        per_s, model = simulate(launch, seed=seed + i), fluid(launch)
+        sims.append(per_s.assign(launch=label))
+        models.append(model.assign(launch=label))
+        rows.append({"launch": label, **summarize(per_s, model, launch)})
+    return pd.concat(sims, ignore_index=True), pd.concat(models, ignore_index=True), pd.DataFrame(rows)

@@ -1,0 +1,53 @@
+"""A small real origin service for the no-cache chapter: asyncio, loopback only, a worker pool, FCFS.
+
+Run as ``python -m experiments.origin_server WORKERS SERVICE_MS SIGMA SEED``. It listens on an
+OS-chosen port of 127.0.0.1, prints ``{"port": …}`` on stdout, and answers one request per line
+(``GET <key>``) after waiting for one of ``WORKERS`` slots (first come, first served) and then a
+log-normal service time with median ``SERVICE_MS``. Like the seed's catalog it cannot see a client
+give up: a queued request is served even if nobody waits for it any more. ``STATS`` returns counters;
+the process ends when its stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import sys
+
+
+async def _main(workers: int, service_ms: float, sigma: float, seed: int) -> None:
+    slots = asyncio.Semaphore(workers)
+    rng = random.Random(seed)
+    stats = {"served": 0, "peak_queue": 0, "queued": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                if line.startswith(b"STATS"):
+                    writer.write(json.dumps(stats).encode() + b"\n")
+                    await writer.drain()
+                    continue
+                stats["queued"] += 1
+                stats["peak_queue"] = max(stats["peak_queue"], stats["queued"])
+                async with slots:
+                    stats["queued"] -= 1
+                    await asyncio.sleep(rng.lognormvariate(math.log(service_ms / 1000), sigma))
+                    stats["served"] += 1
+                writer.write(b"OK " + line.split(b" ", 1)[-1])
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass  # the client gave up and closed: the work is done anyway
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+    print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
+    server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))

@@ -1,0 +1,117 @@
+"""The no-cache chapter: the launch simulation against its fluid model, the real collapse on loopback,
+fan-out order statistics against Monte Carlo, the cost model and the safe-to-cache rule."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pandas as pd
+import pytest
+
+from experiments import collapse, costmodel, fanout, flashsale, nocache_claims, safetocache
+from experiments.errors import ParameterError
+from experiments.ledger import Ledger
+from experiments.processes import running
+from experiments.servers import RedisServer
+
+
+def test_fluid_model_and_simulation_agree_on_the_outage():
+    for launch in (flashsale.Launch(), flashsale.Launch(scale_to=20.0)):
+        summary = flashsale.summarize(flashsale.simulate(launch, seed=2), flashsale.fluid(launch), launch)
+        assert abs(summary["sim_stop_s"] - summary["model_stop_s"]) <= 2
+    assert abs(summary["sim_resume_s"] - summary["model_resume_s"]) <= 15
+    base = flashsale.Launch()
+    assert flashsale.erlang_c_wait(base, 0.5 * base.capacity_per_s) < 1
+    assert flashsale.erlang_c_wait(base, 1.1 * base.capacity_per_s) == math.inf
+
+
+def test_shedding_and_caches_change_the_outcome():
+    shed = flashsale.Launch(shed_expired=True)
+    cached = flashsale.Launch(hit_rate=0.95)
+    for launch, low in ((shed, 30.0), (cached, 99.9)):
+        summary = flashsale.summarize(flashsale.simulate(launch, seed=3), flashsale.fluid(launch), launch)
+        assert summary["answered_pct"] > low
+
+
+@pytest.mark.parametrize("hit_rate", [0.0, 0.5, 0.95])
+def test_fan_out_p50_within_2_percent_of_monte_carlo(hit_rate):
+    analytic = fanout.turn_quantile(0.5, hit_rate=hit_rate)
+    simulated = float(pd.Series(fanout.monte_carlo(200_000, hit_rate=hit_rate, seed=4)).quantile(0.5))
+    assert abs(analytic - simulated) / simulated < 0.02
+    if hit_rate == 0.0:
+        assert analytic == pytest.approx(350, rel=0.01)
+
+
+def test_real_collapse_is_bounded_and_leaves_nothing_running():
+    with RedisServer(name="redis-collapse") as server:
+        plain = collapse.run(workers=4, rate_per_s=4 / 0.12 * 5, duration_s=3, seed=5)
+        cached = collapse.run(workers=4, rate_per_s=4 / 0.12 * 5, duration_s=3, redis_server=server, seed=5)
+        left = list(server.client().scan_iter("cachebook:collapse:*"))
+        pid = server.pid
+    in_time = lambda frame: frame.outcome.isin(["answered", "hit"]).mean()  # noqa: E731
+    assert len(plain) < 600 and in_time(plain) < 0.5 and in_time(cached) > in_time(plain)
+    assert left == [] and not running(pid)
+    with pytest.raises(ParameterError):
+        collapse.run(workers=4, rate_per_s=10_000, duration_s=60)
+
+
+def test_cost_model():
+    base = costmodel.CostInputs()
+    assert costmodel.cost_ratio(base) == pytest.approx(0.0002)
+    assert costmodel.break_even_outage_s(base, sale_hours=24) == pytest.approx(17.28)
+    table = costmodel.sensitivity(base, factors=[0.1, 1, 10]).set_index(["input", "factor"])
+    assert table.loc[("cache cost per month", 10), "cost_per_protected_pct"] == pytest.approx(0.2)
+    assert table.loc[("outage probability", 10), "cost_per_protected_pct"] == pytest.approx(0.02)  # capped at 1
+
+
+def test_safe_to_cache_rule_on_obvious_cases():
+    def decide(**kwargs):
+        base = dict(changes_per_day=1, reads_per_s=10, stale_cost_usd=0.01, legal_or_financial=False,
+                    budget_usd_per_day=10)
+        return safetocache.decide(**{**base, **kwargs})
+
+    assert decide(legal_or_financial=True)["decision"] == "never cache"
+    assert decide(changes_per_day=0.001)["ttl_s"] == 86_400  # capped at a day
+    assert decide(changes_per_day=100, reads_per_s=100, stale_cost_usd=0.1)["decision"] == "cache with event invalidation"
+    assert decide(changes_per_day=1e6, reads_per_s=1e4, stale_cost_usd=10)["decision"] == "do not cache"
+    with pytest.raises(ParameterError):
+        decide(reads_per_s=-1)
+    rules = safetocache.apply(10.0).set_index("family")
+    assert rules.loc["price", "decision"] == "never cache"
+    assert rules.loc["genre_taxonomy", "ttl_s"] >= 3600 and 0 < rules.loc["price_range", "ttl_s"] < 86_400
+
+
+@pytest.fixture(scope="module")
+def results():
+    seconds, _, launches = flashsale.compare(flashsale.scenarios(), seed=1)
+    table = pd.DataFrame([
+        {"setup": "no cache", "requests": 2000, "answered_pct": 8.0, "timed_out_pct": 92.0, "hit_pct": 0.0,
+         "origin_goodput_per_s": 27.0, "capacity_per_s": 66.7},
+        {"setup": "cache-aside on Redis", "requests": 2000, "answered_pct": 86.0, "timed_out_pct": 14.0,
+         "hit_pct": 75.0, "origin_goodput_per_s": 37.0, "capacity_per_s": 66.7}])
+    return nocache_claims.NoCacheResults(
+        launches=launches, collapse=table, fanout=fanout.table([0.0, 0.95], turns=100_000, seed=1),
+        cost=costmodel.CostInputs(), rules=safetocache.apply(10.0), launch_seconds=seconds)
+
+
+def test_every_finding_holds(results):
+    findings = nocache_claims.findings(results)
+    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+
+
+def test_findings_fail_when_the_facts_change(results):
+    broken = copy.deepcopy(results)
+    broken.launches.loc[broken.launches.launch == "no cache", "answered_pct"] = 40.0
+    broken.collapse.loc[broken.collapse.setup == "cache-aside on Redis", "answered_pct"] = 9.0
+    broken.rules.loc[broken.rules.family == "price", "decision"] = "cache with TTL"
+    findings = nocache_claims.findings(broken)
+    assert not findings["without a cache or shedding, under 1 % of the launch's requests are answered in time"]
+    assert not findings["on real servers, cache-aside answered at least twice the share in time that no cache did"]
+    assert not findings["the rule never caches prices and caches the genre taxonomy for hours"]
+
+
+def test_ledger_rows(results):
+    table = nocache_claims.record_claims(Ledger("no-cache"), results).set_index("claim_id")
+    assert table.loc["nocache.p99-3000", "verdict"] == "fails" and table.loc["nocache.q2-p50-350", "verdict"] == "holds"
+    assert len(nocache_claims.summary_row(results)) == 4

@@ -41,12 +41,12 @@ def results(nodes):
     sample = hashing.sample_keys(20_000, 3)
     with evictions.eviction_server() as r_evict, evictions.memcached_eviction_server() as m_evict:
         r = memcached_claims.MemcachedResults(
-            throughput=loadgen.compare_throughput(seconds=1, requests=5000),
+            throughput=loadgen.compare_throughput(seconds=1, requests=5000, value_sizes=(2048,)),
             queue_ms=queue_ms, missed=missed,
             polling=pollmodel.sweep(rate, [1, 30, 60], trials=4000, seed=3), implied_rate=rate,
             cold=cold, cold_summary=coldnode.summarize(cold, traffic, replace_at_s=100),
             remap_insilico=hashing.remap_table([2, 3], sample), vnodes=hashing.vnode_table([1, 200], sample),
-            remap_nodes=hashing.remap_on_nodes_table(nodes, hashing.sample_keys(100_000, 3)),
+            remap_nodes=hashing.remap_on_nodes_table(nodes, hashing.sample_keys(50_000, 3)),
             lists=listupdates.compare(redis_target, mc_target, writers=8, updates=50),
             memcached_evictions=evictions.watch_memcached_evictions(m_evict, keys=4000),
             redis_evictions=evictions.watch_evictions(r_evict, keys=4000),

@@ -17,9 +17,9 @@ workers); every result is per unit of capacity, which this queue's fluid behavio
 **Model.** A fluid queue (the standard approximation for a queue far above capacity, where the
 randomness of single requests is small beside the drift): the backlog grows at λ(t) − C(t) and a
 request arriving at t waits backlog/C(t). With FCFS and no shedding it succeeds iff that wait plus
-its service is under the timeout; below capacity Erlang's C formula gives the wait (M/M/c). The
-fluid model says *when* the catalog stops answering in time and when it recovers; it cannot say
-how ragged the edges are, which the simulation shows.
+its service is under the timeout. The fluid model says *when* the catalog stops answering in time
+and when it recovers; it has no queue below capacity and no randomness, so it cannot say how ragged
+the edges are or what happens near capacity (the 85–90 % cache cases), which the simulation shows.
 """
 
 from __future__ import annotations
@@ -126,19 +126,6 @@ def fluid(launch: Launch, *, step_s: float = 0.1) -> pd.DataFrame:
     else:
         answered = (wait_ms + launch.service_ms <= launch.timeout_ms).astype(float)
     return pd.DataFrame({"t_s": t, "backlog": backlog, "wait_ms": wait_ms, "answered_share": answered})
-
-
-def erlang_c_wait(launch: Launch, rate_per_s: float) -> float:
-    """Mean wait (ms) of M/M/c at ``rate_per_s`` below capacity (Erlang C), at the simulated scale."""
-    workers = max(1, round(launch.planned_concurrency * launch.scale))
-    mu = 1000 / launch.service_ms
-    a = rate_per_s * launch.scale / mu
-    if a >= workers:
-        return math.inf
-    terms = [a**k / math.factorial(k) for k in range(workers)]
-    top = a**workers / math.factorial(workers) * workers / (workers - a)
-    waiting = top / (sum(terms) + top)
-    return 1000 * waiting / (workers * mu - a * mu)
 
 
 def summarize(per_s: pd.DataFrame, model: pd.DataFrame, launch: Launch) -> dict[str, float]:

@@ -194,7 +194,7 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
     rec("dax.q2-encryption", claim="DAX traffic is unencrypted by default in older SDK versions",
         seed_value="SDK default",
         measured=(f"encryption in transit is a cluster setting chosen at creation (since June 2021) and cannot be "
-                  f"added later; TLS cost measured on Redis: +{h['tls_get_extra_us']:.0f} µs per GET at p50, "
+                  f"added later; TLS cost measured on Redis: {h['tls_get_extra_us']:+.0f} µs per GET at p50, "
                   f"+{h['tls_connect_extra_ms']:.0f} ms per new connection"),
         verdict="fails", proof=f"{PROOF}#q2-encryption-in-transit")
     rec("dax.q3-node-memory", claim="A DAX node has 13 GB of cache memory",
@@ -237,7 +237,7 @@ def summary_row(r: DaxResults) -> pd.DataFrame:
     """The seed's summary-table row for DAX beside the row this chapter modelled."""
     h = headline(r)
     return pd.DataFrame([
-        {"column": "Latency", "seed": "<1ms", "measured": f"not measurable here (no DAX); TLS adds {h['tls_get_extra_us']:.0f} µs per GET on loopback Redis"},
+        {"column": "Latency", "seed": "<1ms", "measured": f"not measurable here (no DAX); TLS changes a GET by {h['tls_get_extra_us']:+.0f} µs on loopback Redis"},
         {"column": "Invalidation", "seed": "TTL or explicit key invalidation",
          "measured": "TTL (5 min default), LRU, or writing through DAX; no invalidation call"},
         {"column": "Consistency", "seed": "Strong for DynamoDB-only data",

@@ -142,7 +142,8 @@ def per_second(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     """Requests per second by outcome (answered in time = answered or hit)."""
     ok = frame.outcome.isin(["answered", "hit"])
     grouped = frame.assign(ok=ok).groupby("second").agg(sent=("ok", "size"), in_time=("ok", "sum"))
-    return grouped.assign(timed_out=grouped.sent - grouped.in_time, setup=label).reset_index()
+    return grouped.assign(timed_out=grouped.sent - grouped.in_time, answered_share=grouped.in_time / grouped.sent,
+                          setup=label).reset_index()
 
 
 def summary(frame: pd.DataFrame, label: str, *, capacity_per_s: float) -> dict[str, float]:

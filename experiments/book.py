@@ -114,6 +114,7 @@ def execute(notebook: Path, destination: Path, parameters: dict) -> None:
     except KeyboardInterrupt:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
+        _kill_workdir_owners(os.environ.get(SESSION_ENV, ""))
         raise BookError(f"{notebook}: interrupted; its kernel and servers were stopped") from None
     if child.returncode != 0:
         lines = [line for line in errors.strip().splitlines() if line.strip()]
@@ -166,13 +167,27 @@ def execute_all(names: list[str], parameters: dict) -> list[Path]:
     return selected
 
 
+def _session_workdir_owners(session: str) -> list[int]:
+    return [pid for pid in workdir_owners() if pid != os.getpid() and running(pid) and in_session(pid, session)]
+
+
+def _kill_workdir_owners(session: str) -> None:
+    """SIGKILL this run's processes that own server directories — an interrupted chapter's kernel,
+    which is not in the chapter process's group and would otherwise exit only when it notices, up to
+    seconds later on a loaded machine. Its servers die with it (PR_SET_PDEATHSIG)."""
+    for pid in _session_workdir_owners(session):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _wait_for_workdir_owners(session: str, timeout_s: float = 5.0) -> None:
     """Wait for this run's processes that own server directories (an interrupted chapter's kernel,
     which exits a moment after its servers) so that `sweep_orphan_workdirs` can remove them."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        owners = [pid for pid in workdir_owners() if pid != os.getpid() and running(pid) and in_session(pid, session)]
-        if not owners:
+        if not _session_workdir_owners(session):
             return
         time.sleep(0.05)
 

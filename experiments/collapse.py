@@ -1,6 +1,6 @@
 """The flash-sale collapse for real, at a size this machine holds: a real origin, a real Redis, a bounded load.
 
-The origin is `experiments.origin_server` in its own process (a pool of ``workers`` slots, the
+The origin is `experiments.origin.OriginProcess`, a process of its own (a pool of ``workers`` slots, the
 seed's 120 ms median, first come first served, blind to client timeouts). The load generator is an
 asyncio loop in this process that sends requests at ``rate_per_s`` for ``duration_s`` — Poisson
 arrivals, so a fixed, bounded number of them — to 127.0.0.1 only, each with the seed's 2 s client
@@ -12,10 +12,7 @@ timeouts.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import shutil
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,45 +21,8 @@ import pandas as pd
 import redis.asyncio as aioredis
 
 from experiments.errors import BookError, ParameterError
-from experiments.servers import LOOPBACK, RedisServer, make_workdir, spawn_worker
-
-
-class Origin:
-    """The origin process: started with ``with``, stopped (stdin closed, reaped) on exit."""
-
-    def __init__(self, *, workers: int, service_ms: float = 120.0, sigma: float = 0.25, seed: int = 0) -> None:
-        self.args = [str(workers), str(service_ms), str(sigma), str(seed)]
-        self.process = None
-        self.workdir = None
-        self.port: int | None = None
-
-    def __enter__(self) -> "Origin":
-        self.workdir = make_workdir("origin")
-        try:
-            self.process = spawn_worker([sys.executable, "-m", "experiments.origin_server", *self.args],
-                                        self.workdir / "origin.log", self.workdir)
-            line = self.process.stdout.readline()
-            if not line:
-                raise BookError(f"the origin server exited at start; log: {self.workdir / 'origin.log'}")
-            self.port = json.loads(line)["port"]
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.process is not None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(timeout=5)
-            except Exception:
-                self.process.kill()
-                self.process.wait()
-            self.process.stdout.close()
-            self.process = None
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
+from experiments.origin import OriginProcess
+from experiments.servers import LOOPBACK, RedisServer
 
 
 async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: float, keys: int, seed: int,
@@ -121,7 +81,7 @@ def run(*, workers: int, rate_per_s: float, duration_s: float, timeout_s: float 
     if rate_per_s <= 0 or duration_s <= 0 or rate_per_s * duration_s > 50_000:
         raise ParameterError("rate_per_s and duration_s must be positive and send at most 50,000 requests")
     cache_url = redis_server.url if redis_server is not None else None
-    with Origin(workers=workers, seed=seed) as origin:
+    with OriginProcess(workers=workers, seed=seed) as origin:
         drive = _drive(origin.port, rate_per_s=rate_per_s, duration_s=duration_s, timeout_s=timeout_s, keys=keys,
                        seed=seed, cache_url=cache_url, ttl_s=ttl_s)
         # a thread of its own: a notebook's kernel already runs an event loop in this one

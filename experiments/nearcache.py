@@ -22,18 +22,15 @@ The parent talks to the workers over stdin/stdout, one JSON object per line.
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from experiments.errors import BookError, ParameterError
 from experiments.nearcache_worker import MODES, RECONNECT_DELAY_S
-from experiments.servers import RedisServer, make_workdir, spawn_worker
+from experiments.servers import RedisServer
+from experiments.workerpool import WorkerPool
 
 # ----------------------------------------------------------------------------- the parent side
 
@@ -46,65 +43,27 @@ class Fleet:
         if size < 1:
             raise ParameterError(f"size={size} must be at least 1")
         self.server, self.size, self.mode, self.prefix, self.ttl_s = server, size, mode, prefix, ttl_s
-        self.workers = []
-        self.workdir: Path | None = None
+        self.pool: WorkerPool | None = None
 
     def start(self) -> "Fleet":
         """Start every worker, then wait for each to say it is ready (they start in parallel)."""
-        self.workdir = make_workdir("nearcache")
-        try:
-            for i in range(self.size):
-                argv = [sys.executable, "-m", "experiments.nearcache_worker", self.server.host, str(self.server.port),
-                        self.server.password, self.prefix, self.mode, str(self.ttl_s)]
-                self.workers.append(spawn_worker(argv, self.workdir / f"worker{i}.log", self.workdir))
-            for i, worker in enumerate(self.workers):
-                if not worker.stdout.readline():
-                    log = (self.workdir / f"worker{i}.log").read_text(errors="replace").strip().splitlines()[-1:]
-                    raise BookError(f"near-cache worker {i} exited at start: {' '.join(log) or 'no output'}")
-        except BaseException:
-            self.stop()
-            raise
+        args = [self.server.host, str(self.server.port), self.server.password, self.prefix, self.mode, str(self.ttl_s)]
+        self.pool = WorkerPool("nearcache", "experiments.nearcache_worker", [args] * self.size).start()
         return self
 
     def call(self, index: int, **command) -> dict:
-        worker = self.workers[index]
-        worker.stdin.write(json.dumps(command) + "\n")
-        worker.stdin.flush()
-        line = worker.stdout.readline()
-        if not line:
-            raise BookError(f"near-cache worker {index} (pid {worker.pid}) died")
-        return json.loads(line)
+        return self.pool.call(index, command)
 
     def all(self, **command) -> list[dict]:
         return [self.call(i, **command) for i in range(self.size)]
 
     @property
     def pids(self) -> list[int]:
-        return [w.pid for w in self.workers]
+        return self.pool.pids
 
     def stop(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                try:
-                    worker.stdin.write(json.dumps({"op": "stop"}) + "\n")
-                    worker.stdin.flush()
-                except (BrokenPipeError, OSError):
-                    pass
-        for worker in self.workers:
-            try:
-                worker.wait(timeout=5)
-            except Exception:
-                worker.kill()
-                worker.wait()
-            for stream in (worker.stdin, worker.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        self.workers = []
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
+        if self.pool is not None:
+            self.pool.stop()
 
     def __enter__(self) -> "Fleet":
         return self.start()

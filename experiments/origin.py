@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
+import socket
+import sys
 import time
 
 import numpy as np
 import pandas as pd
 
+from experiments.errors import BookError
 from experiments.params import positive
 from experiments.paths import DATA
+from experiments.servers import LOOPBACK, make_workdir, spawn_worker
 
 
 def origin_table() -> pd.DataFrame:
@@ -75,3 +80,66 @@ class Origin:
         self.calls += 1
         time.sleep(self.draw_ms() / 1000)
         return document(self.family, key.split(":", 1)[-1], self.size_bytes)
+
+
+class OriginProcess:
+    """A real origin service in its own process (`experiments.origin_server`): a pool of ``workers``
+    slots, log-normal service time, first come first served. Started with ``with``; stopped (stdin
+    closed, reaped, directory removed) on exit. `stats`, `reset` and `wait_idle` talk to it over TCP.
+    """
+
+    def __init__(self, *, workers: int, service_ms: float = 120.0, sigma: float = 0.25, seed: int = 0) -> None:
+        positive("workers", workers)
+        self.args = [str(workers), str(service_ms), str(sigma), str(seed)]
+        self.process = None
+        self.workdir = None
+        self.port: int | None = None
+
+    def __enter__(self) -> "OriginProcess":
+        self.workdir = make_workdir("origin")
+        try:
+            self.process = spawn_worker([sys.executable, "-m", "experiments.origin_server", *self.args],
+                                        self.workdir / "origin.log", self.workdir)
+            line = self.process.stdout.readline()
+            if not line:
+                raise BookError(f"the origin server exited at start; log: {self.workdir / 'origin.log'}")
+            self.port = json.loads(line)["port"]
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _control(self, command: str) -> dict:
+        with socket.create_connection((LOOPBACK, self.port), timeout=5) as conn:
+            conn.sendall(command.encode() + b"\n")
+            return json.loads(conn.makefile("rb").readline())
+
+    def stats(self) -> dict:
+        """Counters since the last `reset`: calls, peak requests in the building, first/last arrival."""
+        return self._control("STATS")
+
+    def reset(self) -> dict:
+        """Zero the counters (requests still in the building stay counted as in flight)."""
+        return self._control("RESET")
+
+    def wait_idle(self, timeout_s: float = 30.0) -> None:
+        """Wait until no request is queued or in service (abandoned requests are still served)."""
+        deadline = time.monotonic() + timeout_s
+        while self.stats()["in_flight"]:
+            if time.monotonic() > deadline:
+                raise BookError(f"the origin still had requests in flight after {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+            self.process.stdout.close()
+            self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 SERVER_NAMES = ("redis-server", "redis-sentinel", "memcached")
-WORKER_MODULES = ("experiments.nearcache_worker", "experiments.origin_server")
+WORKER_MODULES = ("experiments.nearcache_worker", "experiments.origin_server", "experiments.stampede_worker")
 """Python modules the book runs as helper processes; they must not outlive their owner either."""
 
 

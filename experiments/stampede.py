@@ -1,0 +1,212 @@
+"""Cache stampedes on real Redis: many callers, in several OS processes, reading one hot key as it expires.
+
+Every run uses one real Redis, one real origin process (`experiments.origin.OriginProcess`: the
+catalog's 120 ms median, a bounded pool of workers, first come first served) and ``tasks`` worker
+processes (`experiments.stampede_worker`) with ``callers // tasks`` threads each. The hot key is
+filled and set to expire soon; every caller reads it every ``period_ms`` (random phase) from
+``lead_ms`` before that expiry until ``after_ms`` past it (reloads get ``ttl_ms``, long enough that
+no second expiry falls inside the window), through one `experiments.readthrough.ReadThrough` per task. The
+origin counts what reached it: calls, peak concurrency and the spread of their arrivals; the callers
+report each call's latency and source. Between runs the origin is left to drain what timed-out
+callers abandoned, so runs do not disturb each other.
+
+`expected_origin_calls` is the model the runs check: the number of origin calls per expiry when
+every caller reads at least once while the first reload is in flight (``period_ms`` < origin latency).
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from experiments.errors import ParameterError
+from experiments.origin import OriginProcess
+from experiments.readthrough import PROTECTIONS, SOURCES, EarlyRecompute, ReadThrough
+from experiments.servers import RedisServer
+from experiments.workerpool import WorkerPool
+
+SETTLE_MS = 150
+"""Time for a run's commands to reach every task before its readers start."""
+
+ORDER = list(PROTECTIONS)
+"""The protections in the order the chapter shows them."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One stampede: who reads, how often, and around which expiry."""
+
+    callers: int
+    tasks: int
+    period_ms: int = 50
+    ttl_ms: int = 5000
+    lead_ms: int = 300
+    after_ms: int = 700
+    timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.tasks < 1 or self.callers < self.tasks or self.callers % self.tasks:
+            raise ParameterError(f"callers={self.callers} must be a positive multiple of tasks={self.tasks}")
+        if self.ttl_ms <= 2 * (self.lead_ms + self.after_ms):
+            raise ParameterError(f"ttl_ms={self.ttl_ms} must exceed twice lead_ms + after_ms, so that a reload "
+                                 "does not come up for recomputation inside the window")
+
+
+def expected_origin_calls(protection: str, *, callers: int, tasks: int, beta: float = 1.0) -> float:
+    """Origin calls per expiry of one hot key, if every caller reads during the first reload.
+
+    No protection: every caller misses once. Single-flight per task: one call per task. A lock, or
+    stale-while-revalidate: one. XFetch: the first early recomputation happens at a random time
+    whose hazard, summed over all readers, has the integral Exp(1) by then; each read of the next
+    delta seconds recomputes too with probability exp(-g / (beta delta)), which adds
+    e^(1/beta) - 1 calls on average — e^(1/beta) in all, whatever the number of callers.
+    """
+    model = {"none": callers, "single-flight per task": tasks, "distributed lock": 1,
+             "early recomputation (XFetch)": math.exp(1 / beta), "stale-while-revalidate": 1}
+    if protection not in model:
+        raise ParameterError(f"protection={protection!r} is not one of {', '.join(model)}")
+    return float(model[protection])
+
+
+class Bench:
+    """The servers and task processes of the stampede runs; the same for every run."""
+
+    def __init__(self, server: RedisServer, *, tasks: int, origin_workers: int = 8, seed: int = 0) -> None:
+        self.server, self.tasks, self.origin_workers, self.seed = server, tasks, origin_workers, seed
+        self.origin: OriginProcess | None = None
+        self.pool: WorkerPool | None = None
+        self.runs = 0
+
+    def start(self) -> "Bench":
+        try:
+            self.origin = OriginProcess(workers=self.origin_workers, seed=self.seed).__enter__()
+            args = [self.server.host, str(self.server.port), self.server.password, str(self.origin.port)]
+            self.pool = WorkerPool("stampede", "experiments.stampede_worker", [args] * self.tasks).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool = None
+        if self.origin is not None:
+            self.origin.__exit__()
+            self.origin = None
+
+    def __enter__(self) -> "Bench":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def run(self, protection: str, shape: Shape, **params) -> dict:
+        """One stampede; the origin's counts and the callers' latencies and sources."""
+        if shape.tasks > self.tasks:
+            raise ParameterError(f"tasks={shape.tasks} exceeds the {self.tasks} task processes started")
+        if protection not in PROTECTIONS:
+            raise ParameterError(f"protection={protection!r} is not one of {', '.join(PROTECTIONS)}")
+        self.runs += 1
+        key = f"cachebook:stampede:{self.runs}:product:B08X1YRSTR"
+        client = self.server.client()
+        try:
+            protect = PROTECTIONS[protection]()
+            rt = ReadThrough(client, self.origin_fill, protect, ttl_ms=shape.ttl_ms)
+            rt.fill(key)
+            # the entry has been cached for a while: it now expires (softly, for stale-while-revalidate)
+            # once the commands have reached the tasks and the readers have read for lead_ms
+            to_expiry_ms = SETTLE_MS + shape.lead_ms
+            client.pexpire(key, to_expiry_ms + protect.grace_ms)
+            expiry = time.monotonic() + to_expiry_ms / 1000
+            self.origin.reset()
+            command = {"protection": protection, "params": params, "key": key, "ttl_ms": shape.ttl_ms,
+                       "threads": shape.callers // shape.tasks, "period_ms": shape.period_ms,
+                       "start_at": expiry - shape.lead_ms / 1000, "stop_at": expiry + shape.after_ms / 1000,
+                       "timeout_s": shape.timeout_s}
+            replies = self.pool.call_many({i: command | {"seed": self.seed * 100 + i} for i in range(shape.tasks)})
+            stats = self.origin.stats()
+            self.origin.wait_idle()
+        finally:
+            client.delete(key, "lock:" + key)
+            client.close()
+        calls = pd.DataFrame([c for reply in replies.values() for c in reply["calls"]],
+                             columns=["t_s", "latency_ms", "source"])
+        return summarize(protection, shape, calls, stats, expiry=expiry, start_at=command["start_at"])
+
+    def origin_fill(self, key: str) -> bytes:
+        """The parent's own origin call that fills the key before a run (not counted: counters reset after)."""
+        with socket.create_connection(("127.0.0.1", self.origin.port), timeout=5) as conn:
+            conn.sendall(f"GET {key}\n".encode())
+            return conn.makefile("rb").readline().strip()
+
+
+def summarize(protection: str, shape: Shape, calls: pd.DataFrame, stats: dict, *, expiry: float,
+              start_at: float) -> dict:
+    """One row: what reached the origin and what the callers saw."""
+    sources = calls.source.value_counts()
+    spread_ms = (1000 * (stats["last_arrival"] - stats["first_arrival"])) if stats["calls"] else 0.0
+    first_ms = (1000 * (stats["first_arrival"] - expiry)) if stats["calls"] else math.nan
+    return {"protection": protection, "callers": shape.callers, "tasks": shape.tasks,
+            "origin_calls": stats["calls"], "peak_origin_concurrency": stats["peak_in_flight"],
+            "arrival_spread_ms": spread_ms, "first_call_vs_expiry_ms": first_ms,
+            "reads": len(calls), "p50_ms": float(calls.latency_ms.median()),
+            "p99_ms": float(calls.latency_ms.quantile(0.99)), "max_ms": float(calls.latency_ms.max()),
+            **{f"{s}_reads": int(sources.get(s, 0)) for s in SOURCES},
+            "expected_calls": expected_origin_calls(protection, callers=shape.callers, tasks=shape.tasks)}
+
+
+def compare(bench: Bench, shape: Shape, protections: list[str] = ORDER) -> pd.DataFrame:
+    """Every protection under the same stampede (XFetch's readers start early enough to see the key
+    before its early-recomputation window opens: see `xfetch_lead_ms`)."""
+    rows = []
+    for name in protections:
+        run_shape = shape
+        if name == EarlyRecompute.name:
+            run_shape = Shape(**{**shape.__dict__, "lead_ms": xfetch_lead_ms(shape)})
+        rows.append(bench.run(name, run_shape))
+    return pd.DataFrame(rows)
+
+
+def xfetch_lead_ms(shape: Shape, *, reload_ms: float = 120.0, beta: float = 1.0) -> int:
+    """How long before expiry readers must already be reading for XFetch to work as designed.
+
+    The first early recomputation comes about ``beta * delta * ln(rate * beta * delta)`` before
+    expiry (rate = all readers' reads per second); readers who only start later all find themselves
+    inside the window at once. Four extra deltas of margin leave a chance below 2 % of that.
+    """
+    rate = shape.callers * 1000 / shape.period_ms
+    delta = reload_ms / 1000
+    first = beta * delta * math.log(rate * beta * delta)
+    return int(1000 * (first + 4 * beta * delta)) + shape.period_ms
+
+
+def sweep(bench: Bench, grid: list[tuple[str, int, int]], **shape) -> pd.DataFrame:
+    """`compare`'s runs over (protection, callers, tasks) points, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    for name, callers, tasks in tqdm(grid, desc="stampede sweep", leave=False):
+        base = Shape(callers=callers, tasks=tasks, **shape)
+        if name == EarlyRecompute.name:
+            base = Shape(**{**base.__dict__, "lead_ms": xfetch_lead_ms(base)})
+        rows.append(bench.run(name, base))
+    return pd.DataFrame(rows)
+
+
+def at_seed_scale(table: pd.DataFrame, *, callers: int = 500, tasks: int = 60) -> pd.DataFrame:
+    """The model's origin calls at the seed's 500 callers in 60 tasks, beside this machine's measurement."""
+    rows = [{"protection": row.protection, "measured_calls": row.origin_calls, "model_here": row.expected_calls,
+             "model_at_seed_scale": expected_origin_calls(row.protection, callers=callers, tasks=tasks)}
+            for row in table.itertuples()]
+    return pd.DataFrame(rows)
+
+
+def fit_ratio(table: pd.DataFrame) -> np.ndarray:
+    """Measured over modelled origin calls, per row."""
+    return table.origin_calls.to_numpy() / table.expected_calls.to_numpy()

@@ -42,12 +42,12 @@ alt.renderers.register("cachebook", _renderer)
 alt.renderers.enable("cachebook")
 
 
-def latency_dots(frame: pd.DataFrame, *, x: str, y: str, color: str, shape: str, title: str,
+def log_dots(frame: pd.DataFrame, *, x: str, y: str, color: str, shape: str, title: str,
                  x_title: str, y_title: str) -> alt.Chart:
     """A dot plot on a log axis: one row per ``y``, colour per ``color``, marker per ``shape``.
 
-    Dots rather than bars, because a bar on a log scale has no zero to start from, and latencies
-    here span four decades (µs in process, hundreds of µs over a socket).
+    Dots rather than bars, because a bar on a log scale has no zero to start from, and the book's
+    latencies and counts span decades (µs in process to seconds; one origin call to hundreds).
     """
     return (
         alt.Chart(frame, title=title)
@@ -92,7 +92,7 @@ def lines(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_titl
 
 def model_and_simulation(frame: pd.DataFrame, *, x: str, model: str, simulated: str, color: str, title: str,
                          x_title: str, y_title: str, log_x: bool = False, x_values: list | None = None,
-                         color_order: list | None = None) -> alt.LayerChart:
+                         color_order: list | None = None, y_scale: str = "linear") -> alt.LayerChart:
     """A model as lines and its simulation as open circles on top, one colour per ``color`` value.
 
     Where the two agree the circles sit on the line, which a pair of overlapping lines would hide;
@@ -102,7 +102,7 @@ def model_and_simulation(frame: pd.DataFrame, *, x: str, model: str, simulated: 
         x=_x(x, x_title, log=log_x, values=x_values),
         color=alt.Color(f"{color}:N", title=color.replace("_", " "), sort=color_order),
         tooltip=list(frame.columns))
-    return alt.layer(base.mark_line().encode(y=alt.Y(f"{model}:Q", title=y_title)),
+    return alt.layer(base.mark_line().encode(y=alt.Y(f"{model}:Q", title=y_title, scale=alt.Scale(type=y_scale))),
                      base.mark_point(size=90, filled=False, strokeWidth=2).encode(y=alt.Y(f"{simulated}:Q")),
                      title=title)
 

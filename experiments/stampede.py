@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from experiments.errors import ParameterError
 from experiments.origin import OriginProcess
@@ -52,6 +53,9 @@ class Shape:
     def __post_init__(self) -> None:
         if self.tasks < 1 or self.callers < self.tasks or self.callers % self.tasks:
             raise ParameterError(f"callers={self.callers} must be a positive multiple of tasks={self.tasks}")
+        if self.tasks > 32 or self.callers > 1000:
+            raise ParameterError(f"tasks={self.tasks} and callers={self.callers} exceed what a run holds here "
+                                 "(at most 32 task processes and 1,000 caller threads)")
         if self.ttl_ms <= 2 * (self.lead_ms + self.after_ms):
             raise ParameterError(f"ttl_ms={self.ttl_ms} must exceed twice lead_ms + after_ms, so that a reload "
                                  "does not come up for recomputation inside the window")
@@ -186,12 +190,10 @@ def xfetch_lead_ms(shape: Shape, *, reload_ms: float = 120.0, beta: float = 1.0)
     return int(1000 * (first + 4 * beta * delta)) + shape.period_ms
 
 
-def sweep(bench: Bench, grid: list[tuple[str, int, int]], **shape) -> pd.DataFrame:
+def sweep(bench: Bench, grid: list[tuple[str, int, int]], *, progress: bool = True, **shape) -> pd.DataFrame:
     """`compare`'s runs over (protection, callers, tasks) points, with a progress bar."""
-    from tqdm.auto import tqdm
-
     rows = []
-    for name, callers, tasks in tqdm(grid, desc="stampede sweep", leave=False):
+    for name, callers, tasks in tqdm(grid, desc="stampede sweep", disable=not progress, mininterval=1):
         base = Shape(callers=callers, tasks=tasks, **shape)
         if name == EarlyRecompute.name:
             base = Shape(**{**base.__dict__, "lead_ms": xfetch_lead_ms(base)})
@@ -210,3 +212,44 @@ def at_seed_scale(table: pd.DataFrame, *, callers: int = 500, tasks: int = 60) -
 def fit_ratio(table: pd.DataFrame) -> np.ndarray:
     """Measured over modelled origin calls, per row."""
     return table.origin_calls.to_numpy() / table.expected_calls.to_numpy()
+
+
+def xfetch_simulation(*, reads_per_s: float, delta_s: float = 0.12, beta: float = 1.0, trials: int = 2000,
+                      seed: int = 0) -> np.ndarray:
+    """Origin calls per expiry under XFetch, simulated: Poisson reads from well before expiry, each
+    recomputing with probability exp(-g / (beta delta)) at time-to-expiry g, until the first
+    recomputation's result lands delta seconds later. It checks `expected_origin_calls`' e^(1/beta)."""
+    rng = np.random.default_rng(seed)
+    lead_s = beta * delta_s * (math.log(max(reads_per_s * beta * delta_s, 1.0)) + 6)
+    counts = np.empty(trials)
+    for i in range(trials):
+        times = np.sort(rng.uniform(-lead_s, 0.0, rng.poisson(reads_per_s * lead_s)))
+        fires = -beta * delta_s * np.log1p(-rng.random(times.size)) >= -times
+        if not fires.any():  # nobody recomputed early: every read of the first reload's delta misses
+            counts[i] = rng.poisson(reads_per_s * delta_s) + 1
+            continue
+        first = times[np.argmax(fires)]
+        counts[i] = np.count_nonzero(fires & (times >= first) & (times < first + delta_s))
+    return counts
+
+
+def sweep_grid(callers: int, tasks: int) -> list[tuple[str, int, int]]:
+    """The sweep the chapter runs: single-flight per task over task counts (callers fixed), and no
+    protection, the lock and XFetch over caller counts (tasks fixed at 4 or fewer)."""
+    task_counts = [t for t in (1, 2, 4, 8, 16, 32) if t <= tasks and callers % t == 0]
+    fixed = max(t for t in task_counts if t <= 4)
+    caller_counts = sorted({c for c in (callers // 4, callers // 2, callers) if c >= fixed and c % fixed == 0})
+    return ([("single-flight per task", callers, t) for t in task_counts]
+            + [(p, c, fixed) for p in ("none", "distributed lock", EarlyRecompute.name) for c in caller_counts])
+
+
+def xfetch_betas(*, reads_per_s: float, betas: list[float], delta_s: float = 0.12, trials: int = 1000,
+                 seed: int = 0) -> pd.DataFrame:
+    """For each beta: simulated and modelled calls per expiry, and how early the first recomputation comes."""
+    rows = []
+    for beta in betas:
+        counts = xfetch_simulation(reads_per_s=reads_per_s, delta_s=delta_s, beta=beta, trials=trials, seed=seed)
+        rows.append({"beta": beta, "simulated_calls": counts.mean(),
+                     "model_calls": expected_origin_calls(EarlyRecompute.name, callers=1, tasks=1, beta=beta),
+                     "first_recompute_before_expiry_ms": 1000 * beta * delta_s * math.log(reads_per_s * beta * delta_s)})
+    return pd.DataFrame(rows)

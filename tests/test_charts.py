@@ -21,7 +21,7 @@ def sample_chart():
 
 def bars_chart():
     frame = pd.DataFrame({"latency_us": [1.0, 100.0], "value": ["a", "a"], "series": ["x", "y"]})
-    return charts.latency_dots(frame, x="latency_us", y="value", color="series", shape="series", title="t",
+    return charts.log_dots(frame, x="latency_us", y="value", color="series", shape="series", title="t",
                                x_title="µs", y_title="")
 
 

@@ -133,7 +133,7 @@ class Bench:
                        "threads": shape.callers // shape.tasks, "period_ms": shape.period_ms,
                        "start_at": expiry - shape.lead_ms / 1000, "stop_at": expiry + shape.after_ms / 1000,
                        "timeout_s": shape.timeout_s}
-            replies = self.pool.call_many({i: command | {"seed": self.seed * 100 + i} for i in range(shape.tasks)})
+            replies = self.pool.call_many({i: command | {"seed": (self.seed * 1000 + self.runs) * 100 + i} for i in range(shape.tasks)})
             stats = self.origin.stats()
             self.origin.wait_idle()
         finally:

@@ -215,9 +215,8 @@ def record_claims(ledger, r: InProcessResults) -> pd.DataFrame:
     return ledger.table()
 
 
-def summary_row(r: InProcessResults) -> pd.DataFrame:
-    """The seed's summary-table row for the in-process LRU beside the row this chapter measured."""
-    h = headline(r)
+def summary_row(h: dict[str, float]) -> pd.DataFrame:
+    """The seed's summary-table row for the in-process LRU beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "<0.1ms", "measured": f"{h['lookup_p50_us']:.2f} µs per lookup (p50)"},
         {"column": "Invalidation", "seed": "None (TTL only per task)",

@@ -145,9 +145,8 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
     return ledger.table()
 
 
-def summary_row(r: NoCacheResults) -> pd.DataFrame:
-    """The seed's summary-table row for no cache beside the row this chapter measured."""
-    h = headline(r)
+def summary_row(h: dict[str, float]) -> pd.DataFrame:
+    """The seed's summary-table row for no cache beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "80-350ms", "measured": f"turn P50 {h['fan_p50_ms']:.0f} ms, P99 {h['fan_p99_ms']:.0f} ms"},
         {"column": "Invalidation", "seed": "N/A (always fresh)", "measured": "none needed"},

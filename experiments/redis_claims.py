@@ -163,9 +163,8 @@ def record_claims(ledger, r: RedisResults) -> pd.DataFrame:
     return ledger.table()
 
 
-def summary_row(r: RedisResults) -> pd.DataFrame:
-    """The seed's summary-table row for Redis beside the row this chapter measured."""
-    h = headline(r)
+def summary_row(h: dict[str, float]) -> pd.DataFrame:
+    """The seed's summary-table row for Redis beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "<2ms",
          "measured": f"event → key gone p99 {h['pubsub_p99_ms']:.2f} ms; GET p99 well under 1 ms on loopback (chapter 1)"},

@@ -34,6 +34,9 @@ from experiments.workerpool import WorkerPool
 SETTLE_MS = 150
 """Time for a run's commands to reach every task before its readers start."""
 
+SLOW_MS = 50
+"""A read slower than this waited for a reload (a hit takes about a millisecond here)."""
+
 ORDER = list(PROTECTIONS)
 """The protections in the order the chapter shows them."""
 
@@ -161,6 +164,7 @@ def summarize(protection: str, shape: Shape, calls: pd.DataFrame, stats: dict, *
             "arrival_spread_ms": spread_ms, "first_call_vs_expiry_ms": first_ms,
             "reads": len(calls), "p50_ms": float(calls.latency_ms.median()),
             "p99_ms": float(calls.latency_ms.quantile(0.99)), "max_ms": float(calls.latency_ms.max()),
+            "slow_reads": int((calls.latency_ms > SLOW_MS).sum()),
             **{f"{s}_reads": int(sources.get(s, 0)) for s in SOURCES},
             "expected_calls": expected_origin_calls(protection, callers=shape.callers, tasks=shape.tasks)}
 

@@ -161,4 +161,4 @@ def test_ledger_rows(results):
     table = inprocess_claims.record_claims(Ledger("in-process-lru"), results).set_index("claim_id")
     assert table.loc["inprocess.stale-50-of-60", "verdict"] == "fails"
     assert table.loc["inprocess.q1-200kb", "measured"] == "1,000 x 100 KB = 100 MB"
-    assert len(inprocess_claims.summary_row(results)) == 4
+    assert len(inprocess_claims.summary_row(inprocess_claims.headline(results))) == 4

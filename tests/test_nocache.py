@@ -110,4 +110,4 @@ def test_findings_fail_when_the_facts_change(results):
 def test_ledger_rows(results):
     table = nocache_claims.record_claims(Ledger("no-cache"), results).set_index("claim_id")
     assert table.loc["nocache.p99-3000", "verdict"] == "fails" and table.loc["nocache.q2-p50-350", "verdict"] == "holds"
-    assert len(nocache_claims.summary_row(results)) == 4
+    assert len(nocache_claims.summary_row(nocache_claims.headline(results))) == 4

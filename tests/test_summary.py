@@ -1,0 +1,115 @@
+"""The summary chapter's parts: the decision function on workloads whose answer is clear, the what-if
+grids and their slider charts, the seed-claim inventory against the ledger, and the summary tables."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from experiments import decision, summary, whatif
+from experiments.errors import BookError, ParameterError
+from experiments.ledger import Ledger
+
+
+def _first(workload: decision.Workload) -> str:
+    table = decision.rank(workload)
+    assert table.verdict.iloc[0] == "recommended"
+    return table.option.iloc[0]
+
+
+def test_the_seed_chatbot_gets_redis_and_rejects_per_task_caches():
+    table = decision.rank(decision.seed_workload()).set_index("option")
+    assert _first(decision.seed_workload()) == "ElastiCache Redis"
+    assert table.loc["in-process LRU", "verdict"] == "rejected"
+    assert "stale for up to 300 s" in table.loc["in-process LRU", "reasons"]
+    assert table.loc["DAX", "reasons"] == "the data is not in DynamoDB"
+    assert "warm the cache" in table.loc["ElastiCache Redis", "reasons"]  # a 10x launch overloads the catalog anyway
+
+
+def test_values_that_must_never_be_stale_get_no_cache():
+    prices = decision.Workload(name="prices", reads_per_s=20, origin_capacity_per_s=200, max_stale_s=0.0,
+                               changes_by_event=True)
+    table = decision.rank(prices)
+    assert _first(prices) == "no cache"
+    assert (table.verdict.iloc[1:] == "rejected").all()
+
+
+def test_static_data_read_by_many_tasks_gets_a_per_task_cache():
+    taxonomy = decision.Workload(name="genre taxonomy", reads_per_s=2000, origin_capacity_per_s=50, tasks=60,
+                                 catalog=2000, item_kb=1.0, ttl_s=86_400, max_stale_s=86_400)
+    assert _first(taxonomy) == "in-process LRU"
+
+
+def test_an_origin_with_room_to_spare_and_fresh_data_needs_no_cache():
+    quiet = decision.Workload(name="internal tool", reads_per_s=5, origin_capacity_per_s=100, max_stale_s=600)
+    assert _first(quiet) == "no cache"
+
+
+def test_dax_is_considered_only_for_dynamodb_data():
+    w = dataclasses.replace(decision.seed_workload(), in_dynamodb=True, changes_by_event=False, max_stale_s=600)
+    table = decision.rank(w).set_index("option")
+    assert table.loc["DAX", "verdict"] != "rejected" and table.loc["DAX", "hit_pct"] > 50
+
+
+def test_bad_workloads_are_one_line_errors():
+    with pytest.raises(ParameterError, match="reads_per_s must be positive"):
+        decision.Workload(name="x", reads_per_s=0, origin_capacity_per_s=1)
+    with pytest.raises(ParameterError, match="tasks and projections"):
+        decision.Workload(name="x", reads_per_s=1, origin_capacity_per_s=1, tasks=0)
+
+
+def test_what_if_grids_follow_their_models():
+    hits = whatif.per_task_hit_rates(tasks=[1, 10, 60], ttls_s=[60, 300])
+    at_300 = hits[hits.ttl_s == 300].set_index("tasks").hit_pct
+    assert at_300[1] > at_300[10] > at_300[60]  # more tasks, lower hit rate
+    assert (hits[hits.ttl_s == 300].hit_pct.to_numpy() > hits[hits.ttl_s == 60].hit_pct.to_numpy()).all()
+    calls = whatif.stampede_calls(callers=[10, 500], tasks=[1, 60]).set_index(["tasks", "callers", "protection"])
+    assert calls.loc[(60, 500, "single-flight per task"), "origin_calls"] == 60
+    assert calls.loc[(60, 10, "single-flight per task"), "origin_calls"] == 10  # never more tasks than callers
+    launch = whatif.launch_answers(overloads=[10.0], hit_rates=[0.0, 0.95]).set_index("hit_pct").answered_pct
+    assert launch[0.0] < 1 and launch[95.0] > 99.9
+
+
+def test_what_if_charts_have_one_slider_over_the_precomputed_values():
+    frame = whatif.stampede_calls(callers=[10, 100], tasks=[1, 2, 3])
+    spec = whatif.stampede_chart(frame).to_dict()
+    (param,) = spec["params"]
+    assert param["bind"]["input"] == "range" and (param["bind"]["min"], param["bind"]["max"]) == (1, 3)
+    assert spec["transform"] == [{"filter": "datum.tasks == tasks"}]
+    with pytest.raises(ValueError, match="evenly spaced"):
+        whatif.stampede_chart(whatif.stampede_calls(callers=[10], tasks=[1, 2, 5]))
+
+
+def test_the_seed_inventory_is_well_formed():
+    claims = summary.inventory()
+    assert claims.no.is_unique and set(claims.kind) == {"claim", "input", "judgement"}
+    assert all(claims[claims.kind != "input"].ledger_ids.map(len) > 0)  # the chapter's check: they exist
+
+
+def test_summary_without_results_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("CACHE_BOOK_RESULTS", str(tmp_path / "empty"))
+    with pytest.raises(BookError, match=r"no results yet for economics, .*python -m experiments.book execute"):
+        summary.load_results()
+
+
+def test_coverage_lists_claims_without_rows():
+    claims = pd.DataFrame({"no": [1, 2, 3], "kind": ["claim", "claim", "input"],
+                           "ledger_ids": [["a"], ["b", "c"], []]})
+    ledger = pd.DataFrame({"claim_id": ["a", "b"]})
+    table = summary.coverage(claims, ledger)
+    assert table.loc["claim", "statements"] == 2 and table.loc["claim", "in_ledger"] == 1
+    assert table.loc["claim", "without_a_row"] == "2"
+
+
+def test_context_rows_come_from_the_chapters_numbers():
+    numbers = {"no-cache": {"fan_p99_ms": 626.0, "fan_cached_p99_ms": 432.0, "fan_p50_ms": 350.0, "fan_cached_p50_ms": 2.0,
+                            "answered_no_cache_pct": 0.16},
+               "memcached": {"mc_t4_big_rps": 20_000.0, "redis_big_rps": 21_000.0, "big_kb": 128.0,
+                             "remap_replace_pct": 50.0},
+               "in-process-lru": {"bytes_rss_mb": 486.0, "parsed_rss_mb": 935.0, "roll_origin_peak_ratio": 154.0}}
+    table = summary.record_claims(Ledger("summary"), numbers).set_index("claim_id")
+    assert len(table) == 8
+    assert table.loc["memcached.large-values", "verdict"] == "partly"  # Redis was faster in these numbers
+    assert "626 ms to 432 ms" in table.loc["context.p99", "measured"]

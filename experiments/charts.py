@@ -61,7 +61,7 @@ def log_dots(frame: pd.DataFrame, *, x: str, y: str, color: str, shape: str, tit
             tooltip=list(frame.columns),
             **({"yOffset": alt.YOffset(f"{color}:N")} if dodge else {}),
         )
-        .properties(height=alt.Step(40))
+        .properties(height=alt.Step(14, **{"for": "offset"}) if dodge else alt.Step(40), width=WIDTH - 60)
     )
 
 

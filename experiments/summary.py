@@ -116,12 +116,13 @@ def inventory() -> pd.DataFrame:
 
 
 def coverage(claims: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
-    """Per kind of seed statement: how many there are and how many have ledger rows; claims without one
-    (which must be none) are listed."""
+    """Per kind of seed statement: how many there are and how many have ledger rows; claims and
+    judgements without one (which must be none) are listed. Inputs are taken as given."""
     known = set(ledger.claim_id)
     found = claims.ledger_ids.map(lambda ids: bool(ids) and all(i in known for i in ids))
     table = claims.assign(in_ledger=found).groupby("kind").agg(statements=("no", "size"), in_ledger=("in_ledger", "sum"))
-    table["without_a_row"] = [", ".join(str(n) for n in claims[(claims.kind == kind) & ~found].no)
+    table["without_a_row"] = ["(inputs, kept in data/)" if kind == "input" else
+                              ", ".join(str(n) for n in claims[(claims.kind == kind) & ~found].no)
                               for kind in table.index]
     return table
 
@@ -166,3 +167,33 @@ def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
         measured=f"true; the origins must then absorb the launch ({nocache['answered_no_cache_pct']:.2f} % answered in time)",
         verdict="holds", proof="no-cache.ipynb#failure-the-flash-sale-collapse")
     return ledger.table()
+
+
+def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: pd.DataFrame) -> dict:
+    """Numbers quoted by this page and the decision record."""
+    cells, rows = table.verdict.value_counts(), ledger.verdict.value_counts()
+    kinds = claims.kind.value_counts()
+    redis = ranked.set_index("option").loc["ElastiCache Redis"]
+    return {"table_cells": len(table), **{f"table_{v}": int(cells.get(v, 0)) for v in VERDICTS},
+            "ledger_rows": len(ledger), **{f"ledger_{v}": int(rows.get(v, 0)) for v in VERDICTS},
+            **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
+            "chatbot_redis_hit_pct": float(redis.hit_pct), "chatbot_redis_load_pct": float(redis.origin_load_pct)}
+
+
+def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: pd.DataFrame,
+             grids: list[pd.DataFrame]) -> dict[str, bool]:
+    """This page's conclusions as statements that must hold (asserted; compared by nbval)."""
+    covered = coverage(claims, ledger)
+    strong = table[(table.column == "Consistency") & table.option.isin(["ElastiCache Redis", "DAX", "Read-through"])]
+    verdicts = ranked.set_index("option").verdict
+    return {
+        "every claim and judgement of the note has its rows in the ledger":
+            (covered.loc[["claim", "judgement"], "without_a_row"] == "").all(),
+        "every unverifiable ledger row gives its reason":
+            bool((ledger[ledger.verdict == "unverifiable"].measured.str.len() > 20).all()),
+        "the rebuilt table has a judged cell for each of the note's 24": len(table) == 24 and table.verdict.notna().all(),
+        "the note's 'strong' consistency fails for Redis, DAX and read-through": bool((strong.verdict == "fails").all()),
+        "the decision function recommends Redis for the note's chatbot and rejects per-task caches":
+            verdicts["ElastiCache Redis"] == "recommended" and verdicts["in-process LRU"] == "rejected",
+        "every what-if chart has points for every slider position": all(len(g) and g.notna().all().all() for g in grids),
+    }

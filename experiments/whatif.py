@@ -22,7 +22,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from experiments import daxmodel, flashsale, stampede, taskcache
+from experiments import charts, daxmodel, flashsale, stampede, taskcache
 from experiments.seed import figure
 
 
@@ -34,10 +34,11 @@ def _slider_chart(frame: pd.DataFrame, *, slider: str, label: str, values: list,
         raise ValueError(f"slider values for {slider} must be evenly spaced: {values}")
     param = alt.param(name=slider, value=values[0],
                       bind=alt.binding_range(min=values[0], max=values[-1], step=float(steps[0]), name=label))
-    encoding = {"x": x, "y": y, "tooltip": list(frame.columns)}
+    encoding = {"x": x, "y": y, "tooltip": list(frame.columns)}  # the book's theme and renderer: `charts`
     if color:
         encoding["color"] = alt.Color(f"{color}:N", title=color.replace("_", " "), sort=color_order)
-    return (alt.Chart(frame, title=title).mark_line(point=True).encode(**encoding)
+    return (alt.Chart(frame, title=title, width=charts.WIDTH, height=charts.HEIGHT).mark_line(point=True)
+            .encode(**encoding)
             .add_params(param).transform_filter(f"datum.{slider} == {slider}"))
 
 

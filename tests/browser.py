@@ -102,3 +102,28 @@ def visit_all(html_root: Path, screenshots: Path) -> list[PageReport]:
         finally:
             browser.close()
     return reports
+
+
+def slider_responses(html_root: Path, path: str) -> list[bool]:
+    """For each chart on ``path`` with a slider: whether the drawing changed after moving the slider to its end."""
+    from playwright.sync_api import sync_playwright
+
+    picture = ("(d) => { const c = d.querySelector('canvas'); if (c) return c.toDataURL();"
+               " const s = d.querySelector('svg'); return s ? s.outerHTML : ''; }")
+    changed = []
+    with serve(html_root) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{base}/{path}", wait_until="load")
+            page.wait_for_function("() => [...document.querySelectorAll('.cachebook-chart')]"
+                                   ".every(d => d.querySelector('canvas, svg'))", timeout=15_000)
+            for chart in page.locator(".cachebook-chart:has(input[type=range])").all():
+                before = chart.evaluate(picture)
+                chart.locator("input[type=range]").evaluate(
+                    "(el) => { el.value = el.max; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+                page.wait_for_timeout(500)
+                changed.append(chart.evaluate(picture) != before)
+        finally:
+            browser.close()
+    return changed

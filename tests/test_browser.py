@@ -40,3 +40,8 @@ def test_every_chart_rendered(reports):
     economics = next(r for r in reports if r.path == "book/economics.html")
     assert economics.charts >= 2
     assert {r.path: (r.rendered, r.charts) for r in reports if r.rendered != r.charts} == {}
+
+
+def test_every_what_if_chart_responds_to_its_slider(reports):
+    changed = browser.slider_responses(BUILD / "committed-html", "book/summary.html")
+    assert len(changed) == 4 and all(changed), changed

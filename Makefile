@@ -12,13 +12,14 @@ PARAMS ?=
 setup:
 	@bash scripts/setup.sh
 
-## Execute every chapter against real servers into _build/executed/, then render _build/html/.
+## Execute every chapter against real servers into _build/executed/ (two at a time, the summary last), then render _build/html/
 book: setup
-	$(PY) -m experiments.book all $(PARAMS)
+	$(PY) -m experiments.book all --jobs 2 $(PARAMS)
 
-## Package tests against real servers, the browser test, then every chapter re-executed under nbval.
+## Package tests against real servers, the browser test, then every chapter re-executed under nbval
+## (tests that re-run a chapter's fault experiments are left to `make soak`: nbval runs those experiments).
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not chapter_run" tests
 	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book
 
 ## Work through the chapters in JupyterLab (servers start and stop with each chapter's kernel).

@@ -7,7 +7,7 @@ the Markdown pages, the configuration and the vendored Vega bundle) and runs ``j
 -W -n --keep-going`` on it; ``refresh`` re-executes chapters to a temporary copy and replaces the
 committed notebook only on success.
 
-    python -m experiments.book all [-p profile full]   # execute, then build _build/html
+    python -m experiments.book all [-j 2] [-p profile full]   # execute (two at a time), then build _build/html
     python -m experiments.book execute economics -p profile quick
     python -m experiments.book build --committed       # render the committed outputs
     python -m experiments.book refresh [chapter ...]
@@ -96,29 +96,66 @@ def check_parameters(notebook: Path, parameters: dict) -> dict:
     return {k: v for k, v in parameters.items() if k in declared}
 
 
-def execute(notebook: Path, destination: Path, parameters: dict) -> None:
-    """Run one chapter in a child process (see `_execute_here`); Ctrl-C stops it and its servers.
+LAST = {Path("book/summary.ipynb")}
+"""Chapters that read the other chapters' results: they run after all the others."""
+
+
+def _start(notebook: Path, destination: Path, parameters: dict, log: Path) -> subprocess.Popen:
+    """One chapter in a child process of its own session (see `execute`); its stderr goes to ``log``."""
+    with open(log, "w") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-m", "experiments.book", "_execute-one", str(notebook), str(destination),
+             json.dumps(parameters)],
+            stderr=errors, text=True, start_new_session=True,
+        )
+
+
+def _check(notebook: Path, child: subprocess.Popen, log: Path) -> None:
+    """Raise the chapter's one-line error if its child process failed."""
+    if child.returncode != 0:
+        lines = [line for line in log.read_text(errors="replace").strip().splitlines() if line.strip()]
+        raise BookError(lines[-1].removeprefix("error: ") if lines else f"{notebook} failed (exit {child.returncode})")
+
+
+def _stop(children: dict[Path, subprocess.Popen]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    _kill_workdir_owners(os.environ.get(SESSION_ENV, ""))
+
+
+def execute(plans: list[tuple[Path, Path, dict]], *, jobs: int = 1) -> None:
+    """Run chapters, ``jobs`` at a time, each in a child process; Ctrl-C stops them and their servers.
 
     nbclient answers SIGINT by scheduling a kernel shutdown and then waits on the dead kernel, so an
     interrupted in-process run hangs. In a child process in its own session, an interrupt becomes
-    SIGKILL of the child; its kernel notices that its parent is gone and exits, and the servers the
-    kernel started die with it (PR_SET_PDEATHSIG).
+    SIGKILL of the child; its kernel is killed too, and the servers the kernel started die with it
+    (PR_SET_PDEATHSIG). A chapter that reads the others' results (`LAST`) starts when they are done.
     """
-    child = subprocess.Popen(
-        [sys.executable, "-m", "experiments.book", "_execute-one", str(notebook), str(destination),
-         json.dumps(parameters)],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
+    waiting = [plan for plan in plans if plan[0] not in LAST] + [plan for plan in plans if plan[0] in LAST]  # (notebook, destination, parameters)
+    running: dict[Path, subprocess.Popen] = {}
+    logs = Path(tempfile.mkdtemp(prefix="cachebook-logs-", dir=BUILD))
     try:
-        _, errors = child.communicate()
+        while waiting or running:
+            while waiting and len(running) < jobs and not (waiting[0][0] in LAST and running):
+                notebook, destination, accepted = waiting.pop(0)
+                print(f"executing {notebook} {accepted or ''}", flush=True)
+                running[notebook] = _start(notebook, destination, accepted, logs / f"{notebook.stem}.log")
+            time.sleep(0.1)
+            for notebook, child in list(running.items()):
+                if child.poll() is not None:
+                    del running[notebook]
+                    _check(notebook, child, logs / f"{notebook.stem}.log")
     except KeyboardInterrupt:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        _kill_workdir_owners(os.environ.get(SESSION_ENV, ""))
-        raise BookError(f"{notebook}: interrupted; its kernel and servers were stopped") from None
-    if child.returncode != 0:
-        lines = [line for line in errors.strip().splitlines() if line.strip()]
-        raise BookError(lines[-1].removeprefix("error: ") if lines else f"{notebook} failed (exit {child.returncode})")
+        names = ", ".join(str(n) for n in running) or "the book"
+        _stop(running)
+        raise BookError(f"{names}: interrupted; its kernel and servers were stopped") from None
+    except BaseException:
+        _stop(running)
+        raise
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def _execute_here(notebook: Path, destination: Path, parameters: dict) -> None:
@@ -139,8 +176,8 @@ def _execute_here(notebook: Path, destination: Path, parameters: dict) -> None:
         raise BookError(f"{notebook} failed in cell {exc.exec_count or exc.cell_index}: {exc.ename}: {evalue}") from None
 
 
-def execute_all(names: list[str], parameters: dict) -> list[Path]:
-    """Execute the selected chapters into the ``_build/executed`` mirror."""
+def execute_all(names: list[str], parameters: dict, *, jobs: int = 1) -> list[Path]:
+    """Execute the selected chapters into the ``_build/executed`` mirror, ``jobs`` at a time."""
     selected = select(names)
     unknown = set(parameters)
     plans = []
@@ -155,9 +192,7 @@ def execute_all(names: list[str], parameters: dict) -> list[Path]:
         )
     session = os.environ.setdefault(SESSION_ENV, f"book-{os.getpid()}")
     try:
-        for notebook, accepted in plans:
-            print(f"executing {notebook} {accepted or ''}", flush=True)
-            execute(notebook, EXECUTED / notebook, accepted)
+        execute([(notebook, EXECUTED / notebook, accepted) for notebook, accepted in plans], jobs=jobs)
     finally:
         leaked = _wait_for_servers_to_exit(session)
         _wait_for_workdir_owners(session)
@@ -283,8 +318,7 @@ def refresh(names: list[str], parameters: dict) -> None:
         accepted = check_parameters(notebook, parameters)
         with tempfile.TemporaryDirectory(prefix="cachebook-refresh-") as tmp:
             executed = Path(tmp) / notebook.name
-            print(f"refreshing {notebook}", flush=True)
-            execute(notebook, executed, accepted)
+            execute([(notebook, executed, accepted)])
             shutil.copy2(executed, ROOT / notebook)
 
 
@@ -302,11 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--committed", action="store_true", help="build: render the committed notebooks")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="execute: chapters run at the same time (1 or 2)")
     args = parser.parse_args(argv)
     parameters = {name: parse_value(value) for name, value in args.parameter}
     try:
         if args.command in ("all", "execute"):
-            execute_all(args.chapters, parameters)
+            if args.jobs not in (1, 2):
+                raise ParameterError(f"--jobs {args.jobs}: use 1, or 2 on this 2-core machine")
+            execute_all(args.chapters, parameters, jobs=args.jobs)
         if args.command == "all" or (args.command == "build" and not args.committed):
             print(f"rendering {HTML.relative_to(ROOT)}", flush=True)
             build(stage(EXECUTED, EXECUTED), HTML)

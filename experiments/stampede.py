@@ -242,7 +242,7 @@ def sweep_grid(callers: int, tasks: int) -> list[tuple[str, int, int]]:
     protection, the lock and XFetch over caller counts (tasks fixed at 4 or fewer)."""
     task_counts = [t for t in (1, 2, 4, 8, 16, 32) if t <= tasks and callers % t == 0]
     fixed = max(t for t in task_counts if t <= 4)
-    caller_counts = sorted({c for c in (callers // 4, callers // 2, callers) if c >= fixed and c % fixed == 0})
+    caller_counts = sorted({c for c in (callers // 4, callers) if c >= fixed and c % fixed == 0})
     return ([("single-flight per task", callers, t) for t in task_counts]
             + [(p, c, fixed) for p in ("none", "distributed lock", EarlyRecompute.name) for c in caller_counts])
 

@@ -18,6 +18,18 @@ from experiments.processes import SESSION_ENV, server_processes
 from experiments.servers import MemcachedServer, RedisServer
 
 
+CHAPTER_RUNS = ("test_redis_chapter.py", "test_memcached_chapter.py")
+"""Test modules whose ``results`` fixture re-runs a chapter's failover, cluster and cold-node experiments."""
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests that need a chapter's experiments re-run (`chapter_run`): in `make test` the
+    chapter itself runs them under nbval and asserts the same findings, so only `make soak` runs these."""
+    for item in items:
+        if item.path.name in CHAPTER_RUNS and "results" in item.fixturenames:
+            item.add_marker(pytest.mark.chapter_run)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_servers():
     """Servers started by this session (marked through the environment) must all be gone at its end."""

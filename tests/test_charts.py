@@ -65,3 +65,18 @@ def test_plugin_ignores_other_mime_types():
         cell_index = output_index = 0
 
     assert VegaLitePlugin.handle_mime(None, Data(), inline=False) is None
+
+
+def test_every_chart_in_the_book_is_a_named_figure_with_a_caption():
+    import nbformat
+
+    from experiments.paths import ROOT
+
+    bare = []
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        for index, cell in enumerate(nbformat.read(path, 4).cells):
+            has_chart = any(charts.MIME in o.get("data", {}) for o in cell.get("outputs", []))
+            figure = cell.metadata.get("mystnb", {}).get("figure", {})
+            if has_chart and not (figure.get("caption") and figure.get("name")):
+                bare.append(f"{path.name} cell {index}")
+    assert not bare, f"charts without a figure name and caption: {bare}"

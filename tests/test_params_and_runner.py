@@ -57,6 +57,17 @@ def test_runner_rejects_an_unknown_chapter(capsys):
     assert "no chapter 'no-such-chapter'" in capsys.readouterr().err
 
 
+def test_runner_accepts_one_or_two_jobs(capsys):
+    assert main(["execute", "economics", "--jobs", "3"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --jobs 3: use 1, or 2 on this 2-core machine"
+
+
+def test_chapters_that_read_results_are_in_the_book():
+    from experiments.book import LAST, chapters
+
+    assert LAST <= set(chapters())  # the runner starts them after every other chapter has finished
+
+
 def test_bad_profile_through_papermill_names_chapter_cell_and_problem():
     result = subprocess.run([sys.executable, "-m", "experiments.book", "execute", "economics", "-p", "profile", "fast"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)

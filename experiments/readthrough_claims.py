@@ -51,6 +51,7 @@ def headline(r: ReadThroughResults) -> dict[str, float]:
         "flight_one_task_calls": int(one_task.max()) if len(one_task) else math.nan,
         "lock_calls": int(lock.origin_calls), "lock_p99_ms": lock.p99_ms, "lock_errors": int(lock.error_reads),
         "xfetch_calls": int(xfetch.origin_calls), "xfetch_runs": len(xruns), "xfetch_mean_calls": float(xruns.mean()),
+        "xfetch_median_calls": float(xruns.median()),
         "xfetch_max_calls": int(xruns.max()), "xfetch_model": expected_origin_calls(XFETCH, callers=1, tasks=1),
         "xfetch_sim_mean": float(r.xfetch_simulated.mean()),
         "xfetch_sim_sem": float(r.xfetch_simulated.std(ddof=1) / math.sqrt(r.xfetch_simulated.size)),
@@ -88,8 +89,8 @@ def findings(r: ReadThroughResults) -> dict[str, bool]:
                   & (flight_runs.origin_calls <= 1.5 * flight_runs.tasks)).all()),
         "a distributed lock let at most 2 calls through, at every size tried": bool((lock_runs.origin_calls <= 2).all()),
         "the XFetch simulation agrees with e^(1/beta) within 5 %": abs(h["xfetch_sim_mean"] / model - 1) < 0.05,
-        "on the real servers, XFetch averaged at most twice e^(1/beta) calls per expiry, whatever the callers":
-            h["xfetch_mean_calls"] <= 2 * model,
+        "on the real servers, the median XFetch run made at most twice e^(1/beta) calls per expiry, whatever the callers":
+            h["xfetch_median_calls"] <= 2 * model,
         "with XFetch and stale-while-revalidate at most 2 % of reads took over 50 ms (only a recomputing reader waits)":
             max(h["xfetch_slow_pct"], h["swr_slow_pct"]) <= 2,
         "the fatal interleaving leaves a stale entry in plain cache-aside on Redis and on Memcached":

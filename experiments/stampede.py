@@ -4,9 +4,9 @@ Every run uses one real Redis, one real origin process (`experiments.origin.Orig
 catalog's 120 ms median, a bounded pool of workers, first come first served) and ``tasks`` worker
 processes (`experiments.stampede_worker`) with ``callers // tasks`` threads each. The hot key is
 filled and set to expire soon; every caller reads it every ``period_ms`` (random phase) from
-``lead_ms`` before that expiry until ``after_ms`` past it (reloads get ``ttl_ms``, long enough that
-no second expiry falls inside the window), through one `experiments.readthrough.ReadThrough` per task. The
-origin counts what reached it: calls, peak concurrency and the spread of their arrivals; the callers
+``lead_ms`` before that expiry (XFetch's readers earlier: `xfetch_lead_ms`) until ``after_ms`` past
+it (reloads get ``ttl_ms``, long enough that no second expiry falls inside the window), through one
+`experiments.readthrough.ReadThrough` per task. The origin counts what reached it: calls, peak concurrency and the spread of their arrivals; the callers
 report each call's latency and source. Between runs the origin is left to drain what timed-out
 callers abandoned, so runs do not disturb each other.
 
@@ -126,15 +126,18 @@ class Bench:
             protect = PROTECTIONS[protection]()
             rt = ReadThrough(client, self.origin_fill, protect, ttl_ms=shape.ttl_ms)
             rt.fill(key)
+            lead_ms = shape.lead_ms
+            if protection == EarlyRecompute.name:  # readers must be reading before the early window opens
+                lead_ms = xfetch_lead_ms(shape, reload_ms=rt.read(key)[2])
             # the entry has been cached for a while: it now expires (softly, for stale-while-revalidate)
             # once the commands have reached the tasks and the readers have read for lead_ms
-            to_expiry_ms = SETTLE_MS + shape.lead_ms
+            to_expiry_ms = SETTLE_MS + lead_ms
             client.pexpire(key, to_expiry_ms + protect.grace_ms)
             expiry = time.monotonic() + to_expiry_ms / 1000
             self.origin.reset()
             command = {"protection": protection, "params": params, "key": key, "ttl_ms": shape.ttl_ms,
                        "threads": shape.callers // shape.tasks, "period_ms": shape.period_ms,
-                       "start_at": expiry - shape.lead_ms / 1000, "stop_at": expiry + shape.after_ms / 1000,
+                       "start_at": expiry - lead_ms / 1000, "stop_at": expiry + shape.after_ms / 1000,
                        "timeout_s": shape.timeout_s}
             replies = self.pool.call_many({i: command | {"seed": (self.seed * 1000 + self.runs) * 100 + i} for i in range(shape.tasks)})
             stats = self.origin.stats()
@@ -170,19 +173,13 @@ def summarize(protection: str, shape: Shape, calls: pd.DataFrame, stats: dict, *
 
 
 def compare(bench: Bench, shape: Shape, protections: list[str] = ORDER) -> pd.DataFrame:
-    """Every protection under the same stampede (XFetch's readers start early enough to see the key
-    before its early-recomputation window opens: see `xfetch_lead_ms`)."""
-    rows = []
-    for name in protections:
-        run_shape = shape
-        if name == EarlyRecompute.name:
-            run_shape = Shape(**{**shape.__dict__, "lead_ms": xfetch_lead_ms(shape)})
-        rows.append(bench.run(name, run_shape))
-    return pd.DataFrame(rows)
+    """Every protection under the same stampede."""
+    return pd.DataFrame([bench.run(name, shape) for name in protections])
 
 
-def xfetch_lead_ms(shape: Shape, *, reload_ms: float = 120.0, beta: float = 1.0) -> int:
-    """How long before expiry readers must already be reading for XFetch to work as designed.
+def xfetch_lead_ms(shape: Shape, *, reload_ms: float, beta: float = 1.0) -> int:
+    """How long before expiry readers must already be reading for XFetch to work as designed, given
+    the reload time ``reload_ms`` stored with the value (`Bench.run` passes the one it stored).
 
     The first early recomputation comes about ``beta * delta * ln(rate * beta * delta)`` before
     expiry (rate = all readers' reads per second); readers who only start later all find themselves
@@ -195,13 +192,10 @@ def xfetch_lead_ms(shape: Shape, *, reload_ms: float = 120.0, beta: float = 1.0)
 
 
 def sweep(bench: Bench, grid: list[tuple[str, int, int]], *, progress: bool = True, **shape) -> pd.DataFrame:
-    """`compare`'s runs over (protection, callers, tasks) points, with a progress bar."""
+    """Runs over (protection, callers, tasks) points, with a progress bar."""
     rows = []
     for name, callers, tasks in tqdm(grid, desc="stampede sweep", disable=not progress, mininterval=1):
-        base = Shape(callers=callers, tasks=tasks, **shape)
-        if name == EarlyRecompute.name:
-            base = Shape(**{**base.__dict__, "lead_ms": xfetch_lead_ms(base)})
-        rows.append(bench.run(name, base))
+        rows.append(bench.run(name, Shape(callers=callers, tasks=tasks, **shape)))
     return pd.DataFrame(rows)
 
 

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 
 from experiments.seed import figure
-from experiments.stampede import Shape, expected_origin_calls
+from experiments.stampede import ORIGIN_WORKERS, Shape, expected_origin_calls
 
 PROOF = "read-through.ipynb"
+RELOAD_MS = 120.0
+"""The origin's median service time (the seed's catalog latency)."""
 XFETCH = "early recomputation (XFetch)"
 
 
@@ -45,6 +47,7 @@ def headline(r: ReadThroughResults) -> dict[str, float]:
     numbers = {
         "callers": r.shape.callers, "tasks": r.shape.tasks, "period_ms": r.shape.period_ms,
         "none_calls": int(none.origin_calls), "none_peak": int(none.peak_origin_concurrency),
+        "none_drain_s": int(none.origin_calls) * RELOAD_MS / 1000 / ORIGIN_WORKERS,
         "none_spread_ms": none.arrival_spread_ms, "none_p99_ms": none.p99_ms,
         "none_errors_pct": 100 * float(none.error_reads) / float(none.reads),
         "flight_calls": int(flight.origin_calls), "flight_p99_ms": flight.p99_ms,

@@ -34,6 +34,9 @@ from experiments.workerpool import WorkerPool
 SETTLE_MS = 150
 """Time for a run's commands to reach every task before its readers start."""
 
+ORIGIN_WORKERS = 8
+"""The origin's worker slots: the catalog at the scale of this machine (as in the no-cache chapter)."""
+
 SLOW_MS = 50
 """A read slower than this waited for a reload (a hit takes about a millisecond here)."""
 
@@ -83,7 +86,7 @@ def expected_origin_calls(protection: str, *, callers: int, tasks: int, beta: fl
 class Bench:
     """The servers and task processes of the stampede runs; the same for every run."""
 
-    def __init__(self, server: RedisServer, *, tasks: int, origin_workers: int = 8, seed: int = 0) -> None:
+    def __init__(self, server: RedisServer, *, tasks: int, origin_workers: int = ORIGIN_WORKERS, seed: int = 0) -> None:
         self.server, self.tasks, self.origin_workers, self.seed = server, tasks, origin_workers, seed
         self.origin: OriginProcess | None = None
         self.pool: WorkerPool | None = None

@@ -79,24 +79,26 @@ def summary_table(ledger: pd.DataFrame, numbers: dict[str, dict]) -> pd.DataFram
     return table[["option", "column", "seed", "measured", "verdict", "claim_id", "proof"]]
 
 
+def _coloured_table(head: list[str], rows: list[tuple[str, list[str]]]) -> str:
+    """An HTML table whose rows are (verdict, cells); cells are HTML already, the verdict is appended."""
+    header = "".join(f"<th>{h}</th>" for h in [*head, "verdict"])
+    body = "".join(f'<tr style="background:{COLOURS[verdict]}">' + "".join(f"<td>{c}</td>" for c in [*cells, verdict])
+                   + "</tr>" for verdict, cells in rows)
+    return f'<table class="cachebook-table"><tr>{header}</tr>{body}</table>'
+
+
 def summary_html(table: pd.DataFrame) -> str:
     """The side-by-side table as HTML: the seed's cell, ours (linked to its proof), coloured by verdict."""
-    head = "<tr><th>option</th><th>column</th><th>the note</th><th>measured here</th><th>verdict</th></tr>"
-    body = "".join(
-        f'<tr style="background:{COLOURS[r.verdict]}"><td>{html.escape(r.option)}</td><td>{html.escape(r.column)}</td>'
-        f"<td>{html.escape(r.seed)}</td><td>{link(r.proof, r.measured)}</td><td>{r.verdict}</td></tr>"
-        for r in table.itertuples())
-    return f'<table class="cachebook-table">{head}{body}</table>'
+    return _coloured_table(["option", "column", "the note", "measured here"], [
+        (r.verdict, [html.escape(r.option), html.escape(r.column), html.escape(r.seed), link(r.proof, r.measured)])
+        for r in table.itertuples()])
 
 
 def ledger_html(ledger: pd.DataFrame) -> str:
     """Every ledger row as HTML, coloured by verdict, each claim linked to the section that checks it."""
-    head = "<tr><th>chapter</th><th>claim (our words)</th><th>the note</th><th>measured here</th><th>verdict</th></tr>"
-    body = "".join(
-        f'<tr style="background:{COLOURS[r.verdict]}"><td>{html.escape(r.chapter)}</td><td>{link(r.proof, r.claim)}</td>'
-        f"<td>{html.escape(r.seed_value)}</td><td>{html.escape(r.measured)}</td><td>{r.verdict}</td></tr>"
-        for r in ledger.itertuples())
-    return f'<table class="cachebook-table">{head}{body}</table>'
+    return _coloured_table(["chapter", "claim (our words)", "the note", "measured here"], [
+        (r.verdict, [html.escape(r.chapter), link(r.proof, r.claim), html.escape(r.seed_value), html.escape(r.measured)])
+        for r in ledger.itertuples()])
 
 
 def verdict_counts(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -175,6 +177,7 @@ def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
     kinds = claims.kind.value_counts()
     redis = ranked.set_index("option").loc["ElastiCache Redis"]
     return {"table_cells": len(table), **{f"table_{v}": int(cells.get(v, 0)) for v in VERDICTS},
+            "summary_rows": int((ledger.chapter == "summary").sum()),
             "ledger_rows": len(ledger), **{f"ledger_{v}": int(rows.get(v, 0)) for v in VERDICTS},
             **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
             "chatbot_redis_hit_pct": float(redis.hit_pct), "chatbot_redis_load_pct": float(redis.origin_load_pct)}

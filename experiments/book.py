@@ -34,7 +34,7 @@ import yaml
 
 from experiments.errors import BookError, ParameterError
 from experiments.paths import BUILD, ROOT
-from experiments.processes import SESSION_ENV, in_session, running, server_processes
+from experiments.processes import SESSION_ENV, descendants, in_session, running, server_processes
 from experiments.servers import sweep_orphan_workdirs, workdir_owners
 
 EXECUTED = BUILD / "executed"
@@ -118,11 +118,19 @@ def _check(notebook: Path, child: subprocess.Popen, log: Path) -> None:
 
 
 def _stop(children: dict[Path, subprocess.Popen]) -> None:
+    """SIGKILL each chapter process and everything below it — its kernel is not in its process group
+    and would otherwise exit only when it notices, seconds later on a loaded machine. The servers
+    the kernel started die with it (PR_SET_PDEATHSIG)."""
     for child in children.values():
+        below = descendants(child.pid)  # collected first: once the child dies they are orphans
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         child.wait()
-    _kill_workdir_owners(os.environ.get(SESSION_ENV, ""))
 
 
 def execute(plans: list[tuple[Path, Path, dict]], *, jobs: int = 1) -> None:
@@ -203,18 +211,20 @@ def execute_all(names: list[str], parameters: dict, *, jobs: int = 1) -> list[Pa
 
 
 def _session_workdir_owners(session: str) -> list[int]:
-    return [pid for pid in workdir_owners() if pid != os.getpid() and running(pid) and in_session(pid, session)]
-
-
-def _kill_workdir_owners(session: str) -> None:
-    """SIGKILL this run's processes that own server directories — an interrupted chapter's kernel,
-    which is not in the chapter process's group and would otherwise exit only when it notices, up to
-    seconds later on a loaded machine. Its servers die with it (PR_SET_PDEATHSIG)."""
-    for pid in _session_workdir_owners(session):
+    """Running owners of server directories that belong to this run. A process that is still exiting
+    (SIGKILLed, its memory being released) no longer shows its environment: it counts as ours, so
+    that the sweep waits for it to be gone instead of skipping its directories."""
+    owners = []
+    for pid in workdir_owners():
+        if pid == os.getpid() or not running(pid):
+            continue
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            environ = b""
+        if not environ or in_session(pid, session):
+            owners.append(pid)
+    return owners
 
 
 def _wait_for_workdir_owners(session: str, timeout_s: float = 5.0) -> None:

@@ -29,6 +29,24 @@ def running(pid: int) -> bool:
     return state is not None and state != "Z"
 
 
+def descendants(pid: int) -> list[int]:
+    """Every running process below ``pid`` in the process tree (children, their children, …)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, frontier = [], [pid]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
 SESSION_ENV = "CACHEBOOK_SESSION"
 """Environment variable that marks every process of one run (a test session, a book build); servers
 inherit it from whoever started them, so a run can tell its servers from those of a concurrent run."""

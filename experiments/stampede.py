@@ -210,11 +210,6 @@ def at_seed_scale(table: pd.DataFrame, *, callers: int = 500, tasks: int = 60) -
     return pd.DataFrame(rows)
 
 
-def fit_ratio(table: pd.DataFrame) -> np.ndarray:
-    """Measured over modelled origin calls, per row."""
-    return table.origin_calls.to_numpy() / table.expected_calls.to_numpy()
-
-
 def xfetch_simulation(*, reads_per_s: float, delta_s: float = 0.12, beta: float = 1.0, trials: int = 2000,
                       seed: int = 0) -> np.ndarray:
     """Origin calls per expiry under XFetch, simulated: Poisson reads from well before expiry, each

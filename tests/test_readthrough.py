@@ -119,6 +119,15 @@ def test_xfetch_model_within_5_percent_of_its_simulation(beta):
     assert simulated == pytest.approx(math.exp(1 / beta), rel=0.05)
 
 
+def test_the_sweep_grid_and_beta_table():
+    grid = stampede.sweep_grid(160, 8)
+    assert [t for p, _, t in grid if p == "single-flight per task"] == [1, 2, 4, 8]
+    assert {(c, t) for p, c, t in grid if p == "none"} == {(40, 4), (160, 4)}
+    table = stampede.xfetch_betas(reads_per_s=2000, betas=[1.0, 2.0], trials=500, seed=1).set_index("beta")
+    assert table.loc[2.0, "simulated_calls"] < table.loc[1.0, "simulated_calls"]  # larger beta: fewer duplicates
+    assert table.loc[2.0, "first_recompute_before_expiry_ms"] > table.loc[1.0, "first_recompute_before_expiry_ms"]
+
+
 def test_bad_shapes_and_names_are_one_line_errors():
     with pytest.raises(ParameterError, match="multiple of tasks"):
         stampede.Shape(callers=10, tasks=3)

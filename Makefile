@@ -14,7 +14,7 @@ setup:
 
 ## Execute every chapter against real servers into _build/executed/ (two at a time, the summary last), then render _build/html/
 book: setup
-	$(PY) -m experiments.book all --jobs 2 $(PARAMS)
+	$(PY) -m experiments.bookkit all --jobs 2 $(PARAMS)
 
 ## Package tests against real servers, the browser test, then every chapter re-executed under nbval
 ## (tests that re-run a chapter's fault experiments are left to `make soak`: nbval runs those experiments).
@@ -28,7 +28,7 @@ lab: setup
 
 ## Re-execute chapters and replace the committed reference outputs (only on success).
 refresh: setup
-	$(PY) -m experiments.book refresh $(PARAMS)
+	$(PY) -m experiments.bookkit refresh $(PARAMS)
 
 ## Repeat the fault-injection tests 20 times: pass count and leaked servers (not part of CI).
 soak: setup

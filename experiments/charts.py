@@ -4,7 +4,7 @@ Altair 6 writes Vega-Lite 6 specifications, and its default output is HTML that 
 CDN, which renders nothing offline. JupyterLab 4 renders ``application/vnd.vegalite.v5+json`` with
 the Vega-Lite it bundles, so the ``cachebook`` renderer emits the spec under that mime type (the
 book's charts use only marks and encodings that Vega-Lite 5 compiles, which a test checks). In the
-HTML book, `experiments.mystnb_plugin` turns that output into a ``vegaEmbed`` call served from the
+HTML book, `experiments.bookkit.mystnb_plugin` turns that output into a ``vegaEmbed`` call served from the
 book's own static files. Importing this module enables both the theme and the renderer.
 """
 

@@ -1,7 +1,7 @@
 """One exception family for everything a reader can get wrong.
 
 Each error carries a one-line message that says what is wrong and how to fix it. The notebook
-helper (`experiments.session`) and the command-line runner print only that line, never a traceback,
+helper (`experiments.lab.session`) and the command-line runner print only that line, never a traceback,
 because the fix is in the message, not in the stack.
 """
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from experiments.params import positive
+
+if TYPE_CHECKING:  # pandas is imported lazily: these modules load in worker processes too
+    import pandas as pd
 
 
 def time_calls_ms(call: Callable[[], object], repetitions: int, warmup: int = 200) -> np.ndarray:

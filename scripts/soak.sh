@@ -11,7 +11,7 @@ tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis_chapter.py tests/tes
   tests/test_readthrough.py"}
 # servers of this soak only: every process it starts carries CACHEBOOK_SESSION (see experiments/processes.py)
 export CACHEBOOK_SESSION="soak-$$"
-servers() { $PY -c 'import os; from experiments.processes import server_processes as s; print(len(s(os.environ["CACHEBOOK_SESSION"])))'; }
+servers() { $PY -c 'import os; from experiments.lab.processes import server_processes as s; print(len(s(os.environ["CACHEBOOK_SESSION"])))'; }
 before=$(servers); passed=0; leaked=0; start=$(date +%s)
 for i in $(seq "$rounds"); do
   # shellcheck disable=SC2086  # SOAK_TESTS is a list of test ids

@@ -14,9 +14,8 @@ import time
 
 import pytest
 
-from experiments.processes import SESSION_ENV, server_processes
-from experiments.servers import MemcachedServer, RedisServer
-
+from experiments.lab.processes import SESSION_ENV, server_processes
+from experiments.lab.servers import MemcachedServer, RedisServer
 
 CHAPTER_RUNS = ("test_redis_chapter.py", "test_memcached_chapter.py")
 """Test modules whose ``results`` fixture re-runs a chapter's failover, cluster and cold-node experiments."""

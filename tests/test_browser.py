@@ -7,12 +7,11 @@ page are kept under ``_build/screenshots/`` for a human to look at.
 
 from __future__ import annotations
 
+import browser
 import pytest
 
-from experiments import book
+from experiments.bookkit import runner as book
 from experiments.paths import BUILD
-
-import browser
 
 
 @pytest.fixture(scope="module")

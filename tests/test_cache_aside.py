@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from experiments import economics, keydesign
-from experiments.cache import LocalCache, MemcachedCache, RedisCache
-from experiments.endpoints import open_memcached, open_redis
+from experiments.caches import keydesign
+from experiments.caches.adapters import LocalCache, MemcachedCache, RedisCache
+from experiments.caches.cache_aside import CacheAside
+from experiments.caches.origin import Origin
 from experiments.errors import UncacheableError
-from experiments.origin import Origin
-from experiments.patterns import CacheAside
+from experiments.lab.endpoints import open_memcached, open_redis
+from experiments.probes import hitvalue
 
 
 @pytest.fixture
@@ -70,15 +71,15 @@ def test_price_is_live_on_every_read_and_never_stored(caches):
 
 
 def test_a_price_never_reaches_any_cache_under_a_workload(caches):
-    economics.drive_with_prices(caches, keys=20, requests=100, seed=3)
-    assert economics.price_audit(caches) == {"in-process": 0, "Redis": 0, "Memcached": 0}
+    hitvalue.drive_with_prices(caches, keys=20, requests=100, seed=3)
+    assert hitvalue.price_audit(caches) == {"in-process": 0, "Redis": 0, "Memcached": 0}
 
 
 def test_the_audit_finds_a_planted_price(caches):
     """The audit can fail: a value written around the key design is found."""
     for cache in caches:
         cache.set("product:B9", json.dumps({"title": "t", "price_cents": 1}).encode(), 60)
-    assert economics.price_audit(caches) == {"in-process": 1, "Redis": 1, "Memcached": 1}
+    assert hitvalue.price_audit(caches) == {"in-process": 1, "Redis": 1, "Memcached": 1}
 
 
 def test_ttls_expire(caches):

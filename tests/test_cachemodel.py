@@ -1,4 +1,4 @@
-"""The book's LRU+TTL cache model (`experiments.cachemodel`) against exact replays (`experiments.lrusim`)."""
+"""The book's LRU+TTL cache model (`experiments.models.cachemodel`) against exact replays (`experiments.models.lrusim`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from experiments import cachemodel, daxmodel, lrusim
 from experiments.errors import ParameterError
+from experiments.models import cachemodel, daxmodel, lrusim
 
 
 def _renewal_hit_rate(rate: float, t_char: float, ttl: float, n: int = 200_000, seed: int = 1) -> float:

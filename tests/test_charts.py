@@ -8,8 +8,8 @@ import pandas as pd
 import vl_convert
 
 from experiments import charts
-from experiments.mystnb_plugin import VegaLitePlugin
-from experiments.economics import expected_curve
+from experiments.bookkit.mystnb_plugin import VegaLitePlugin
+from experiments.models.hitcost import expected_curve
 
 
 def sample_chart():

@@ -4,20 +4,20 @@ the stale-price timeline, and TLS on real Redis servers."""
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import pytest
 import redis
 
-from experiments import dax_claims, daxmodel, daxsim, daxstale, tlscost
-from experiments.daxsim import DaxNode, Table, WriteFailed
+from experiments.chapters import dax as dax_claims
 from experiments.errors import ParameterError
+from experiments.lab.processes import running
+from experiments.lab.servers import RedisServer, TlsRedisServer
 from experiments.ledger import Ledger
-from experiments.processes import running
-from experiments.servers import RedisServer, TlsRedisServer
+from experiments.models import daxmodel, daxsim, daxstale
+from experiments.models.daxsim import DaxNode, Table, WriteFailed
+from experiments.probes import tlscost
 
 ITEM = {"title": "Volume 1", "price_cents": 1000, "description": "x" * 50}
 

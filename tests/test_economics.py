@@ -6,25 +6,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import economics
-from experiments.cache import LocalCache, RedisCache
-from experiments.endpoints import open_redis
+from experiments.caches.adapters import LocalCache, RedisCache
+from experiments.caches.origin import Origin, document
+from experiments.chapters import economics
+from experiments.lab.endpoints import open_redis
 from experiments.ledger import Ledger, load_all
 from experiments.measure import summarize_ms, time_calls_ms
-from experiments.origin import Origin, document
+from experiments.models import hitcost
+from experiments.probes import hitvalue
 
 
 def test_expected_latency_is_linear_in_the_hit_rate():
-    assert economics.expected_latency_ms(1.0, 0.2, 120, 0.3) == pytest.approx(0.2)
-    assert economics.expected_latency_ms(0.0, 0.2, 120, 0.3) == pytest.approx(120.3)
-    assert economics.expected_latency_ms(0.5, 0.2, 120, 0.3) == pytest.approx((0.2 + 120.3) / 2)
+    assert hitcost.expected_latency_ms(1.0, 0.2, 120, 0.3) == pytest.approx(0.2)
+    assert hitcost.expected_latency_ms(0.0, 0.2, 120, 0.3) == pytest.approx(120.3)
+    assert hitcost.expected_latency_ms(0.5, 0.2, 120, 0.3) == pytest.approx((0.2 + 120.3) / 2)
     with pytest.raises(ValueError):
-        economics.expected_latency_ms(1.5, 0.2, 120, 0.3)
+        hitcost.expected_latency_ms(1.5, 0.2, 120, 0.3)
 
 
 def test_break_even_hit_rate_makes_both_paths_equal():
-    h = economics.break_even_hit_rate(0.2, 120, 0.3)
-    assert economics.expected_latency_ms(h, 0.2, 120, 0.3) == pytest.approx(120)
+    h = hitcost.break_even_hit_rate(0.2, 120, 0.3)
+    assert hitcost.expected_latency_ms(h, 0.2, 120, 0.3) == pytest.approx(120)
 
 
 def test_documents_have_the_requested_size_and_are_deterministic():
@@ -58,12 +60,12 @@ def test_hits_on_real_servers_end_to_end(redis_server):
     target = open_redis(redis_server.url)
     try:
         caches = [LocalCache(), RedisCache(target)]
-        hits = economics.time_hits(caches, 300, progress=False)
+        hits = hitvalue.time_hits(caches, 300, progress=False)
         assert len(hits) == 2 * 5
         local = hits[hits.store == "in-process"].p50_ms.max()
         remote = hits[hits.store == "Redis"].p50_ms.min()
         assert local < remote < 2.0  # a network round trip costs more than a dict lookup
-        aside = economics.time_cache_aside(caches[1], origin_calls=2, repetitions=200, seed=1, progress=False)
+        aside = hitvalue.time_cache_aside(caches[1], origin_calls=2, repetitions=200, seed=1, progress=False)
         assert list(aside.family) == ["product", "reco", "promo", "review"]
         assert (aside.save_per_hit_ms > aside.save_at_planned_rate_ms).all()
         chart = economics.hit_chart_frame(hits)
@@ -82,7 +84,7 @@ def synthetic(hit_ms: float, worst_p99_ms: float):
     aside = pd.DataFrame([{"family": "product", "scenario": "Product detail (ASIN)", "hit_p50_ms": hit_ms,
                            "miss_overhead_p50_ms": 0.3, "seed_origin_ms": 120, "seed_save_ms": 118}])
     aside["save_per_hit_ms"] = 120 - hit_ms
-    aside["save_at_planned_rate_ms"] = 120 - economics.expected_latency_ms(0.95, hit_ms, 120, 0.3)
+    aside["save_at_planned_rate_ms"] = 120 - hitcost.expected_latency_ms(0.95, hit_ms, 120, 0.3)
     return hits, aside
 
 

@@ -1,12 +1,12 @@
-"""experiments.endpoints: external endpoints are validated, namespaced, never flushed, never broken."""
+"""experiments.lab.endpoints: external endpoints are validated, namespaced, never flushed, never broken."""
 
 from __future__ import annotations
 
 import pytest
 
-from experiments.endpoints import open_memcached, open_redis, parse_memcached_servers, parse_redis_url
 from experiments.errors import EndpointError
-from experiments.servers import free_port
+from experiments.lab.endpoints import open_memcached, open_redis, parse_memcached_servers, parse_redis_url
+from experiments.lab.spawner import free_port
 
 
 @pytest.mark.parametrize("url", ["localhost:6379", "http://host:6379", "redis://", "redis://host",
@@ -65,7 +65,7 @@ def test_owned_endpoint_allows_destructive_experiments():
     assert target.owned
     pid = target.server.pid
     target.close()
-    from experiments.processes import running
+    from experiments.lab.processes import running
     assert not running(pid)
 
 
@@ -94,7 +94,7 @@ def test_chapter_runs_on_external_endpoints_and_leaves_them_as_found(redis_serve
     """Chapter 1 with redis_url / memcached_servers: it uses them, and deletes only its own keys."""
     import nbformat
 
-    from experiments import book
+    from experiments.bookkit import runner as book
 
     theirs = redis_server.client()
     theirs.set("their:key", b"keep me")

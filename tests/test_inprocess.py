@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import deployment, gcpause, inprocess_claims, nearcache, taskcache, taskstale
+from experiments.caches import nearcache
+from experiments.chapters import in_process_lru as inprocess_claims
 from experiments.errors import BookError, ParameterError
+from experiments.lab.processes import running
+from experiments.lab.servers import RedisServer
 from experiments.ledger import Ledger
-from experiments.processes import running
-from experiments.servers import RedisServer
+from experiments.models import deployment, taskcache, taskstale
+from experiments.probes import gcpause
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ import subprocess
 import sys
 import time
 
+from experiments.lab.processes import SESSION_ENV, server_processes
 from experiments.paths import ROOT
-from experiments.processes import SESSION_ENV, server_processes
 
 
 def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
     session = f"interrupt-test-{os.getpid()}"
     runner = subprocess.Popen(
-        [sys.executable, "-m", "experiments.book", "execute", "economics"], cwd=ROOT,
+        [sys.executable, "-m", "experiments.bookkit", "execute", "economics"], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "TMPDIR": str(tmp_path), SESSION_ENV: session},
         # a terminal's foreground job: its own process group, SIGINT at its default

@@ -15,12 +15,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import browser
 import nbformat
 
-import browser
 from experiments import charts
+from experiments.lab.spawner import free_port
 from experiments.paths import ROOT
-from experiments.servers import free_port
 
 CHAPTER = ROOT / "book" / "economics.ipynb"
 

@@ -10,12 +10,14 @@ import copy
 import numpy as np
 import pytest
 
-from experiments import (coldnode, evictions, hashing, invalidation, listupdates, loadgen, memcached_claims,
-                         pollmodel)
-from experiments.cache import MemcachedCache
-from experiments.endpoints import open_memcached, open_redis
+from experiments.caches.adapters import MemcachedCache
+from experiments.chapters import memcached as memcached_claims
+from experiments.lab import loadgen
+from experiments.lab.endpoints import open_memcached, open_redis
+from experiments.lab.servers import MemcachedServer
 from experiments.ledger import Ledger
-from experiments.servers import MemcachedServer
+from experiments.models import pollmodel
+from experiments.probes import coldnode, evictions, hashing, invalidation, listupdates
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def test_a_tampered_checked_cell_fails_and_unchecked_cells_may_differ(tmp_path):
     findings = "findings = {'no price reached any cache': 2 + 2 == 4}\nfor k, v in findings.items():\n    print(f'{k}: {v}')"
     notebook = new_notebook(cells=[
         _cell(f"# NBVAL_CHECK_OUTPUT\n{findings}", "no price reached any cache: False\n"),  # tampered
-        _cell(f"# NBVAL_CHECK_OUTPUT\nprint(f'object at {{hex(id(object()))}} in /tmp/x')", "object at 0x7f00deadbeef in /tmp/y\n"),
+        _cell("# NBVAL_CHECK_OUTPUT\nprint(f'object at {hex(id(object()))} in /tmp/x')", "object at 0x7f00deadbeef in /tmp/y\n"),
         _cell("# timing: shown, never compared\nprint(123.4)", "99.9\n"),
     ])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

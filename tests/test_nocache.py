@@ -8,11 +8,13 @@ import copy
 import pandas as pd
 import pytest
 
-from experiments import collapse, costmodel, fanout, flashsale, nocache_claims, safetocache
+from experiments.chapters import no_cache as nocache_claims
 from experiments.errors import ParameterError
+from experiments.lab.processes import running
+from experiments.lab.servers import RedisServer
 from experiments.ledger import Ledger
-from experiments.processes import running
-from experiments.servers import RedisServer
+from experiments.models import costmodel, fanout, flashsale, safetocache
+from experiments.probes import collapse
 
 
 def test_fluid_model_and_simulation_agree_on_the_outage():

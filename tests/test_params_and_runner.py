@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from experiments import params
-from experiments.book import main, parse_value
+from experiments.bookkit.runner import main, parse_value
+from experiments.caches.origin import document
 from experiments.errors import ParameterError
-from experiments.origin import document
 from experiments.paths import ROOT
 
 
@@ -63,13 +63,13 @@ def test_runner_accepts_one_or_two_jobs(capsys):
 
 
 def test_chapters_that_read_results_are_in_the_book():
-    from experiments.book import LAST, chapters
+    from experiments.bookkit.runner import LAST, chapters
 
     assert LAST <= set(chapters())  # the runner starts them after every other chapter has finished
 
 
 def test_bad_profile_through_papermill_names_chapter_cell_and_problem():
-    result = subprocess.run([sys.executable, "-m", "experiments.book", "execute", "economics", "-p", "profile", "fast"],
+    result = subprocess.run([sys.executable, "-m", "experiments.bookkit", "execute", "economics", "-p", "profile", "fast"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -12,12 +12,20 @@ import time
 import pandas as pd
 import pytest
 
-from experiments import readthrough_claims, stampede, staleset
+from experiments.caches.readthrough import (
+    DistributedLock,
+    EarlyRecompute,
+    LocalSingleFlight,
+    NoProtection,
+    ReadThrough,
+    StaleWhileRevalidate,
+)
+from experiments.chapters import read_through as readthrough_claims
 from experiments.errors import ParameterError
+from experiments.lab.processes import running
 from experiments.ledger import Ledger
-from experiments.processes import running
-from experiments.readthrough import (DistributedLock, EarlyRecompute, LocalSingleFlight, NoProtection, ReadThrough,
-                                     StaleWhileRevalidate)
+from experiments.models import herd
+from experiments.probes import staleset, stampede
 
 
 class CountingOrigin:
@@ -115,7 +123,7 @@ def test_stale_while_revalidate_answers_at_once_and_refreshes_once(redis_server)
 
 @pytest.mark.parametrize("beta", [0.5, 1.0])
 def test_xfetch_model_within_5_percent_of_its_simulation(beta):
-    simulated = stampede.xfetch_simulation(reads_per_s=2000, beta=beta, trials=2000, seed=3).mean()
+    simulated = herd.xfetch_simulation(reads_per_s=2000, beta=beta, trials=2000, seed=3).mean()
     assert simulated == pytest.approx(math.exp(1 / beta), rel=0.05)
 
 
@@ -123,7 +131,7 @@ def test_the_sweep_grid_and_beta_table():
     grid = stampede.sweep_grid(160, 8)
     assert [t for p, _, t in grid if p == "single-flight per task"] == [1, 2, 4, 8]
     assert {(c, t) for p, c, t in grid if p == "none"} == {(40, 4), (160, 4)}
-    table = stampede.xfetch_betas(reads_per_s=2000, betas=[1.0, 2.0], trials=500, seed=1).set_index("beta")
+    table = herd.xfetch_betas(reads_per_s=2000, betas=[1.0, 2.0], trials=500, seed=1).set_index("beta")
     assert table.loc[2.0, "simulated_calls"] < table.loc[1.0, "simulated_calls"]  # larger beta: fewer duplicates
     assert table.loc[2.0, "first_recompute_before_expiry_ms"] > table.loc[1.0, "first_recompute_before_expiry_ms"]
 
@@ -136,7 +144,7 @@ def test_bad_shapes_and_names_are_one_line_errors():
     with pytest.raises(ParameterError, match="ttl_ms"):
         stampede.Shape(callers=8, tasks=2, ttl_ms=1000)
     with pytest.raises(ParameterError, match="is not one of"):
-        stampede.expected_origin_calls("coalesce", callers=1, tasks=1)
+        herd.expected_origin_calls("coalesce", callers=1, tasks=1)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +160,7 @@ def results(redis_server, memcached_server):
     replay, stressed = staleset.run_all(redis_server, memcached_server, trials=300, seed=2)
     return readthrough_claims.ReadThroughResults(
         shape=shape, compare=compared, sweep=swept, replay=replay, stress=stressed,
-        xfetch_simulated=stampede.xfetch_simulation(reads_per_s=320, trials=1000, seed=1))
+        xfetch_simulated=herd.xfetch_simulation(reads_per_s=320, trials=1000, seed=1))
 
 
 def test_stampede_across_processes_follows_the_model(results):

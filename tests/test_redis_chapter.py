@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import evictions, failover, invalidation, loadgen, redis_claims, scaleout, structures
-from experiments.cache import RedisCache
-from experiments.endpoints import open_redis
+from experiments.caches.adapters import RedisCache
+from experiments.chapters import redis as redis_claims
+from experiments.lab import loadgen
+from experiments.lab.endpoints import open_redis
+from experiments.lab.topologies import RedisClusterSet
 from experiments.ledger import Ledger
-from experiments.servers import RedisClusterSet
+from experiments.probes import evictions, failover, invalidation, scaleout, structures
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,7 @@ def test_ledger_rows_and_summary_row(results):
 
 
 def test_benchmark_rejects_a_dead_port():
-    from experiments.servers import free_port
+    from experiments.lab.spawner import free_port
 
     with pytest.raises(RuntimeError, match="does not answer"):
         loadgen.redis_benchmark(free_port(), "x", requests=10)

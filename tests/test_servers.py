@@ -1,9 +1,8 @@
-"""experiments.servers: real processes that are ready when returned and gone when their owner is."""
+"""experiments.lab.servers: real processes that are ready when returned and gone when their owner is."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -15,9 +14,10 @@ import pytest
 import redis
 
 from experiments.errors import MissingBinaryError, PortInUseError, ServerStartError
-from experiments.processes import running
-from experiments.servers import (DEFAULT_PASSWORD, MemcachedServer, RedisClusterSet, RedisServer,
-                                 SentinelSet, live_server_pids)
+from experiments.lab.processes import running
+from experiments.lab.servers import DEFAULT_PASSWORD, MemcachedServer, RedisServer
+from experiments.lab.spawner import live_server_pids
+from experiments.lab.topologies import RedisClusterSet, SentinelSet
 
 
 def gone_within(pids, seconds: float) -> bool:
@@ -86,7 +86,8 @@ def test_cluster_is_ready_when_returned():
 
 OWNER = textwrap.dedent("""
     import json, sys, time
-    from experiments.servers import MemcachedServer, RedisClusterSet, RedisServer, SentinelSet
+    from experiments.lab.servers import MemcachedServer, RedisServer
+    from experiments.lab.topologies import RedisClusterSet, SentinelSet
     servers = [RedisServer().start(), MemcachedServer().start()]
     if sys.argv[1] == "all":
         servers += [SentinelSet().start(), RedisClusterSet().start()]

@@ -8,9 +8,10 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from experiments import decision, summary, whatif
+from experiments.chapters import summary
 from experiments.errors import BookError, ParameterError
 from experiments.ledger import Ledger
+from experiments.models import decision, whatif
 
 
 def _first(workload: decision.Workload) -> str:
@@ -90,7 +91,7 @@ def test_the_seed_inventory_is_well_formed():
 
 def test_summary_without_results_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("CACHE_BOOK_RESULTS", str(tmp_path / "empty"))
-    with pytest.raises(BookError, match=r"no results yet for economics, .*python -m experiments.book execute"):
+    with pytest.raises(BookError, match=r"no results yet for economics, .*python -m experiments.bookkit execute"):
         summary.load_results()
 
 

@@ -1,0 +1,156 @@
+"""The no-cache chapter's numbers, findings and ledger rows, computed from its experiments' results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from experiments.models.costmodel import CostInputs, break_even_outage_s, cost_ratio
+from experiments.seed import figure
+
+PROOF = "no-cache.ipynb"
+
+
+@dataclass
+class NoCacheResults:
+    launches: pd.DataFrame
+    collapse: pd.DataFrame
+    fanout: pd.DataFrame
+    cost: CostInputs
+    rules: pd.DataFrame
+    launch_seconds: pd.DataFrame
+
+
+def _launch(r: NoCacheResults, label: str) -> pd.Series:
+    return r.launches.set_index("launch").loc[label]
+
+
+def _rule(r: NoCacheResults, family: str) -> pd.Series:
+    return r.rules.set_index("family").loc[family]
+
+
+def headline(r: NoCacheResults) -> dict[str, float]:
+    """Numbers quoted by the chapter's prose and the decision record."""
+    base, shed = _launch(r, "no cache"), _launch(r, "no cache, catalog sheds expired requests")
+    wide = _launch(r, "no cache, scaled to 20x")
+    fan = r.fanout.set_index("hit_rate")
+    plain, cached = r.collapse.set_index("setup").loc["no cache"], r.collapse.set_index("setup").loc["cache-aside on Redis"]
+    numbers = {
+        "stop_sim_s": base.sim_stop_s, "stop_model_s": base.model_stop_s,
+        "answered_no_cache_pct": base.answered_pct, "answered_shed_pct": shed.answered_pct,
+        "resume_20x_sim_s": wide.sim_resume_s, "resume_20x_model_s": wide.model_resume_s,
+        "answered_20x_pct": wide.answered_pct,
+        "answered_85_pct": _launch(r, "cache at 85 % hit").answered_pct,
+        "answered_95_pct": _launch(r, "cache at 95 % hit").answered_pct,
+        "p99_95_ms": _launch(r, "cache at 95 % hit").peak_p99_ms,
+        "wait_at_60s_s": float(r.launch_seconds[(r.launch_seconds.launch == "no cache")
+                                                  & (r.launch_seconds.t_s == 60)].wait_p50_ms.iloc[0]) / 1000,
+        "fan_p50_ms": float(fan.loc[0.0, "p50_ms"]), "fan_p50_mc_ms": float(fan.loc[0.0, "p50_mc_ms"]),
+        "fan_p99_ms": float(fan.loc[0.0, "p99_ms"]),
+        "fan_max_gap_pct": float((100 * (fan.p50_ms - fan.p50_mc_ms).abs() / fan.p50_mc_ms).max()),
+        "fan_cached_p50_ms": float(fan.loc[0.95, "p50_ms"]), "fan_cached_p99_ms": float(fan.loc[0.95, "p99_ms"]),
+        "fan_all_hit_pct": 100 * float(fan.loc[0.95, "all_three_hit"]),
+        "real_plain_answered_pct": float(plain.answered_pct), "real_cached_answered_pct": float(cached.answered_pct),
+        "real_plain_timeouts_pct": float(plain.timed_out_pct), "real_cached_hit_pct": float(cached.hit_pct),
+        "real_requests": int(plain.requests), "real_capacity_per_s": float(plain.capacity_per_s),
+        "real_plain_goodput_per_s": float(plain.origin_goodput_per_s),
+        "cost_ratio_pct": 100 * cost_ratio(r.cost), "break_even_s": break_even_outage_s(r.cost, sale_hours=24),
+        "price_range_ttl_s": float(_rule(r, "price_range").ttl_s),
+        "genre_ttl_h": float(_rule(r, "genre_taxonomy").ttl_s) / 3600,
+    }
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in numbers.items()}
+
+
+def findings(r: NoCacheResults) -> dict[str, bool]:
+    """The chapter's conclusions as statements that must hold (asserted; compared by nbval)."""
+    h = headline(r)
+    return {
+        "the fluid model and the simulation agree within 2 s on when answers stop":
+            abs(h["stop_sim_s"] - h["stop_model_s"]) <= 2,
+        "they agree within 15 s on when a 20x scale-up brings answers back":
+            abs(h["resume_20x_sim_s"] - h["resume_20x_model_s"]) <= 15,
+        "without a cache or shedding, under 1 % of the launch's requests are answered in time":
+            h["answered_no_cache_pct"] < 1,
+        "shedding expired requests keeps the catalog answering (over 30 % of the launch)": h["answered_shed_pct"] > 30,
+        "a 95 % cache answers every request of the launch in time": h["answered_95_pct"] > 99.9,
+        "on real servers, cache-aside answered at least twice the share in time that no cache did":
+            h["real_cached_answered_pct"] >= 2 * h["real_plain_answered_pct"],
+        "the analytic fan-out p50 is within 2 % of Monte Carlo at every hit rate": h["fan_max_gap_pct"] < 2,
+        "a turn's p50 without a cache is the seed's 350 ms within 1 %": abs(h["fan_p50_ms"] - 350) / 350 < 0.01,
+        "with the seed's inputs the cost share is 0.02 %": math.isclose(h["cost_ratio_pct"], figure("cost_share_pct")),
+        "the rule never caches prices and caches the genre taxonomy for hours":
+            _rule(r, "price").decision == "never cache" and h["genre_ttl_h"] >= 1,
+    }
+
+
+def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
+    """This chapter's ledger rows; verdicts follow from the results."""
+    h = headline(r)
+    rec = ledger.record
+    rec("nocache.always-fresh", claim="Without a cache nothing served is stale", seed_value="always fresh",
+        measured="every read goes to the origin; as fresh as the origin's own reads", verdict="holds",
+        proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
+    rec("nocache.10x", claim="50,000 concurrent requests are 10x the catalog's planned 5,000", seed_value="10x",
+        measured=f"{figure('launch_users') / figure('catalog_concurrency'):.0f}x", verdict="holds",
+        proof=f"{PROOF}#failure-the-flash-sale-collapse")
+    rec("nocache.p99-3000", claim="Overloaded, the catalog's P99 grows from 120 ms to 3,000 ms",
+        seed_value="3,000 ms",
+        measured=(f"first-come-first-served waits grow without bound: {h['wait_at_60s_s']:,.0f} s at the median a "
+                  "minute in; a bounded P99 would need a bounded queue"),
+        verdict="fails", proof=f"{PROOF}#failure-the-flash-sale-collapse")
+    rec("nocache.every-timeout", claim="Every request times out", seed_value="every request",
+        measured=(f"{h['answered_no_cache_pct']:.2f} % answered in time over the launch (FCFS, no shedding); "
+                  f"{h['answered_shed_pct']:.0f} % if the catalog drops what it cannot answer in time"),
+        verdict="partly", proof=f"{PROOF}#failure-the-flash-sale-collapse")
+    rec("nocache.cost-0.02", claim="The cache costs 0.02 % of the revenue it protects", seed_value="0.02 %",
+        measured=(f"{h['cost_ratio_pct']:.2f} % only if the whole $2M sale would be lost; the cache pays for itself "
+                  f"if it prevents {h['break_even_s']:.0f} s of outage in a 24-hour sale"),
+        verdict="partly", proof=f"{PROOF}#cost-per-revenue")
+    rec("nocache.cluster-cost", claim="An ElastiCache cluster costs about $400 a month", seed_value="$400/month",
+        measured="no price list is reachable from this machine; the model takes the seed's figure as its input",
+        verdict="unverifiable", proof=f"{PROOF}#cost-per-revenue")
+    rec("nocache.q1-autoscaling", claim="Autoscaling takes 90-180 s while the spike takes 15 s",
+        seed_value="90-180 s vs 15 s",
+        measured=("ECS timings are the seed's, taken as inputs; in the gap the catalog answers nothing in time "
+                  "(FCFS) and a scale-up to the offered load never drains the backlog"),
+        verdict="unverifiable", proof=f"{PROOF}#q1-the-autoscaling-gap")
+    rec("nocache.q2-p50-350", claim="Three parallel origin calls give a P50 of 350 ms", seed_value="350 ms",
+        measured=f"{h['fan_p50_ms']:.1f} ms analytic, {h['fan_p50_mc_ms']:.1f} ms Monte Carlo; P99 {h['fan_p99_ms']:.0f} ms",
+        verdict="holds", proof=f"{PROOF}#q2-fan-out-latency")
+    rec("nocache.q2-cached-p50-2", claim="With a cache the P50 is 2 ms", seed_value="2 ms",
+        measured=(f"P50 {h['fan_cached_p50_ms']:.0f} ms at 95 % hit ({h['fan_all_hit_pct']:.0f} % of turns hit on all "
+                  f"three calls), but P99 stays {h['fan_cached_p99_ms']:.0f} ms"),
+        verdict="holds", proof=f"{PROOF}#q2-fan-out-latency")
+    rec("nocache.q3-price-range", claim="Price-range context could be cached though prices cannot",
+        seed_value="(question)",
+        measured=f"the rule caches it with a TTL up to {h['price_range_ttl_s']:.0f} s at a $10/day stale-cost budget",
+        verdict="holds", proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
+    rec("nocache.heuristic", claim="No cache only for low traffic or data whose staleness causes harm",
+        seed_value="prices, order status",
+        measured="the rule never caches prices or order status; everything else it caches under a stale-cost budget",
+        verdict="holds", proof=f"{PROOF}#no-cache-decision-heuristic")
+    rec("summary.nocache.latency", claim="Without a cache reads take 80-350 ms", seed_value="80-350ms",
+        measured=f"turn P50 {h['fan_p50_ms']:.0f} ms, P99 {h['fan_p99_ms']:.0f} ms", verdict="partly",
+        proof=f"{PROOF}#q2-fan-out-latency")
+    rec("summary.nocache.consistency", claim="Without a cache consistency is perfect", seed_value="Perfect",
+        measured="as consistent as the origin's reads (DynamoDB's default reads are eventually consistent)",
+        verdict="partly", proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
+    rec("summary.nocache.failure-risk", claim="Origin services collapse under flash-sale load",
+        seed_value="collapse", measured=(f"simulated: {h['answered_no_cache_pct']:.2f} % answered; on real servers "
+                                         f"{h['real_plain_answered_pct']:.0f} % at 5x capacity"),
+        verdict="holds", proof=f"{PROOF}#failure-the-flash-sale-collapse")
+    return ledger.table()
+
+
+def summary_row(h: dict[str, float]) -> pd.DataFrame:
+    """The seed's summary-table row for no cache beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    return pd.DataFrame([
+        {"column": "Latency", "seed": "80-350ms", "measured": f"turn P50 {h['fan_p50_ms']:.0f} ms, P99 {h['fan_p99_ms']:.0f} ms"},
+        {"column": "Invalidation", "seed": "N/A (always fresh)", "measured": "none needed"},
+        {"column": "Consistency", "seed": "Perfect", "measured": "the origin's own (eventually consistent reads)"},
+        {"column": "Key failure risk", "seed": "Origin services collapse under flash sale load",
+         "measured": f"{h['answered_no_cache_pct']:.2f} % of a 10x launch answered in time; autoscaling alone never recovers"},
+    ])

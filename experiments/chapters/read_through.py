@@ -1,0 +1,181 @@
+"""The read-through chapter's numbers, findings and ledger rows, computed from its experiments' results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from experiments.models.herd import expected_origin_calls
+from experiments.probes.stampede import ORIGIN_WORKERS, Shape
+from experiments.seed import figure
+
+PROOF = "read-through.ipynb"
+RELOAD_MS = 120.0
+"""The origin's median service time (the seed's catalog latency)."""
+XFETCH = "early recomputation (XFetch)"
+
+
+@dataclass
+class ReadThroughResults:
+    shape: Shape
+    compare: pd.DataFrame
+    sweep: pd.DataFrame
+    xfetch_simulated: np.ndarray
+    replay: pd.DataFrame
+    stress: pd.DataFrame
+
+
+def _row(r: ReadThroughResults, protection: str) -> pd.Series:
+    return r.compare.set_index("protection").loc[protection]
+
+
+def _runs(r: ReadThroughResults, protection: str) -> pd.DataFrame:
+    both = pd.concat([r.compare, r.sweep], ignore_index=True)
+    return both[both.protection == protection]
+
+
+def headline(r: ReadThroughResults) -> dict[str, float]:
+    """Numbers quoted by the chapter's prose and the decision record."""
+    none, flight, lock = _row(r, "none"), _row(r, "single-flight per task"), _row(r, "distributed lock")
+    xfetch, swr = _row(r, XFETCH), _row(r, "stale-while-revalidate")
+    xruns = _runs(r, XFETCH).origin_calls
+    stress = r.stress.set_index("cache")
+    replay = r.replay.set_index("cache")
+    one_task = _runs(r, "single-flight per task").query("tasks == 1").origin_calls
+    numbers = {
+        "callers": r.shape.callers, "tasks": r.shape.tasks, "period_ms": r.shape.period_ms,
+        "none_calls": int(none.origin_calls), "none_peak": int(none.peak_origin_concurrency),
+        "none_drain_s": int(none.origin_calls) * RELOAD_MS / 1000 / ORIGIN_WORKERS,
+        "none_spread_ms": none.arrival_spread_ms, "none_p99_ms": none.p99_ms,
+        "none_errors_pct": 100 * float(none.error_reads) / float(none.reads),
+        "flight_calls": int(flight.origin_calls), "flight_p99_ms": flight.p99_ms,
+        "flight_one_task_calls": int(one_task.max()) if len(one_task) else math.nan,
+        "lock_calls": int(lock.origin_calls), "lock_p99_ms": lock.p99_ms, "lock_errors": int(lock.error_reads),
+        "xfetch_calls": int(xfetch.origin_calls), "xfetch_runs": len(xruns), "xfetch_mean_calls": float(xruns.mean()),
+        "xfetch_median_calls": float(xruns.median()),
+        "xfetch_max_calls": int(xruns.max()), "xfetch_model": expected_origin_calls(XFETCH, callers=1, tasks=1),
+        "xfetch_sim_mean": float(r.xfetch_simulated.mean()),
+        "xfetch_sim_sem": float(r.xfetch_simulated.std(ddof=1) / math.sqrt(r.xfetch_simulated.size)),
+        "xfetch_first_ms": -float(xfetch.first_call_vs_expiry_ms), "xfetch_p99_ms": xfetch.p99_ms,
+        "xfetch_slow_pct": 100 * float(xfetch.slow_reads) / float(xfetch.reads),
+        "swr_slow_pct": 100 * float(swr.slow_reads) / float(swr.reads),
+        "none_slow_pct": 100 * float(none.slow_reads) / float(none.reads),
+        "swr_calls": int(swr.origin_calls), "swr_p99_ms": swr.p99_ms, "swr_stale_reads": int(swr.stale_reads),
+        "hit_p50_ms": float(r.compare.p50_ms.median()),
+        "seed_callers": figure("stampede_callers"), "seed_tasks": figure("task_count"),
+        "race_trials": int(stress.trials.iloc[0]),
+        **{name: int(stress.loc[cache, column]) for name, cache, column in [
+            ("race_redis_stale", "Redis", "stale_entries"), ("race_memcached_stale", "Memcached", "stale_entries"),
+            ("race_redis_fixed_stale", "Redis, versioned set", "stale_entries"),
+            ("race_memcached_fixed_stale", "Memcached, lease", "stale_entries"),
+            ("race_redis_refused", "Redis, versioned set", "fills_refused"),
+            ("race_memcached_refused", "Memcached, lease", "fills_refused")]},
+        "replay_stale_for_s": float(replay.loc["Redis", "stale_for_s"]),
+    }
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in numbers.items()}
+
+
+def findings(r: ReadThroughResults) -> dict[str, bool]:
+    """The chapter's conclusions as statements that must hold (asserted; compared by nbval)."""
+    h = headline(r)
+    none_runs, flight_runs = _runs(r, "none"), _runs(r, "single-flight per task")
+    lock_runs = _runs(r, "distributed lock")
+    replay = r.replay.set_index("cache")
+    model = h["xfetch_model"]
+    return {
+        "without protection, at least 90 % of the callers called the origin, at every size tried":
+            bool((none_runs.origin_calls >= 0.9 * none_runs.callers).all()),
+        "single-flight per task let through one call per task (up to 1.5x), at every task count tried":
+            bool(((flight_runs.origin_calls >= flight_runs.tasks)
+                  & (flight_runs.origin_calls <= 1.5 * flight_runs.tasks)).all()),
+        "a distributed lock let at most 2 calls through, at every size tried": bool((lock_runs.origin_calls <= 2).all()),
+        "the XFetch simulation agrees with e^(1/beta) within 5 %": abs(h["xfetch_sim_mean"] / model - 1) < 0.05,
+        "on the real servers, the median XFetch run made at most twice e^(1/beta) calls per expiry, whatever the callers":
+            h["xfetch_median_calls"] <= 2 * model,
+        "with XFetch and stale-while-revalidate at most 2 % of reads took over 50 ms (only a recomputing reader waits)":
+            max(h["xfetch_slow_pct"], h["swr_slow_pct"]) <= 2,
+        "the fatal interleaving leaves a stale entry in plain cache-aside on Redis and on Memcached":
+            bool(replay.loc["Redis", "stale"] and replay.loc["Memcached", "stale"]),
+        "the versioned set (Redis) and the lease (Memcached) refuse the stale fill":
+            not replay.loc["Redis, versioned set", "fill_stored"] and not replay.loc["Memcached, lease", "fill_stored"],
+        "under random interleavings, plain cache-aside left stale entries on both servers":
+            h["race_redis_stale"] > 0 and h["race_memcached_stale"] > 0,
+        "the versioned set and the lease left none": h["race_redis_fixed_stale"] == 0 and h["race_memcached_fixed_stale"] == 0,
+    }
+
+
+def record_claims(ledger, r: ReadThroughResults) -> pd.DataFrame:
+    """This chapter's ledger rows; verdicts follow from the results."""
+    h = headline(r)
+    rec = ledger.record
+    seed_scale = (f"{expected_origin_calls('none', callers=h['seed_callers'], tasks=h['seed_tasks']):.0f} calls without "
+                  f"protection, {expected_origin_calls('single-flight per task', callers=1, tasks=h['seed_tasks']):.0f} "
+                  "with single-flight per task")
+    rec("readthrough.no-miss-logic", claim="Read-through removes the miss logic from the orchestrator",
+        seed_value="no cache-miss boilerplate",
+        measured="the caller's code is one get(key); the miss logic and its protection move into the component",
+        verdict="holds", proof=f"{PROOF}#the-read-through-component")
+    rec("readthrough.wait", claim="Redis with WAIT semantics can act as a read-through cache",
+        seed_value="Redis with WAIT semantics",
+        measured=("WAIT blocks until earlier writes reach N replicas; it never loads a missing key, so Redis "
+                  "offers no read-through and the proxy must be built"),
+        verdict="fails", proof=f"{PROOF}#the-read-through-component")
+    rec("readthrough.single-source", claim="Read-through gives one place that owns cache population",
+        seed_value="single source of truth",
+        measured="one code path, but one instance per task at run time: its protection must work across instances",
+        verdict="partly", proof=f"{PROOF}#a-stampede-on-real-redis")
+    rec("readthrough.500-calls", claim="Without single-flight, 500 callers missing an expired key make 500 origin calls",
+        seed_value=f"{h['seed_callers']:.0f} calls",
+        measured=(f"{h['none_calls']} calls from {h['callers']} callers here (model: one per caller), "
+                  f"{h['none_errors_pct']:.0f} % of reads timed out at 2 s"),
+        verdict="holds", proof=f"{PROOF}#a-stampede-on-real-redis")
+    rec("readthrough.10ms", claim="The herd reaches the origin within 10 ms", seed_value=f"{figure('herd_arrival_ms'):.0f} ms",
+        measured=(f"arrivals spread over {h['none_spread_ms']:.0f} ms here: one read period of the callers "
+                  f"({h['period_ms']} ms); 10 ms needs every caller to read within 10 ms of the expiry"),
+        verdict="partly", proof=f"{PROOF}#a-stampede-on-real-redis")
+    rec("readthrough.one-call", claim="Single-flight turns 500 origin calls into 1", seed_value="1 call",
+        measured=(f"{h['flight_one_task_calls']} call with one task (one proxy instance); "
+                  f"{h['flight_calls']} with {h['tasks']} tasks"),
+        verdict="partly", proof=f"{PROOF}#how-the-counts-scale")
+    rec("readthrough.cross-task", claim="Single-flight inside each proxy instance still lets a cross-task herd through",
+        seed_value=f"{h['seed_tasks']:.0f} tasks", measured=f"one call per task: {h['flight_calls']} for {h['tasks']} tasks; "
+        f"at the seed's scale {seed_scale}", verdict="holds", proof=f"{PROOF}#how-the-counts-scale")
+    rec("readthrough.lock-equivalent", claim="Cache-aside with a distributed lock on miss is equivalent",
+        seed_value="equivalent",
+        measured=(f"{h['lock_calls']} origin call, as for a read-through with the same lock; waiting callers pay "
+                  f"p99 {h['lock_p99_ms']:.0f} ms; XFetch ({h['xfetch_p99_ms']:.1f} ms) and stale-while-revalidate "
+                  f"({h['swr_p99_ms']:.1f} ms) avoid the wait"),
+        verdict="holds", proof=f"{PROOF}#read-through-decision-heuristic")
+    rec("summary.readthrough.latency", claim="A read-through cache answers in under 2 ms", seed_value="<2ms",
+        measured=f"median read {h['hit_p50_ms']:.2f} ms on loopback", verdict="holds",
+        proof=f"{PROOF}#a-stampede-on-real-redis")
+    rec("summary.readthrough.invalidation", claim="Read-through invalidation is event-driven if implemented",
+        seed_value="Event-driven (if implemented)",
+        measured="read-through changes who fills the cache, not how it is invalidated; the stale-set race applies",
+        verdict="holds", proof=f"{PROOF}#the-stale-set-race")
+    rec("summary.readthrough.consistency", claim="Read-through gives strong consistency", seed_value="Strong",
+        measured=(f"a fill racing an update left a stale entry for {h['replay_stale_for_s']:.0f} s; "
+                  f"{h['race_redis_stale']} (Redis) and {h['race_memcached_stale']} (Memcached) of {h['race_trials']:,} "
+                  "random races; 0 with a versioned set or a lease"),
+        verdict="fails", proof=f"{PROOF}#the-stale-set-race")
+    rec("summary.readthrough.risk", claim="Read-through's key risk is a thundering herd without single-flight",
+        seed_value="Thundering herd if single-flight is missing",
+        measured=(f"holds across tasks too: single-flight per task still sent {h['flight_calls']} calls; the stale-set "
+                  "race is the other risk"),
+        verdict="holds", proof=f"{PROOF}#how-the-counts-scale")
+    return ledger.table()
+
+
+def summary_row(h: dict[str, float]) -> pd.DataFrame:
+    """The seed's summary-table row for read-through beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    return pd.DataFrame([
+        {"column": "Latency", "seed": "<2ms", "measured": f"median read {h['hit_p50_ms']:.2f} ms (loopback)"},
+        {"column": "Invalidation", "seed": "Event-driven (if implemented)", "measured": "as for cache-aside: events or TTL"},
+        {"column": "Consistency", "seed": "Strong",
+         "measured": "eventual: TTL-long stale entries from the stale-set race unless fills are version- or lease-guarded"},
+        {"column": "Key failure risk", "seed": "Thundering herd if single-flight is missing",
+         "measured": f"a herd per task ({h['flight_calls']} calls for {h['tasks']} tasks) unless the protection spans tasks"},
+    ])

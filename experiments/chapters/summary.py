@@ -1,0 +1,206 @@
+"""The summary chapter: the seed's table rebuilt from the chapters' results, the whole claims ledger,
+the seed's claims enumerated against it, and the ledger rows only the whole book can judge.
+
+Everything here reads what the chapters wrote under the results folder (`experiments.ledger`): their
+ledger rows and their headline numbers. A chapter's summary-table row is rebuilt by the chapter's own
+``summary_row`` from those numbers, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+import pandas as pd
+
+from experiments.chapters import dax as dax_claims
+from experiments.chapters import in_process_lru as inprocess_claims
+from experiments.chapters import memcached as memcached_claims
+from experiments.chapters import no_cache as nocache_claims
+from experiments.chapters import read_through as readthrough_claims
+from experiments.chapters import redis as redis_claims
+from experiments.errors import BookError
+from experiments.ledger import VERDICTS, load_all
+from experiments.paths import DATA, results_dir
+from experiments.seed import figure
+
+CHAPTERS = ["economics", "redis", "memcached", "dax", "in-process-lru", "no-cache", "read-through"]
+"""The chapters whose results the summary needs, in reading order."""
+
+OPTIONS = {"ElastiCache Redis": ("redis", redis_claims), "Memcached": ("memcached", memcached_claims),
+           "DAX": ("dax", dax_claims), "In-process LRU": ("in-process-lru", inprocess_claims),
+           "No cache": ("no-cache", nocache_claims), "Read-through": ("read-through", readthrough_claims)}
+"""The seed's summary-table rows: option → (chapter, claims module)."""
+
+TABLE_CLAIMS = {
+    "ElastiCache Redis": ["redis.sub-ms", "summary.redis.invalidation", "summary.redis.consistency",
+                          "summary.redis.failure-risk"],
+    "Memcached": ["summary.latency.memcached", "summary.memcached.invalidation", "summary.memcached.consistency",
+                  "summary.memcached.failure-risk"],
+    "DAX": ["summary.dax.latency", "summary.dax.invalidation", "summary.dax.consistency", "summary.dax.failure-risk"],
+    "In-process LRU": ["summary.inprocess.latency", "summary.inprocess.invalidation", "summary.inprocess.consistency",
+                       "summary.inprocess.failure-risk"],
+    "No cache": ["summary.nocache.latency", "nocache.always-fresh", "summary.nocache.consistency",
+                 "summary.nocache.failure-risk"],
+    "Read-through": ["summary.readthrough.latency", "summary.readthrough.invalidation",
+                     "summary.readthrough.consistency", "summary.readthrough.risk"],
+}
+"""The ledger row that judges each cell of the seed's table (columns: latency, invalidation,
+consistency, key failure risk)."""
+
+COLOURS = {"holds": "#e3f1e6", "partly": "#fdf1d6", "fails": "#f8dcdc", "unverifiable": "#ececec"}
+
+
+def load_results() -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Every chapter's ledger rows and headline numbers; a one-line error names what is missing."""
+    folder = results_dir() / "numbers"
+    numbers = {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")} if folder.exists() else {}
+    ledger = load_all() if (results_dir() / "ledger").exists() else pd.DataFrame(columns=["chapter"])
+    missing = [c for c in CHAPTERS if c not in numbers or c not in set(ledger.chapter)]
+    if missing:
+        raise BookError(f"no results yet for {', '.join(missing)}: run `python -m experiments.bookkit execute "
+                        f"{' '.join(missing)}` (or `make book`) first")
+    return ledger, numbers
+
+
+def link(proof: str, text: str) -> str:
+    """An HTML link from a ledger proof (``chapter.ipynb#label``) to that section of the built book."""
+    page, _, anchor = proof.partition("#")
+    target = page.replace(".ipynb", ".html") + (f"#{anchor}" if anchor else "")
+    return f'<a href="{html.escape(target)}">{html.escape(text)}</a>'
+
+
+def summary_table(ledger: pd.DataFrame, numbers: dict[str, dict]) -> pd.DataFrame:
+    """The seed's summary table beside ours: one row per option and column, with the judging ledger row."""
+    rows = ledger.set_index("claim_id")
+    frames = []
+    for option, (chapter, module) in OPTIONS.items():
+        part = module.summary_row(numbers[chapter]).assign(option=option, claim_id=TABLE_CLAIMS[option])
+        frames.append(part)
+    table = pd.concat(frames, ignore_index=True)
+    table["verdict"] = [rows.loc[c, "verdict"] for c in table.claim_id]
+    table["proof"] = [rows.loc[c, "proof"] for c in table.claim_id]
+    return table[["option", "column", "seed", "measured", "verdict", "claim_id", "proof"]]
+
+
+def _coloured_table(head: list[str], rows: list[tuple[str, list[str]]]) -> str:
+    """An HTML table whose rows are (verdict, cells); cells are HTML already, the verdict is appended."""
+    header = "".join(f"<th>{h}</th>" for h in [*head, "verdict"])
+    body = "".join(f'<tr style="background:{COLOURS[verdict]}">' + "".join(f"<td>{c}</td>" for c in [*cells, verdict])
+                   + "</tr>" for verdict, cells in rows)
+    return f'<table class="cachebook-table"><tr>{header}</tr>{body}</table>'
+
+
+def summary_html(table: pd.DataFrame) -> str:
+    """The side-by-side table as HTML: the seed's cell, ours (linked to its proof), coloured by verdict."""
+    return _coloured_table(["option", "column", "the note", "measured here"], [
+        (r.verdict, [html.escape(r.option), html.escape(r.column), html.escape(r.seed), link(r.proof, r.measured)])
+        for r in table.itertuples()])
+
+
+def ledger_html(ledger: pd.DataFrame) -> str:
+    """Every ledger row as HTML, coloured by verdict, each claim linked to the section that checks it."""
+    return _coloured_table(["chapter", "claim (our words)", "the note", "measured here"], [
+        (r.verdict, [html.escape(r.chapter), link(r.proof, r.claim), html.escape(r.seed_value), html.escape(r.measured)])
+        for r in ledger.itertuples()])
+
+
+def verdict_counts(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Rows per chapter and verdict, with totals."""
+    counts = pd.crosstab(ledger.chapter, ledger.verdict).reindex(columns=list(VERDICTS), fill_value=0)
+    counts = counts.reindex([c for c in [*CHAPTERS, "summary"] if c in counts.index])
+    counts["rows"] = counts.sum(axis=1)
+    counts.loc["all chapters"] = counts.sum()
+    return counts
+
+
+def inventory() -> pd.DataFrame:
+    """The seed's claims, enumerated section by section (``data/seed_claims.csv``)."""
+    frame = pd.read_csv(DATA / "seed_claims.csv", dtype={"ledger_ids": str}).fillna({"ledger_ids": ""})
+    frame["ledger_ids"] = frame.ledger_ids.map(lambda ids: [i for i in ids.split(";") if i])
+    return frame
+
+
+def coverage(claims: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """Per kind of seed statement: how many there are and how many have ledger rows; claims and
+    judgements without one (which must be none) are listed. Inputs are taken as given."""
+    known = set(ledger.claim_id)
+    found = claims.ledger_ids.map(lambda ids: bool(ids) and all(i in known for i in ids))
+    table = claims.assign(in_ledger=found).groupby("kind").agg(statements=("no", "size"), in_ledger=("in_ledger", "sum"))
+    table["without_a_row"] = ["(inputs, kept in data/)" if kind == "input" else
+                              ", ".join(str(n) for n in claims[(claims.kind == kind) & ~found].no)
+                              for kind in table.index]
+    return table
+
+
+def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
+    """Seed claims that no single chapter judges: they need numbers from several chapters."""
+    nocache, memcached, inproc = numbers["no-cache"], numbers["memcached"], numbers["in-process-lru"]
+    rec = ledger.record
+    rec("context.p99", claim="A cache lowers the chatbot's P99 as well as its load", seed_value="reduces P99",
+        measured=(f"a turn's P99 goes from {nocache['fan_p99_ms']:.0f} ms to {nocache['fan_cached_p99_ms']:.0f} ms at a "
+                  f"95 % hit rate (P50: {nocache['fan_p50_ms']:.0f} to {nocache['fan_cached_p50_ms']:.0f} ms): the tail "
+                  "is set by the turns with a miss"),
+        verdict="partly", proof="no-cache.ipynb#q2-fan-out-latency")
+    rec("context.miss-baseline", claim="The catalog is sized on a 10 % miss baseline",
+        seed_value=f"{figure('catalog_concurrency'):,.0f} of {figure('launch_users'):,.0f} concurrent",
+        measured=(f"the note's Memcached scenario sizes the same catalog for a {100 * (1 - figure('planned_hit_rate')):.0f} % "
+                  "miss share; the two scenarios assume different hit rates"),
+        verdict="partly", proof="no-cache.ipynb#failure-the-flash-sale-collapse")
+    rec("redis.aws-integration", claim="ElastiCache is deeply integrated in the AWS ecosystem", seed_value="deeply integrated",
+        measured="not testable here: no AWS account or network; the book runs open-source Redis, which ElastiCache hosts",
+        verdict="unverifiable", proof="redis.ipynb")
+    faster = memcached["mc_t4_big_rps"] / memcached["redis_big_rps"]
+    rec("memcached.large-values", claim="For blobs over 128 KB Memcached's lower overhead wins",
+        seed_value=">128KB", measured=(f"{memcached['big_kb']:.0f} KB values on this 2-core machine: Memcached with 4 threads "
+                                       f"{memcached['mc_t4_big_rps']:,.0f} GET/s, Redis {memcached['redis_big_rps']:,.0f} "
+                                       f"GET/s ({faster:.2f}x)"),
+        verdict="holds" if faster > 1.1 else "partly", proof="memcached.ipynb#best-case-throughput-and-large-values")
+    rec("memcached.no-replication", claim="Memcached has no replication and no cluster bus to operate",
+        seed_value="no replication complexity",
+        measured=(f"true, and its cost: a replaced node starts empty and {memcached['remap_replace_pct']:.0f} % of keys "
+                  "move in the replacement"),
+        verdict="holds", proof="memcached.ipynb#failure-2-a-cold-replacement-node")
+    rec("inprocess.no-service", claim="An in-process cache has no service to operate", seed_value="no operational overhead",
+        measured="no cache service, but the per-task state needs its own status command to be observable",
+        verdict="partly", proof="in-process-lru.ipynb#q3-seeing-inside-sixty-caches")
+    rec("inprocess.ram-only", claim="An in-process cache costs nothing beyond the task's RAM", seed_value="zero cost beyond RAM",
+        measured=(f"5,000 entries of 100 KB take {inproc['bytes_rss_mb']:.0f} MB as bytes, {inproc['parsed_rss_mb']:.0f} MB "
+                  f"parsed; a rollout that warms from the origin hits it at {inproc['roll_origin_peak_ratio']:.0f}x baseline"),
+        verdict="partly", proof="in-process-lru.ipynb#failure-2-memory-and-garbage-collection")
+    rec("nocache.simpler", claim="Without a cache there is no cluster to manage, monitor or pay for",
+        seed_value="simplified architecture",
+        measured=f"true; the origins must then absorb the launch ({nocache['answered_no_cache_pct']:.2f} % answered in time)",
+        verdict="holds", proof="no-cache.ipynb#failure-the-flash-sale-collapse")
+    return ledger.table()
+
+
+def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: pd.DataFrame) -> dict:
+    """Numbers quoted by this page and the decision record."""
+    cells, rows = table.verdict.value_counts(), ledger.verdict.value_counts()
+    kinds = claims.kind.value_counts()
+    redis = ranked.set_index("option").loc["ElastiCache Redis"]
+    return {"table_cells": len(table), **{f"table_{v}": int(cells.get(v, 0)) for v in VERDICTS},
+            "summary_rows": int((ledger.chapter == "summary").sum()),
+            "ledger_rows": len(ledger), **{f"ledger_{v}": int(rows.get(v, 0)) for v in VERDICTS},
+            **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
+            "chatbot_redis_hit_pct": float(redis.hit_pct), "chatbot_redis_load_pct": float(redis.origin_load_pct)}
+
+
+def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: pd.DataFrame,
+             grids: list[pd.DataFrame]) -> dict[str, bool]:
+    """This page's conclusions as statements that must hold (asserted; compared by nbval)."""
+    covered = coverage(claims, ledger)
+    strong = table[(table.column == "Consistency") & table.option.isin(["ElastiCache Redis", "DAX", "Read-through"])]
+    verdicts = ranked.set_index("option").verdict
+    return {
+        "every claim and judgement of the note has its rows in the ledger":
+            (covered.loc[["claim", "judgement"], "without_a_row"] == "").all(),
+        "every unverifiable ledger row gives its reason":
+            bool((ledger[ledger.verdict == "unverifiable"].measured.str.len() > 20).all()),
+        "the rebuilt table has a judged cell for each of the note's 24": len(table) == 24 and table.verdict.notna().all(),
+        "the note's 'strong' consistency fails for Redis, DAX and read-through": bool((strong.verdict == "fails").all()),
+        "the decision function recommends Redis for the note's chatbot and rejects per-task caches":
+            verdicts["ElastiCache Redis"] == "recommended" and verdicts["in-process LRU"] == "rejected",
+        "every what-if chart has points for every slider position": all(len(g) and g.notna().all().all() for g in grids),
+    }

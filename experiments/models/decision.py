@@ -1,0 +1,188 @@
+"""The decision function: a workload in, the cache options ranked, each with its reasons and numbers.
+
+It applies the book's findings as rules, using the same models the chapters check:
+
+* the load the origins must absorb at peak is ``reads × (1 − hit rate)``; an option that leaves more
+  than the origins' capacity is rejected when another does not (the no-cache chapter's collapse);
+* the hit rate of one shared cache and of per-task caches come from `experiments.models.taskcache`
+  (the in-process chapter's model, checked against an exact replay);
+* the staleness an option can promise is what its invalidation path delivers — milliseconds with
+  events (Redis pub/sub; Memcached fed by a queue), the TTL without (per-task caches, DAX written
+  around) — and an option that cannot meet the workload's limit is rejected;
+* DAX needs the data in DynamoDB and is scored with `experiments.models.daxmodel` for the projections read;
+* a per-task cache must fit in the memory a task can spare.
+
+Options that leave the origins comfortable rank by what they ask of the team (a component to build —
+a queue-fed invalidator, a near cache —, a service to run, data lost with a node); the others rank by
+the origin load they leave. Every verdict carries the numbers behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from experiments.errors import ParameterError
+from experiments.models import daxmodel, taskcache
+from experiments.seed import figure
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the decision depends on. Times in seconds, sizes in KB, rates per second."""
+
+    name: str
+    reads_per_s: float
+    origin_capacity_per_s: float
+    peak_multiple: float = 1.0
+    tasks: int = 1
+    catalog: int = 500_000
+    zipf_alpha: float = 1.0
+    item_kb: float = 2.0
+    ttl_s: float = 300.0
+    max_stale_s: float = 300.0
+    changes_by_event: bool = False
+    in_dynamodb: bool = False
+    projections: int = 1
+    task_cache_mb: float = 500.0
+
+    def __post_init__(self) -> None:
+        for name in ("reads_per_s", "origin_capacity_per_s", "peak_multiple", "item_kb", "ttl_s", "task_cache_mb"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"workload {self.name!r}: {name} must be positive")
+        if self.tasks < 1 or self.projections < 1 or self.catalog <= taskcache.HOT_ITEMS or self.max_stale_s < 0:
+            raise ParameterError(f"workload {self.name!r}: tasks and projections must be at least 1, the catalog above "
+                                 f"{taskcache.HOT_ITEMS} items and max_stale_s not negative")
+
+    @property
+    def peak_reads_per_s(self) -> float:
+        return self.reads_per_s * self.peak_multiple
+
+
+@dataclass
+class Assessment:
+    option: str
+    hit_rate: float
+    origin_load: float
+    stale_bound_s: float
+    builds: list[str] = field(default_factory=list)
+    survives_node_loss: bool = True
+    rejected_because: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+SHARED_CACHE_ENTRIES = 5_000_000
+"""A shared cluster's capacity in entries (a few GB of 2 KB items): large against the hot set."""
+
+
+def _hit(w: Workload, *, tasks: int, entries: float) -> float:
+    traffic = taskcache.TaskTraffic(catalog=w.catalog, alpha=w.zipf_alpha, reads_per_s=w.peak_reads_per_s)
+    return taskcache.predict(traffic, tasks=tasks, maxsize=max(entries, 1.0), ttl_s=w.ttl_s)["hit_rate"]
+
+
+def _assess(w: Workload, option: str, hit: float, stale_bound_s: float, builds: list[str]) -> Assessment:
+    load = w.peak_reads_per_s * (1 - hit) / w.origin_capacity_per_s
+    a = Assessment(option, hit, load, stale_bound_s, builds)
+    a.reasons.append(f"hit rate {100 * hit:.1f} %; peak origin load {100 * load:.0f} % of capacity")
+    if stale_bound_s > w.max_stale_s:
+        a.rejected_because.append(f"stale for up to {stale_bound_s:,.0f} s after a change; the limit is "
+                                  f"{w.max_stale_s:,.0f} s")
+    return a
+
+
+def assess(w: Workload) -> list[Assessment]:
+    """Every option judged against the workload (unranked)."""
+    shared = _hit(w, tasks=1, entries=SHARED_CACHE_ENTRIES)
+    event_bound = 0.01 if w.changes_by_event else w.ttl_s  # events reach every key in milliseconds
+    # pub/sub delivers at most once: a missed event leaves a key stale for its TTL unless events can be replayed
+    replay = ["a stream-fed invalidator (pub/sub delivers at most once)"] if (
+        w.changes_by_event and w.max_stale_s < w.ttl_s) else []
+    options = [
+        _assess(w, "no cache", 0.0, 0.0, []),
+        _assess(w, "ElastiCache Redis", shared, event_bound, replay),
+        _assess(w, "Memcached", shared, event_bound, ["a queue-fed invalidator"] if w.changes_by_event else []),
+    ]
+    options[2].survives_node_loss = False
+    options[2].reasons.append("no replication: a replaced node starts empty")
+    per_task_entries = w.task_cache_mb * 1024 / w.item_kb
+    per_task = _assess(w, "in-process LRU", _hit(w, tasks=w.tasks, entries=per_task_entries), w.ttl_s, [])
+    per_task.survives_node_loss = False
+    per_task.reasons.append(f"{w.tasks} tasks with {per_task_entries:,.0f} entries each ({w.task_cache_mb:.0f} MB)")
+    options.append(per_task)
+    if w.changes_by_event:
+        near = _assess(w, "in-process near cache over Redis", shared, 0.01, ["a tracking near cache per task"])
+        near.reasons.append("Redis CLIENT TRACKING drops every task's copy within milliseconds")
+        options.append(near)
+    if w.in_dynamodb:
+        dax = daxmodel.predict(daxmodel.ProjectionWorkload(catalog=w.catalog, alpha=w.zipf_alpha,
+                                                           reads_per_s=w.peak_reads_per_s, item_bytes=int(w.item_kb * 1024),
+                                                           projections=w.projections), capacity_bytes=13e9)
+        # writes that go around DAX stay stale until its item TTL (5 minutes by default)
+        options.append(_assess(w, "DAX", dax["hit_rate"], 300.0 if w.changes_by_event else w.ttl_s, []))
+    else:
+        rejected = Assessment("DAX", 0.0, float("nan"), float("nan"))
+        rejected.rejected_because.append("the data is not in DynamoDB")
+        options.append(rejected)
+    return options
+
+
+SERVICES_TO_RUN = {"no cache": 0, "in-process LRU": 0}
+"""Options that add no cache service to operate; every other option adds one."""
+
+HEADROOM = 0.7
+"""Origin load at peak below which the origins are comfortable and lower load stops mattering."""
+
+
+def _order(a: Assessment) -> tuple:
+    """Comfortable options by what they ask of the team; the others by the origin load they leave."""
+    simplicity = (len(a.builds), SERVICES_TO_RUN.get(a.option, 1), not a.survives_node_loss)
+    if a.origin_load <= HEADROOM:
+        return (0, *simplicity, a.origin_load)
+    return (1, round(a.origin_load, 2), *simplicity)
+
+
+def rank(w: Workload) -> pd.DataFrame:
+    """The options best first. Options that cannot meet the staleness limit, or cannot run at all, are
+    rejected; so are those that overload the origins at peak when another option does not (if none
+    can avoid it, all stay in the ranking with that warning). Options that leave the origins under
+    70 % of capacity rank by what they ask of the team — components to build, then a service to run,
+    then whether the cached data survives losing a node (Redis's promoted replica kept every key; a
+    replaced Memcached node starts empty) — and the rest by the origin load they leave."""
+    options = assess(w)
+    candidates = [a for a in options if not a.rejected_because]
+    if any(a.origin_load <= 1 for a in candidates):
+        for a in candidates:
+            if a.origin_load > 1:
+                a.rejected_because.append(f"leaves the origins {a.origin_load:.1f}x their capacity at peak")
+    else:
+        for a in candidates:
+            a.reasons.append("no option keeps the origins under capacity at this peak: warm the cache before it, "
+                             "shed load or add origin capacity")
+    viable = sorted((a for a in options if not a.rejected_because), key=_order)
+    rejected = sorted((a for a in options if a.rejected_because), key=lambda a: len(a.rejected_because))
+    rows = []
+    for position, a in enumerate(viable + rejected, start=1):
+        reasons = a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because
+        rows.append({"rank": position, "option": a.option, "verdict": "rejected" if a.rejected_because else "viable",
+                     "hit_pct": 100 * a.hit_rate, "origin_load_pct": 100 * a.origin_load,
+                     "stale_bound_s": a.stale_bound_s, "reasons": "; ".join(reasons)})
+    table = pd.DataFrame(rows)
+    if viable:
+        table.loc[0, "verdict"] = "recommended"
+    return table
+
+
+def seed_workload() -> Workload:
+    """The note's chatbot: 60 tasks; a catalog sized for 2,000 requests/min at a 95 % hit rate (the Zipf
+    exponent calibrated to give it, as in the in-process chapter); launch traffic at ten times the
+    plan; products changed by events and wanted fresh within seconds (ours: 5 s); 100 KB product
+    documents; data not only in DynamoDB; the 5-minute product TTL."""
+    capacity = figure("catalog_capacity_per_min") / 60
+    planned_reads = capacity / (1 - figure("planned_hit_rate"))
+    traffic = taskcache.TaskTraffic(catalog=int(figure("dax_catalog")), reads_per_s=planned_reads)
+    alpha = taskcache.calibrate_alpha(traffic, target_hit=figure("planned_hit_rate"), ttl_s=figure("product_cache_ttl_s"))
+    return Workload(name="the note's chatbot", reads_per_s=planned_reads, origin_capacity_per_s=capacity,
+                    peak_multiple=figure("launch_users") / figure("catalog_concurrency"), tasks=int(figure("task_count")),
+                    catalog=int(figure("dax_catalog")), zipf_alpha=alpha, item_kb=100.0,
+                    ttl_s=figure("product_cache_ttl_s"), max_stale_s=5.0, changes_by_event=True, in_dynamodb=False)

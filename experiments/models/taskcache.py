@@ -1,0 +1,135 @@
+"""Per-task in-process caches: what N independent ``cachetools.TTLCache`` caches hit, against one shared cache.
+
+Each orchestrator task keeps its own ``TTLCache(maxsize, ttl)`` and a load balancer spreads the
+product reads over the tasks at random. By Poisson splitting, every task then sees the whole
+catalog's popularity at 1/N of the rate, so each key is fetched up to N times per TTL instead of
+once — the effect behind the seed's Q1. The model is `experiments.models.cachemodel` with *eager* expiry
+(cachetools purges expired entries on every insertion) and entries counted, not sized; the
+simulation routes every request to a task and replays each task's stream exactly
+(`experiments.models.lrusim`). `naive_cachetools` runs the same stream through real ``TTLCache`` objects,
+one request at a time, to check the replay and to show why the sweep needs a compiled loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from cachetools import TTLCache
+from tqdm import tqdm
+
+from experiments.errors import ParameterError
+from experiments.models.cachemodel import hit_probability, mixture, zipf_groups
+from experiments.models.lrusim import replay
+
+HOT_ITEMS = 500
+"""The seed's hot set: the top 100 ASINs with 5 variant pages each."""
+
+
+@dataclass(frozen=True)
+class TaskTraffic:
+    """Product reads over a Zipf catalog, spread at random over ``tasks`` orchestrator tasks."""
+
+    catalog: int = 500_000
+    alpha: float = 1.0
+    reads_per_s: float = 40_000 / 60
+
+    def __post_init__(self) -> None:
+        if self.catalog <= HOT_ITEMS or self.alpha <= 0 or self.reads_per_s <= 0:
+            raise ParameterError(f"catalog must exceed {HOT_ITEMS} items and alpha, reads_per_s be positive")
+
+    def popularity(self) -> np.ndarray:
+        weights = np.arange(1, self.catalog + 1, dtype=float) ** -self.alpha
+        return weights / weights.sum()
+
+
+def predict(traffic: TaskTraffic, *, tasks: int, maxsize: float, ttl_s: float) -> dict[str, float]:
+    """Cluster-wide hit rate of ``tasks`` caches of ``maxsize`` entries, and the hot set's hit rate."""
+    if tasks < 1 or maxsize < 1:
+        raise ParameterError(f"tasks={tasks} and maxsize={maxsize} must be at least 1")
+    mass, count = zipf_groups(traffic.catalog, traffic.alpha)
+    rate = traffic.reads_per_s / tasks * mass / count
+    out = mixture(rate, count, traffic.reads_per_s * mass, capacity=maxsize, ttl=ttl_s, expiry="eager")
+    hot = hit_probability(rate[:HOT_ITEMS], out["t_char_s"], ttl_s)
+    return {"hit_rate": out["hit_rate"], "hot_hit_rate": float((mass[:HOT_ITEMS] * hot).sum() / mass[:HOT_ITEMS].sum()),
+            "t_char_s": out["t_char_s"], "entries_per_task": out["resident"]}
+
+
+def requests(traffic: TaskTraffic, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` product reads: the item (0 = most popular) and the arrival time of each (Poisson)."""
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(traffic.popularity())
+    items = np.minimum(np.searchsorted(cdf, rng.random(count) * cdf[-1]), traffic.catalog - 1)
+    return items.astype(np.int64), np.cumsum(rng.exponential(1 / traffic.reads_per_s, count))
+
+
+def simulate(traffic: TaskTraffic, *, tasks: int, maxsize: int, ttl_s: float, requests_count: int,
+             seed: int) -> dict[str, float]:
+    """Route every read to a random task and replay each task's cache exactly (after a 2-TTL warm-up)."""
+    items, times = requests(traffic, requests_count, seed)
+    route = np.random.default_rng(seed + 1).integers(0, tasks, requests_count)
+    ones = np.ones(traffic.catalog)
+    per_task = [replay(items[route == k], times[route == k], ones, capacity=maxsize, ttl_s=ttl_s,
+                       warmup_s=2 * ttl_s, expiry="eager") for k in range(tasks)]
+    hits = sum(r["hits"] for r in per_task)
+    counted = sum(r["requests_counted"] for r in per_task)
+    rates = [r["hit_rate"] for r in per_task]
+    return {"hit_rate": hits / counted, "lowest_task_hit_rate": min(rates), "highest_task_hit_rate": max(rates),
+            "requests": requests_count}
+
+
+def sweep(traffic: TaskTraffic, *, tasks_list: list[int], maxsize: int, ttl_s: float, requests_count: int,
+          seed: int, progress: bool = True) -> pd.DataFrame:
+    """Model and simulation of the cluster-wide hit rate for each task count, and a shared cache beside them."""
+    shared = predict(traffic, tasks=1, maxsize=max(tasks_list) * maxsize, ttl_s=ttl_s)["hit_rate"]
+    rows = []
+    for i, tasks in enumerate(tqdm(tasks_list, desc="task counts", disable=not progress)):
+        model = predict(traffic, tasks=tasks, maxsize=maxsize, ttl_s=ttl_s)
+        sim = simulate(traffic, tasks=tasks, maxsize=maxsize, ttl_s=ttl_s, requests_count=requests_count, seed=seed + i)
+        rows.append({"tasks": tasks, "model_hit_rate": model["hit_rate"], "simulated_hit_rate": sim["hit_rate"],
+                     "model_hot_hit_rate": model["hot_hit_rate"], "lowest_task": sim["lowest_task_hit_rate"],
+                     "highest_task": sim["highest_task_hit_rate"], "shared_cache_hit_rate": shared,
+                     "requests": requests_count})
+    frame = pd.DataFrame(rows)
+    return frame.assign(gap_pp=100 * (frame.model_hit_rate - frame.simulated_hit_rate))
+
+
+def naive_cachetools(items: np.ndarray, times: np.ndarray, *, maxsize: int, ttl_s: float) -> dict[str, float]:
+    """One real ``TTLCache`` fed one request at a time (clock = the simulated time): hits and requests/s."""
+    clock = [0.0]
+    cache = TTLCache(maxsize=maxsize, ttl=ttl_s, timer=lambda: clock[0])
+    hits = 0
+    start = time.perf_counter()
+    for item, now in zip(items.tolist(), times.tolist()):
+        clock[0] = now
+        if cache.get(item) is not None:
+            hits += 1
+        else:
+            cache[item] = True
+    elapsed = time.perf_counter() - start
+    return {"hits": hits, "requests_per_s": len(items) / elapsed}
+
+
+def benchmark(traffic: TaskTraffic, *, maxsize: int, ttl_s: float, requests_count: int, seed: int) -> dict[str, float]:
+    """The compiled replay and a per-request cachetools loop on the same stream, in the same run."""
+    items, times = requests(traffic, requests_count, seed)
+    ones = np.ones(traffic.catalog)
+    replay(items[:1000], times[:1000], ones, capacity=maxsize, ttl_s=ttl_s, warmup_s=0, expiry="eager")  # compile
+    start = time.perf_counter()
+    fast = replay(items, times, ones, capacity=maxsize, ttl_s=ttl_s, warmup_s=0, expiry="eager")
+    fast_per_s = requests_count / (time.perf_counter() - start)
+    naive = naive_cachetools(items, times, maxsize=maxsize, ttl_s=ttl_s)
+    return {"requests": requests_count, "replay_per_s": fast_per_s, "cachetools_per_s": naive["requests_per_s"],
+            "speedup": fast_per_s / naive["requests_per_s"], "same_hits": fast["hits"] == naive["hits"]}
+
+
+def calibrate_alpha(traffic: TaskTraffic, *, target_hit: float, ttl_s: float) -> float:
+    """The Zipf exponent at which one shared cache without a size limit reaches ``target_hit``."""
+    low, high = 0.3, 2.5
+    for _ in range(30):
+        mid = (low + high) / 2
+        hit = predict(replace(traffic, alpha=mid), tasks=1, maxsize=traffic.catalog, ttl_s=ttl_s)["hit_rate"]
+        low, high = (mid, high) if hit < target_hit else (low, mid)
+    return (low + high) / 2

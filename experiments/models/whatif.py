@@ -1,0 +1,118 @@
+"""What-if charts: the book's models precomputed over a grid, explored with a slider in the static HTML.
+
+Each chart is one Vega-Lite specification holding every precomputed point; a slider (a Vega-Lite
+parameter bound to a range input) filters the points shown, so moving it needs no kernel and no
+network — the vendored Vega bundle does the work in the browser. The grids are small enough to
+compute in a few seconds:
+
+* `per_task_hit_rates` — cluster-wide hit rate of per-task caches against the task count, one TTL
+  per slider position (`experiments.models.taskcache`, the in-process chapter's model);
+* `stampede_calls` — origin calls per expiry against the callers, one task count per slider position
+  (`experiments.models.herd.expected_origin_calls`, checked on real Redis in the read-through chapter);
+* `launch_answers` — share of a launch answered in time against the cache hit rate, one traffic
+  multiple per slider position (`experiments.models.flashsale.fluid`, checked by simulation in the no-cache
+  chapter);
+* `dax_hit_rates` — DAX hit rate against the number of projections, one item size per slider
+  position (`experiments.models.daxmodel`, checked by simulation in the DAX chapter).
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from experiments import charts
+from experiments.models import daxmodel, flashsale, herd, taskcache
+from experiments.seed import figure
+
+
+def _slider_chart(frame: pd.DataFrame, *, slider: str, label: str, values: list, x: alt.X, y: alt.Y,
+                  color: str | None, title: str, color_order: list | None = None) -> alt.Chart:
+    """Lines of the rows whose ``slider`` column equals the slider's value (which starts at ``values[0]``)."""
+    steps = np.diff(values)
+    if not np.allclose(steps, steps[0]):
+        raise ValueError(f"slider values for {slider} must be evenly spaced: {values}")
+    param = alt.param(name=slider, value=values[0],
+                      bind=alt.binding_range(min=values[0], max=values[-1], step=float(steps[0]), name=label))
+    encoding = {"x": x, "y": y, "tooltip": list(frame.columns)}  # the book's theme and renderer: `charts`
+    if color:
+        encoding["color"] = alt.Color(f"{color}:N", title=color.replace("_", " "), sort=color_order)
+    return (alt.Chart(frame, title=title, width=charts.WIDTH, height=charts.HEIGHT).mark_line(point=True)
+            .encode(**encoding)
+            .add_params(param).transform_filter(f"datum.{slider} == {slider}"))
+
+
+def per_task_hit_rates(*, tasks: list[int], ttls_s: list[int], maxsize: int = 5000, alpha: float = 1.0) -> pd.DataFrame:
+    """The cluster-wide hit rate of ``tasks`` caches of ``maxsize`` entries, for each TTL."""
+    traffic = taskcache.TaskTraffic(alpha=alpha, reads_per_s=figure("catalog_capacity_per_min") / 60
+                                    / (1 - figure("planned_hit_rate")))
+    rows = [{"ttl_s": ttl, "tasks": n, "hit_pct": 100 * taskcache.predict(traffic, tasks=n, maxsize=maxsize, ttl_s=ttl)["hit_rate"]}
+            for ttl in ttls_s for n in tasks]
+    return pd.DataFrame(rows)
+
+
+def per_task_chart(frame: pd.DataFrame) -> alt.Chart:
+    ttls = sorted(frame.ttl_s.unique().tolist())
+    return _slider_chart(frame, slider="ttl_s", label="TTL (s) ", values=ttls,
+                         x=alt.X("tasks:Q", title="orchestrator tasks, each with its own cache (log scale)",
+                                 scale=alt.Scale(type="log")),
+                         y=alt.Y("hit_pct:Q", title="cluster-wide hit rate (%)", scale=alt.Scale(domain=[0, 100])),
+                         color=None, title="Per-task caches: hit rate against task count")
+
+
+def stampede_calls(*, callers: list[int], tasks: list[int]) -> pd.DataFrame:
+    """Origin calls per expiry of one hot key for every protection, callers and task count."""
+    rows = [{"tasks": t, "callers": c, "protection": p,
+             "origin_calls": herd.expected_origin_calls(p, callers=c, tasks=min(t, c))}
+            for t in tasks for c in callers for p in list(herd.PROTECTIONS)]
+    return pd.DataFrame(rows)
+
+
+def stampede_chart(frame: pd.DataFrame) -> alt.Chart:
+    tasks = sorted(frame.tasks.unique().tolist())
+    return _slider_chart(frame, slider="tasks", label="orchestrator tasks ", values=tasks,
+                         x=alt.X("callers:Q", title="callers reading the key as it expires (log scale)",
+                                 scale=alt.Scale(type="log")),
+                         y=alt.Y("origin_calls:Q", title="origin calls per expiry (log scale)", scale=alt.Scale(type="log")),
+                         color="protection", color_order=list(herd.PROTECTIONS),
+                         title="Stampede: origin calls against callers")
+
+
+def launch_answers(*, overloads: list[float], hit_rates: list[float]) -> pd.DataFrame:
+    """Share of a launch's requests answered within the timeout (fluid model) by traffic multiple and hit rate."""
+    rows = []
+    for overload in overloads:
+        for hit in hit_rates:
+            model = flashsale.fluid(flashsale.Launch(overload=overload, hit_rate=hit))
+            rate = flashsale.Launch(overload=overload, hit_rate=hit).rate_at(model.t_s.to_numpy())
+            rows.append({"overload": overload, "hit_pct": 100 * hit,
+                         "answered_pct": 100 * float((rate * model.answered_share).sum() / rate.sum())})
+    return pd.DataFrame(rows)
+
+
+def launch_chart(frame: pd.DataFrame) -> alt.Chart:
+    overloads = sorted(frame.overload.unique().tolist())
+    return _slider_chart(frame, slider="overload", label="launch traffic (x catalog capacity) ", values=overloads,
+                         x=alt.X("hit_pct:Q", title="cache hit rate (%)"),
+                         y=alt.Y("answered_pct:Q", title="launch requests answered in 2 s (%)",
+                                 scale=alt.Scale(domain=[0, 100])),
+                         color=None, title="A launch: requests answered against hit rate")
+
+
+def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float = 1.127) -> pd.DataFrame:
+    """DAX hit rate on a 13 GB node by item size and number of projections, for both keying readings."""
+    rows = [{"item_kb": kb, "projections": p, "keyed_by": keyed,
+             "hit_pct": 100 * daxmodel.predict(daxmodel.ProjectionWorkload(alpha=alpha, item_bytes=kb * 1024, projections=p,
+                                                                            keyed_by=keyed),
+                                               capacity_bytes=figure("dax_node_gb") * 1e9)["hit_rate"]}
+            for kb in item_kb for p in projections for keyed in ("projection", "item")]
+    return pd.DataFrame(rows)
+
+
+def dax_chart(frame: pd.DataFrame) -> alt.Chart:
+    sizes = sorted(frame.item_kb.unique().tolist())
+    return _slider_chart(frame, slider="item_kb", label="item size (KB) ", values=sizes,
+                         x=alt.X("projections:Q", title="projections read per item"),
+                         y=alt.Y("hit_pct:Q", title="hit rate (%)", scale=alt.Scale(domain=[0, 100])),
+                         color="keyed_by", title="DAX on one 13 GB node: hit rate against projections")

@@ -1,0 +1,122 @@
+"""What a cache hit costs on real servers, for the economics chapter.
+
+* `time_hits` — GET latency of one cache entry on Redis, Memcached and an in-process cache, for the
+  value sizes of ``data/value_sizes.csv``;
+* `time_cache_aside` — the orchestrator's path through `CacheAside` on a hit, the extra cost of a
+  miss (the failed GET and the SET that fills the cache) and the simulated origin call;
+* `drive_with_prices` and `price_audit` — requests with prices served through every cache, then
+  every value stored in every cache searched for a live (price) field.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from experiments.caches.cache_aside import CacheAside
+from experiments.caches.keydesign import load as load_key_design
+from experiments.caches.origin import Origin, document
+from experiments.measure import summarize_ms, time_calls_ms
+from experiments.models.hitcost import expected_latency_ms
+from experiments.seed import figure, origin_table, value_sizes
+
+ASIN = "B08X1YRSTR"
+"""The ASIN the seed uses in its examples."""
+
+
+def sample_key(family: str, ident: str = ASIN) -> str:
+    """A key of the key design for ``family`` (all ids set to ``ident``)."""
+    fam = load_key_design()[family]
+    return fam.key(**{f: ident for f in fam.id_fields})
+
+
+def time_hits(caches: list, repetitions: int, *, progress: bool = True) -> pd.DataFrame:
+    """GET latency of a present key, per cache and value size (raw bytes, no decoding)."""
+    sizes = value_sizes()
+    rows = []
+    jobs = [(c, s) for c in caches for s in sizes.itertuples()]
+    for cache, size in tqdm(jobs, desc="GET latency", disable=not progress):
+        key = sample_key(size.family, f"{ASIN}-{size.variant}")
+        payload = load_key_design().cacheable_payload(key, document(size.family, ASIN, size.size_bytes))
+        cache.set(key, json.dumps(payload).encode(), 3600)
+        samples = time_calls_ms(lambda: cache.get(key), repetitions)
+        rows.append({"store": cache.name, "family": size.family, "variant": size.variant,
+                     "size_bytes": size.size_bytes, **summarize_ms(samples)})
+    return pd.DataFrame(rows)
+
+
+def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int,
+                     progress: bool = True) -> pd.DataFrame:
+    """Per key family: origin latency, cache-aside hit latency, and the overhead a miss adds.
+
+    The origin is simulated with the seed's median latency (so ``origin_p50_ms`` reproduces an
+    input, not a measurement); the hit path and the miss overhead are measured on ``cache``.
+    Product documents are read without their live price (an intent that needs no price).
+    """
+    table = origin_table()
+    sizes = value_sizes().drop_duplicates("family").set_index("family")
+    rows = []
+    for i, spec in enumerate(tqdm(list(table.itertuples()), desc="cache-aside", disable=not progress)):
+        origin = Origin(spec.family, spec.seed_origin_ms, spec.latency_sigma,
+                        int(sizes.loc[spec.family, "size_bytes"]), seed=seed + i)
+        aside = CacheAside(cache, {spec.family: origin})
+        key = sample_key(spec.family, f"{ASIN}-aside")
+        origin_ms = time_calls_ms(lambda: origin.fetch(key), origin_calls, warmup=0)
+        cache.delete(key)
+        aside.get(key, live=False)  # the miss fills the cache
+        hit_ms = time_calls_ms(lambda: aside.get(key, live=False), repetitions)
+        payload = cache.get(key)
+        missing = sample_key(spec.family, f"{ASIN}-absent")
+
+        def miss_overhead() -> None:
+            cache.get(missing)
+            cache.set(missing, payload, 60)
+
+        overhead_ms = time_calls_ms(miss_overhead, repetitions)
+        hit, origin_stats, overhead = summarize_ms(hit_ms), summarize_ms(origin_ms), summarize_ms(overhead_ms)
+        rows.append({
+            "family": spec.family, "scenario": spec.scenario,
+            "origin_p50_ms": origin_stats["p50_ms"], "origin_p99_ms": origin_stats["p99_ms"],
+            "hit_p50_ms": hit["p50_ms"], "hit_p99_ms": hit["p99_ms"],
+            "miss_overhead_p50_ms": overhead["p50_ms"],
+            "seed_origin_ms": spec.seed_origin_ms, "seed_save_ms": spec.seed_save_ms,
+        })
+    frame = pd.DataFrame(rows)
+    frame["save_per_hit_ms"] = frame.seed_origin_ms - frame.hit_p50_ms
+    frame["save_at_planned_rate_ms"] = [
+        r.seed_origin_ms - expected_latency_ms(figure("planned_hit_rate"), r.hit_p50_ms, r.seed_origin_ms,
+                                               r.miss_overhead_p50_ms)
+        for r in frame.itertuples()
+    ]
+    return frame
+
+
+def drive_with_prices(caches: list, *, keys: int, requests: int, seed: int) -> None:
+    """Serve product and price requests through cache-aside on every cache, prices included.
+
+    Origins answer in ≈ 0.1 ms here: this is an audit of what gets stored, not a timing.
+    """
+    rng = np.random.default_rng(seed)
+    asins = [f"B{n:09d}" for n in range(keys)]
+    for cache in caches:
+        origins = {f: Origin(f, 0.1, 0.1, 2048, seed) for f in ("product", "price", "review")}
+        aside = CacheAside(cache, origins)
+        for index in rng.integers(0, keys, requests):
+            document = aside.get(sample_key("product", asins[index]))
+            assert "price_cents" in document, "a product read must carry its live price"
+            aside.get(sample_key("price", asins[index]))
+            aside.get(sample_key("review", asins[index]))
+
+
+def price_audit(caches: list, live_fields=("price_cents",)) -> dict[str, int]:
+    """How many stored values in each cache contain a live field (the book's rule says: zero)."""
+    counts = {}
+    for cache in caches:
+        stored = cache.items()
+        counts[cache.name] = sum(
+            any(field in json.loads(value) for field in live_fields) for value in stored.values()
+        )
+    return counts

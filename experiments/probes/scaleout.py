@@ -1,0 +1,108 @@
+"""Cluster mode and threads: what Redis's horizontal scaling buys, measured with the field's own tool.
+
+* `throughput` runs ``redis-benchmark`` (`experiments.lab.loadgen`) against one node, the cluster, and
+  one node with I/O threads.
+* `hot_asin_placement` maps the top-100 product keys onto the cluster's hash slots and shards.
+* `hot_key_load` hammers one product key — a flash sale on one title — and counts the commands each
+  node served, without mitigation, with reads spread over replicas, and behind a near cache.
+
+On a 2-core machine the benchmark client and every server share two cores, so throughput cannot
+grow with shards or I/O threads here; the chapter says so next to each number.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+from redis.cluster import LoadBalancingStrategy
+from redis.crc import key_slot
+
+from experiments.caches.adapters import LocalCache
+from experiments.lab.loadgen import redis_benchmark
+from experiments.lab.servers import RedisServer
+
+
+def _shard_of_slot(cluster) -> dict[int, str]:
+    """Slot → the address of the primary that owns it (from ``CLUSTER SLOTS``)."""
+    owner = {}
+    with cluster.nodes[0].client(decode_responses=True) as c:
+        for start, end, primary, *_ in c.execute_command("CLUSTER", "SLOTS"):
+            for slot in range(int(start), int(end) + 1):
+                owner[slot] = f"{primary[0]}:{primary[1]}"
+    return owner
+
+
+def hot_asin_placement(cluster, hot_asins: list[str]) -> pd.DataFrame:
+    """Which primary holds each hot product key: counts per shard."""
+    owner = _shard_of_slot(cluster)
+    shards = sorted(set(owner.values()))
+    rows = [{"key": f"product:{a}", "slot": key_slot(f"product:{a}".encode()),
+             "shard": f"shard {shards.index(owner[key_slot(f'product:{a}'.encode())]) + 1}"} for a in hot_asins]
+    return pd.DataFrame(rows)
+
+
+def _commands_per_node(cluster) -> dict[str, int]:
+    counts = {}
+    for node in cluster.nodes:
+        with node.client(decode_responses=True) as c:
+            counts[f"127.0.0.1:{node.port}"] = int(c.info("stats")["total_commands_processed"])
+    return counts
+
+
+def _roles(cluster) -> dict[str, str]:
+    roles = {}
+    for node in cluster.nodes:
+        with node.client(decode_responses=True) as c:
+            role = c.info("replication")["role"]
+            roles[f"127.0.0.1:{node.port}"] = "primary" if role == "master" else "replica"
+    return roles
+
+
+def hot_key_load(cluster, *, reads: int, near_cache_ttl_s: int = 1) -> pd.DataFrame:
+    """One product read ``reads`` times: the busiest node's share of the commands, per mitigation."""
+    key = "product:B08X1YRSTR"
+    writer = cluster.client()
+    writer.set(key, b"x" * 2048, ex=300)
+    roles = _roles(cluster)
+    setups = {
+        "no mitigation": (cluster.client(), None),
+        "reads spread over primary and replica": (
+            cluster.client(load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN), None),
+        f"near cache in the task ({near_cache_ttl_s} s TTL)": (cluster.client(), LocalCache()),
+    }
+    rows = []
+    for name, (client, near) in setups.items():
+        client.get(key)  # warm the slot map and connections before counting
+        before = _commands_per_node(cluster)
+        start = time.perf_counter()
+        for _ in range(reads):
+            if near is not None and near.get(key) is not None:
+                continue
+            value = client.get(key)
+            if near is not None:
+                near.set(key, value, near_cache_ttl_s)
+        elapsed = time.perf_counter() - start
+        after = _commands_per_node(cluster)
+        served = {node: after[node] - before[node] - 1 for node in after}  # minus our own INFO
+        busiest = max(served, key=served.get)
+        rows.append({"setup": name, "reads": reads, "busiest_node_role": roles[busiest],
+                     "busiest_node_commands": served[busiest],
+                     "busiest_node_share": served[busiest] / max(1, sum(served.values())),
+                     "reads_reaching_busiest_node": min(1.0, served[busiest] / reads),
+                     "server_commands": sum(served.values()), "seconds": elapsed})
+        client.close()
+    return pd.DataFrame(rows)
+
+
+def throughput(cluster, *, requests: int) -> pd.DataFrame:
+    """GET throughput of one node, of the cluster, and of one node with ``io-threads 2``."""
+    rows = []
+    with RedisServer(name="redis-bench") as single:
+        rows.append({"setup": "1 node", **redis_benchmark(single.port, single.password, requests=requests)})
+    rows.append({"setup": f"cluster, {cluster.n_primaries} primaries",
+                 **redis_benchmark(cluster.nodes[0].port, cluster.password, requests=requests, cluster=True)})
+    with RedisServer(name="redis-io-threads", extra_args=("--io-threads", "2", "--io-threads-do-reads", "yes")) as threaded:
+        rows.append({"setup": "1 node, io-threads 2",
+                     **redis_benchmark(threaded.port, threaded.password, requests=requests, threads=2)})
+    return pd.DataFrame(rows)

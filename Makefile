@@ -16,9 +16,10 @@ setup:
 book: setup
 	$(PY) -m experiments.bookkit all --jobs 2 $(PARAMS)
 
-## Package tests against real servers, the browser test, then every chapter re-executed under nbval
+## The linter, package tests against real servers, the browser test, then every chapter re-executed under nbval
 ## (tests that re-run a chapter's fault experiments are left to `make soak`: nbval runs those experiments).
 test: setup
+	$(VENV)/bin/ruff check experiments tests scripts
 	$(PY) -m pytest -q -m "not chapter_run" tests
 	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book
 

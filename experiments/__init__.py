@@ -1,5 +1,39 @@
 """The Response Cache Decision Book's experiments: real servers, workloads, models and charts.
 
-Every chapter of the book is a thin notebook over this package; each module is named for one idea
-(see DESIGN.md). Import `experiments.charts` before drawing: it enables the book's theme and renderer.
+The package has one folder per layer; a module imports only its own layer and those its layer may
+see (``tests/test_layout.py`` checks it), and ``models`` sees only the core, so every model runs
+without a server:
+
+* core (flat): `paths`, `errors`, `params`, `seed` (the note's figures), `ledger`, `measure`, `charts`;
+* `lab` — child processes that never outlive their owner (`lab.spawner`, `lab.processes`), the
+  servers (`lab.servers`, `lab.topologies`), endpoints and the chapter's `Lab` session, worker pools
+  and load generators;
+* `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,
+  the stand-in origins;
+* `models` — pure maths and simulators;
+* `probes` — experiments on real servers;
+* `chapters` — one module per notebook, with its name: results, headline numbers, findings, ledger
+  rows and summary-table row;
+* `bookkit` — the runner (``python -m experiments.bookkit``), the myst-nb plugin, the environment page.
+
+Each chapter and the modules it uses:
+
+* ``economics.ipynb`` — `chapters.economics`; `probes.hitvalue`, `models.hitcost`, `caches.adapters`,
+  `caches.keydesign`.
+* ``redis.ipynb`` — `chapters.redis`; `probes.structures`, `probes.invalidation`, `probes.failover`,
+  `probes.scaleout`, `probes.evictions`, `lab.topologies`, `caches.adapters`.
+* ``memcached.ipynb`` — `chapters.memcached`; `lab.loadgen`, `probes.invalidation`, `models.pollmodel`,
+  `probes.coldnode`, `probes.hashing`, `probes.listupdates`, `probes.evictions`, `caches.adapters`.
+* ``dax.ipynb`` — `chapters.dax`; `models.daxmodel`, `models.daxsim`, `models.daxstale`,
+  `models.cachemodel`, `models.lrusim`, `probes.tlscost`.
+* ``in-process-lru.ipynb`` — `chapters.in_process_lru`; `models.taskcache`, `models.taskstale`,
+  `models.deployment`, `models.cachemodel`, `models.lrusim`, `probes.gcpause`, `caches.nearcache`.
+* ``no-cache.ipynb`` — `chapters.no_cache`; `models.flashsale`, `probes.collapse`, `models.fanout`,
+  `models.costmodel`, `models.safetocache`.
+* ``read-through.ipynb`` — `chapters.read_through`; `caches.readthrough`, `probes.stampede`,
+  `models.herd`, `probes.staleset`.
+* ``summary.ipynb`` — `chapters.summary`; `models.whatif`, `models.decision`, and every chapter
+  module's ``summary_row``.
+
+Import `experiments.charts` before drawing: it enables the book's theme and renderer.
 """

@@ -41,7 +41,11 @@ class Ledger:
 
     def record(self, claim_id: str, *, claim: str, seed_value: str, measured: str, verdict: str,
                proof: str) -> Claim:
-        """Add or replace a row and write the chapter's file. ``unverifiable`` needs a reason in ``measured``."""
+        """Add or replace a row and write the chapter's file. The id is ``<chapter>.<name>``; ``unverifiable``
+        needs a reason in ``measured``."""
+        if not claim_id.startswith(f"{self.chapter}."):
+            raise ParameterError(f"claim {claim_id!r} must start with its chapter's name, {self.chapter!r} "
+                                 "(one spelling of each chapter: notebook, module, claim ids and saved numbers)")
         if verdict not in VERDICTS:
             raise ParameterError(f"verdict={verdict!r} is not one of {', '.join(VERDICTS)}")
         if verdict == "unverifiable" and not measured.strip():

@@ -38,6 +38,12 @@ def product_reads_per_s() -> float:
     return product_reads_per_min() / 60
 
 
+def promo_reads_per_s() -> float:
+    """Promotion reads per second implied by the seed's Memcached failure 1: 40,000 users saw the
+    expired coupon within one 60-second poll interval (≈ 667 reads/s, the same value by coincidence)."""
+    return figure("stale_coupon_users") / figure("poll_interval_s")
+
+
 def origin_table() -> pd.DataFrame:
     """The seed's hit/miss economics table plus our latency spread (``data/origins.csv``)."""
     return pd.read_csv(DATA / "origins.csv")

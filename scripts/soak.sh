@@ -6,9 +6,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-20}
 PY=_build/venv/bin/python
-tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis_chapter.py tests/test_memcached_chapter.py
-  tests/test_inprocess.py::test_near_cache_invalidates_every_process_and_survives_a_broken_link
-  tests/test_readthrough.py"}
+tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis.py tests/test_memcached.py
+  tests/test_in_process_lru.py::test_near_cache_invalidates_every_process_and_survives_a_broken_link
+  tests/test_read_through.py"}
 # servers of this soak only: every process it starts carries CACHEBOOK_SESSION (see experiments/processes.py)
 export CACHEBOOK_SESSION="soak-$$"
 servers() { $PY -c 'import os; from experiments.lab.processes import server_processes as s; print(len(s(os.environ["CACHEBOOK_SESSION"])))'; }

@@ -3,14 +3,14 @@ the stale-price timeline, and TLS on real Redis servers."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 
 import pandas as pd
 import pytest
 import redis
+from chapter_contract import ChapterContract
 
-from experiments.chapters import dax as dax_claims
+from experiments.chapters import dax as chapter
 from experiments.errors import ParameterError
 from experiments.lab.processes import running
 from experiments.lab.servers import RedisServer, TlsRedisServer
@@ -166,14 +166,14 @@ def test_fast_simulator_agrees_with_the_rule_based_cache():
 
 
 def test_model_within_2_points_of_the_simulator_across_the_charted_range():
-    alpha = daxmodel.calibrate_alpha(dax_claims.seed_workload(), target_hit=0.85, capacity_bytes=13e9)
-    frame = daxsim.validation(dax_claims.seed_workload(alpha), capacities_gb=[0.002, 0.005, 0.02, 0.1, 0.5, 2.0],
+    alpha = daxmodel.calibrate_alpha(chapter.seed_workload(), target_hit=0.85, capacity_bytes=13e9)
+    frame = daxsim.validation(chapter.seed_workload(alpha), capacities_gb=[0.002, 0.005, 0.02, 0.1, 0.5, 2.0],
                               projections=[1, 4], requests_count=1_000_000, seed=11, progress=False)
     assert frame.gap_pp.abs().max() < 2, frame
 
 
 def test_calibration_reaches_its_target():
-    workload = dax_claims.seed_workload()
+    workload = chapter.seed_workload()
     alpha = daxmodel.calibrate_alpha(workload, target_hit=0.85, capacity_bytes=13e9)
     hit = daxmodel.predict(replace(workload, alpha=alpha), capacity_bytes=13e9)["hit_rate"]
     assert hit == pytest.approx(0.85, abs=1e-4)
@@ -196,7 +196,7 @@ def test_stale_price_timeline():
     assert summary.loc["write around DAX", "mean_stale_s"] == pytest.approx(150, abs=10)
     assert summary.loc["write through DAX", "longest_stale_s"] == 0
     assert summary.loc["write around, price read consistently", "longest_stale_s"] == 0
-    assert dax_claims.price_in_cached_projection()
+    assert chapter.price_in_cached_projection()
 
 
 def test_tls_server_refuses_plain_clients_and_costs_are_measured():
@@ -214,11 +214,11 @@ def test_tls_server_refuses_plain_clients_and_costs_are_measured():
 
 @pytest.fixture(scope="module")
 def results():
-    alpha = daxmodel.calibrate_alpha(dax_claims.seed_workload(), target_hit=0.85, capacity_bytes=13e9)
-    seed_w = dax_claims.seed_workload(alpha)
+    alpha = daxmodel.calibrate_alpha(chapter.seed_workload(), target_hit=0.85, capacity_bytes=13e9)
+    seed_w = chapter.seed_workload(alpha)
     stale = daxstale.timelines(products=60, horizon_s=360, step_s=10)
     table = _tls_table()
-    return dax_claims.DaxResults(
+    return chapter.DaxResults(
         alpha=alpha,
         at_seed=daxsim.readings(seed_w, projections=[1, 4], capacity_bytes=13e9, requests_count=1_000_000, seed=3),
         validation=daxsim.validation(seed_w, capacities_gb=[0.005, 13.0], projections=[4], requests_count=1_000_000,
@@ -237,26 +237,20 @@ def _tls_table() -> pd.DataFrame:
         {"transport": "TLS", "get_p50_us": 180.0, "get_p99_us": 300.0, "connect_p50_ms": 25.0, "connect_p99_ms": 40.0}])
 
 
-def test_every_finding_holds(results):
-    findings = dax_claims.findings(results)
-    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+class TestDaxChapter(ChapterContract):
+    chapter = chapter
 
+    def breakages(self):
+        def model_off(r): r.validation["gap_pp"] = 3.0
+        def hit_40(r): r.at_seed.loc[r.at_seed.projections == 4, "model_hit_rate"] = 0.40
+        def stale_through(r): r.stale_summary.loc[r.stale_summary.path == "write through DAX", "longest_stale_s"] = 30.0
+        return [(model_off, "the analytic hit rate is within 2 points of the simulator at every charted point"),
+                (hit_40, "at the seed's numbers, four projections cost less than 10 points of hit rate, not 45"),
+                (stale_through, "written through DAX, or read with ConsistentRead, the price is never stale")]
 
-def test_findings_fail_when_the_facts_change(results):
-    broken = copy.deepcopy(results)
-    broken.validation["gap_pp"] = 3.0
-    broken.at_seed.loc[broken.at_seed.projections == 4, "model_hit_rate"] = 0.40
-    broken.stale_summary.loc[broken.stale_summary.path == "write through DAX", "longest_stale_s"] = 30.0
-    findings = dax_claims.findings(broken)
-    assert not findings["the analytic hit rate is within 2 points of the simulator at every charted point"]
-    assert not findings["at the seed's numbers, four projections cost less than 10 points of hit rate, not 45"]
-    assert not findings["written through DAX, or read with ConsistentRead, the price is never stale"]
-
-
-def test_ledger_rows(results):
-    table = dax_claims.record_claims(Ledger("dax"), results).set_index("claim_id")
-    assert table.loc["dax.hit-40", "verdict"] == "fails" and table.loc["dax.requires-dynamodb", "verdict"] == "holds"
-    assert "4.0x" in table.loc["dax.origin-2x", "measured"]
-    unverifiable = table[table.verdict == "unverifiable"]
-    assert len(unverifiable) >= 1 and unverifiable.measured.str.len().gt(20).all()
-    assert len(dax_claims.arithmetic(results)) == 7 and len(dax_claims.summary_row(dax_claims.headline(results))) == 4
+    def test_verdicts(self, results):
+        table = chapter.record_claims(Ledger("dax"), results).set_index("claim_id")
+        assert table.loc["dax.hit-40", "verdict"] == "fails" and table.loc["dax.requires-dynamodb", "verdict"] == "holds"
+        assert "4.0x" in table.loc["dax.origin-2x", "measured"]
+        assert len(table[table.verdict == "unverifiable"]) >= 1
+        assert len(chapter.arithmetic(results)) == 7 and len(chapter.summary_row(chapter.headline(results))) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from chapter_contract import ChapterContract
 
 from experiments.caches.adapters import LocalCache, RedisCache
 from experiments.caches.origin import Origin, document
@@ -88,23 +89,27 @@ def synthetic(hit_ms: float, worst_p99_ms: float):
     return hits, aside
 
 
-def test_findings_fail_when_the_measurements_say_so():
-    good = economics.findings(*synthetic(0.2, 1.0), {"Redis": 0})
-    assert all(good.values())
-    slow = economics.findings(*synthetic(0.2, 3.0), {"Redis": 0})
-    assert not slow["every cache read (3 stores x 5 value sizes) has p99 < 2 ms"]
-    leaky = economics.findings(*synthetic(0.2, 1.0), {"Redis": 2})
-    assert not leaky["no price reached any cache"]
-    very_slow_hit = economics.findings(*synthetic(2.5, 1.0), {"Redis": 0})
-    assert not very_slow_hit["every key family's hit saves at least the seed's figure"]
+class TestEconomicsChapter(ChapterContract):
+    chapter = economics
 
+    @pytest.fixture
+    def results(self):
+        return economics.EconomicsResults(*synthetic(0.2, 1.0), audit={"Redis": 0})
 
-def test_claims_are_recorded_with_verdicts_from_the_numbers():
-    hits, aside = synthetic(0.2, 3.0)
-    table = economics.record_claims(Ledger("economics"), hits, aside, {"Redis": 0})
-    verdicts = dict(zip(table.claim_id, table.verdict))
-    assert verdicts["econ.cache-latency"] == "fails"
-    assert verdicts["econ.save.product"] == "holds"
-    assert verdicts["econ.save-per-request"] == "partly"
-    assert verdicts["rule.prices-never-cached"] == "holds"
-    assert len(load_all()) == len(table)
+    def breakages(self):
+        def slow_read(r): r.hits.loc[r.hits.store == "Memcached", "p99_ms"] = 3.0
+        def leaky(r): r.audit["Redis"] = 2
+        def slow_hit(r): r.aside["save_per_hit_ms"] = 117.5
+        return [(slow_read, "every cache read (3 stores x 5 value sizes) has p99 < 2 ms"),
+                (leaky, "no price reached any cache"),
+                (slow_hit, "every key family's hit saves at least the seed's figure")]
+
+    def test_verdicts_follow_the_numbers(self):
+        hits, aside = synthetic(0.2, 3.0)
+        table = economics.record_claims(Ledger("economics"), economics.EconomicsResults(hits, aside, {"Redis": 0}))
+        verdicts = dict(zip(table.claim_id, table.verdict))
+        assert verdicts["economics.cache-latency"] == "fails"
+        assert verdicts["economics.save.product"] == "holds"
+        assert verdicts["economics.save-per-request"] == "partly"
+        assert verdicts["economics.prices-never-cached"] == "holds"
+        assert len(load_all()) == len(table)

@@ -11,7 +11,7 @@ from experiments.ledger import Ledger, load_all, save_numbers
 from experiments.paths import results_dir
 
 
-def row(ledger, claim_id="c1", verdict="holds", measured="1 ms"):
+def row(ledger, claim_id="chapter.c1", verdict="holds", measured="1 ms"):
     return ledger.record(claim_id, claim="a claim", seed_value="2 ms", measured=measured, verdict=verdict,
                          proof="chapter.ipynb#x")
 
@@ -36,9 +36,15 @@ def test_unverifiable_needs_a_reason():
 
 
 def test_all_chapters_are_collected():
-    row(Ledger("a"), "x")
-    row(Ledger("b"), "y")
-    assert sorted(load_all().claim_id) == ["x", "y"]
+    row(Ledger("a"), "a.x")
+    row(Ledger("b"), "b.y")
+    assert sorted(load_all().claim_id) == ["a.x", "b.y"]
+
+
+def test_a_claim_id_starts_with_its_chapter():
+    with pytest.raises(ParameterError, match="must start with its chapter's name, 'in-process-lru'"):
+        row(Ledger("in-process-lru"), "inprocess.stale")
+    row(Ledger("in-process-lru"), "in-process-lru.stale")
 
 
 def test_numbers_are_saved():

@@ -82,3 +82,21 @@ def test_bad_profile_through_papermill_names_chapter_cell_and_problem():
     executed = nbformat.read(ROOT / "_build" / "executed" / "book" / "economics.ipynb", as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert [e.traceback for e in errors] == [["ParameterError: profile='fast' is not one of 'quick', 'full'"]]
+
+
+def test_progress_names_chapter_k_of_n_and_what_is_running(capsys, monkeypatch):
+    from pathlib import Path
+
+    from experiments.bookkit.runner import Progress
+
+    progress = Progress(3)
+    monkeypatch.setattr(Progress, "HEARTBEAT_S", 0.0)
+    progress.started(Path("book/redis.ipynb"), {})
+    progress.started(Path("book/dax.ipynb"), {"profile": "quick"})
+    progress.tick()
+    progress.finished(Path("book/redis.ipynb"))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "chapter 1 of 3: book/redis.ipynb" in lines[0]
+    assert "chapter 2 of 3: book/dax.ipynb with {'profile': 'quick'}" in lines[1]
+    assert "0 of 3 done; running: redis (0 s), dax (0 s)" in lines[2]
+    assert "done redis in 0 s (1 of 3 done)" in lines[3] and lines[3].startswith("[")

@@ -7,11 +7,18 @@ import dataclasses
 
 import pandas as pd
 import pytest
+from chapter_contract import LedgerContract
 
-from experiments.chapters import summary
+from experiments.chapters import in_process_lru, summary
 from experiments.errors import BookError, ParameterError
 from experiments.ledger import Ledger
 from experiments.models import decision, whatif
+
+
+@pytest.fixture(scope="module")
+def chatbot() -> decision.Workload:
+    """The note's chatbot with the exponent the in-process chapter calibrates (as the summary reads it)."""
+    return decision.seed_workload(alpha=in_process_lru.calibrated_alpha())
 
 
 def _first(workload: decision.Workload) -> str:
@@ -20,9 +27,9 @@ def _first(workload: decision.Workload) -> str:
     return table.option.iloc[0]
 
 
-def test_the_seed_chatbot_gets_redis_and_rejects_per_task_caches():
-    table = decision.rank(decision.seed_workload()).set_index("option")
-    assert _first(decision.seed_workload()) == "ElastiCache Redis"
+def test_the_seed_chatbot_gets_redis_and_rejects_per_task_caches(chatbot):
+    table = decision.rank(chatbot).set_index("option")
+    assert _first(chatbot) == "ElastiCache Redis"
     assert table.loc["in-process LRU", "verdict"] == "rejected"
     assert "stale for up to 300 s" in table.loc["in-process LRU", "reasons"]
     assert table.loc["DAX", "reasons"] == "the data is not in DynamoDB"
@@ -48,8 +55,8 @@ def test_an_origin_with_room_to_spare_and_fresh_data_needs_no_cache():
     assert _first(quiet) == "no cache"
 
 
-def test_dax_is_considered_only_for_dynamodb_data():
-    w = dataclasses.replace(decision.seed_workload(), in_dynamodb=True, changes_by_event=False, max_stale_s=600)
+def test_dax_is_considered_only_for_dynamodb_data(chatbot):
+    w = dataclasses.replace(chatbot, in_dynamodb=True, changes_by_event=False, max_stale_s=600)
     table = decision.rank(w).set_index("option")
     assert table.loc["DAX", "verdict"] != "rejected" and table.loc["DAX", "hit_pct"] > 50
 
@@ -62,7 +69,7 @@ def test_bad_workloads_are_one_line_errors():
 
 
 def test_what_if_grids_follow_their_models():
-    hits = whatif.per_task_hit_rates(tasks=[1, 10, 60], ttls_s=[60, 300])
+    hits = whatif.per_task_hit_rates(tasks=[1, 10, 60], ttls_s=[60, 300], alpha=1.0)
     at_300 = hits[hits.ttl_s == 300].set_index("tasks").hit_pct
     assert at_300[1] > at_300[10] > at_300[60]  # more tasks, lower hit rate
     assert (hits[hits.ttl_s == 300].hit_pct.to_numpy() > hits[hits.ttl_s == 60].hit_pct.to_numpy()).all()
@@ -104,13 +111,22 @@ def test_coverage_lists_claims_without_rows():
     assert table.loc["claim", "without_a_row"] == "2"
 
 
-def test_context_rows_come_from_the_chapters_numbers():
-    numbers = {"no-cache": {"fan_p99_ms": 626.0, "fan_cached_p99_ms": 432.0, "fan_p50_ms": 350.0, "fan_cached_p50_ms": 2.0,
-                            "answered_no_cache_pct": 0.16},
-               "memcached": {"mc_t4_big_rps": 20_000.0, "redis_big_rps": 21_000.0, "big_kb": 128.0,
-                             "remap_replace_pct": 50.0},
-               "in-process-lru": {"bytes_rss_mb": 486.0, "parsed_rss_mb": 935.0, "roll_origin_peak_ratio": 154.0}}
-    table = summary.record_claims(Ledger("summary"), numbers).set_index("claim_id")
-    assert len(table) == 8
-    assert table.loc["memcached.large-values", "verdict"] == "partly"  # Redis was faster in these numbers
-    assert "626 ms to 432 ms" in table.loc["context.p99", "measured"]
+NUMBERS = {"no-cache": {"fan_p99_ms": 626.0, "fan_cached_p99_ms": 432.0, "fan_p50_ms": 350.0, "fan_cached_p50_ms": 2.0,
+                        "answered_no_cache_pct": 0.16},
+           "memcached": {"mc_t4_big_rps": 20_000.0, "redis_big_rps": 21_000.0, "big_kb": 128.0, "remap_replace_pct": 50.0},
+           "in-process-lru": {"bytes_rss_mb": 486.0, "parsed_rss_mb": 935.0, "roll_origin_peak_ratio": 154.0}}
+"""The chapters' numbers the summary's own ledger rows read (a consistent synthetic set)."""
+
+
+class TestSummaryLedger(LedgerContract):
+    chapter = summary
+
+    @pytest.fixture
+    def results(self):
+        return NUMBERS
+
+    def test_context_rows_come_from_the_chapters_numbers(self):
+        table = summary.record_claims(Ledger("summary"), NUMBERS).set_index("claim_id")
+        assert len(table) == 8
+        assert table.loc["summary.memcached-large-values", "verdict"] == "partly"  # Redis was faster in these numbers
+        assert "626 ms to 432 ms" in table.loc["summary.context-p99", "measured"]

@@ -133,6 +133,41 @@ def _stop(children: dict[Path, subprocess.Popen]) -> None:
         child.wait()
 
 
+class Progress:
+    """One line per chapter started and finished, and a heartbeat while chapters run, so that a
+    four-minute build never looks hung: chapter k of n, elapsed time, what is running and for how long."""
+
+    HEARTBEAT_S = 15.0
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.start = self.last = time.monotonic()
+        self.running: dict[Path, float] = {}
+
+    def _print(self, text: str) -> None:
+        now = time.monotonic()
+        print(f"[{now - self.start:5.0f} s] {text}", flush=True)
+        self.last = now
+
+    def _running(self) -> str:
+        now = time.monotonic()
+        return ", ".join(f"{n.stem} ({now - t:.0f} s)" for n, t in self.running.items()) or "nothing"
+
+    def started(self, notebook: Path, parameters: dict) -> None:
+        self.running[notebook] = time.monotonic()
+        extra = f" with {parameters}" if parameters else ""
+        self._print(f"chapter {self.done + len(self.running)} of {self.total}: {notebook}{extra}")
+
+    def finished(self, notebook: Path) -> None:
+        took = time.monotonic() - self.running.pop(notebook)
+        self.done += 1
+        self._print(f"done {notebook.stem} in {took:.0f} s ({self.done} of {self.total} done)")
+
+    def tick(self) -> None:
+        if self.running and time.monotonic() - self.last >= self.HEARTBEAT_S:
+            self._print(f"{self.done} of {self.total} done; running: {self._running()}")
+
+
 def execute(plans: list[tuple[Path, Path, dict]], *, jobs: int = 1) -> None:
     """Run chapters, ``jobs`` at a time, each in a child process; Ctrl-C stops them and their servers.
 
@@ -141,20 +176,24 @@ def execute(plans: list[tuple[Path, Path, dict]], *, jobs: int = 1) -> None:
     SIGKILL of the child; its kernel is killed too, and the servers the kernel started die with it
     (PR_SET_PDEATHSIG). A chapter that reads the others' results (`LAST`) starts when they are done.
     """
-    waiting = [plan for plan in plans if plan[0] not in LAST] + [plan for plan in plans if plan[0] in LAST]  # (notebook, destination, parameters)
+    # plans are (notebook, destination, parameters); the pages in LAST start after all the others
+    waiting = [plan for plan in plans if plan[0] not in LAST] + [plan for plan in plans if plan[0] in LAST]
     running: dict[Path, subprocess.Popen] = {}
+    progress = Progress(len(plans))
     logs = Path(tempfile.mkdtemp(prefix="cachebook-logs-", dir=BUILD))
     try:
         while waiting or running:
             while waiting and len(running) < jobs and not (waiting[0][0] in LAST and running):
                 notebook, destination, accepted = waiting.pop(0)
-                print(f"executing {notebook} {accepted or ''}", flush=True)
+                progress.started(notebook, accepted)
                 running[notebook] = _start(notebook, destination, accepted, logs / f"{notebook.stem}.log")
             time.sleep(0.1)
             for notebook, child in list(running.items()):
                 if child.poll() is not None:
                     del running[notebook]
                     _check(notebook, child, logs / f"{notebook.stem}.log")
+                    progress.finished(notebook)
+            progress.tick()
     except KeyboardInterrupt:
         names = ", ".join(str(n) for n in running) or "the book"
         _stop(running)

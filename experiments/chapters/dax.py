@@ -13,20 +13,18 @@ from experiments.models.cachemodel import hit_probability
 from experiments.models.daxmodel import GB, ProjectionWorkload
 from experiments.models.daxsim import DEFAULT_TTL_S
 from experiments.models.daxstale import RECOMMENDATION
-from experiments.seed import figure
+from experiments.seed import figure, product_reads_per_s
 
 PROOF = "dax.ipynb"
 SEED_EXPECTED_HIT = figure("dax_expected_hit_rate")
 SEED_FAILED_HIT = figure("dax_failed_hit_rate")
 SEED_PROJECTIONS = int(figure("dax_projections"))
 SEED_NODE_BYTES = figure("dax_node_gb") * GB
-SEED_PRODUCT_READS_PER_S = figure("catalog_capacity_per_min") / (1 - figure("planned_hit_rate")) / 60
-"""Product reads per second implied by the seed: a catalog sized for 2,000 requests/min at a 95 % hit rate."""
 
 
 def seed_workload(alpha: float = 1.0, projections: int = 1, keyed_by: str = "projection") -> ProjectionWorkload:
     """The seed's product traffic: 500K ASINs of 2 KB, read at the implied rate."""
-    return ProjectionWorkload(catalog=int(figure("dax_catalog")), alpha=alpha, reads_per_s=SEED_PRODUCT_READS_PER_S,
+    return ProjectionWorkload(catalog=int(figure("dax_catalog")), alpha=alpha, reads_per_s=product_reads_per_s(),
                               item_bytes=int(figure("dax_item_bytes")), projections=projections, keyed_by=keyed_by)
 
 
@@ -60,7 +58,7 @@ def headline(r: DaxResults) -> dict[str, float]:
     bound = p4[p4.memory_bound & (p4.catalog == int(figure("dax_catalog")))]
     items_per_node = SEED_NODE_BYTES / figure("dax_item_bytes")
     numbers = {
-        "alpha": r.alpha, "reads_per_s": SEED_PRODUCT_READS_PER_S, "reads_per_min": 60 * SEED_PRODUCT_READS_PER_S,
+        "alpha": r.alpha, "reads_per_s": product_reads_per_s(), "reads_per_min": 60 * product_reads_per_s(),
         "hit_p1_pct": 100 * one.model_hit_rate, "hit_p4_pct": 100 * four.model_hit_rate,
         "sim_hit_p4_pct": 100 * four.simulated_hit_rate, "hit_docs_pct": 100 * docs.model_hit_rate,
         "footprint_p1_gb": one.footprint_gb, "footprint_p4_gb": four.footprint_gb,
@@ -176,7 +174,8 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
         seed_value="3 minutes", measured="no LRU evictions at the seed's numbers: everything fits",
         verdict="fails", proof=f"{PROOF}#the-seed-s-arithmetic")
     rec("dax.origin-2x", claim="At 40 % hit the catalog sees 2x the planned requests",
-        seed_value="2x", measured=f"the seed's own hit rates give {h['seed_origin_ratio']:.1f}x; the model {h['origin_ratio']:.2f}x",
+        seed_value="2x",
+        measured=f"the seed's own hit rates give {h['seed_origin_ratio']:.1f}x; the model {h['origin_ratio']:.2f}x",
         verdict="fails", proof=f"{PROOF}#the-seed-s-arithmetic")
     rec("dax.latency-60pct", claim="60 % of recommendation reads go from 3 ms to 120 ms",
         seed_value="60 %", measured=f"{100 - h['hit_p4_pct']:.1f} % of reads miss in the model",
@@ -213,21 +212,23 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
         measured=f"500K items fill {h['catalog_share_of_node_pct']:.0f} % of a node; the TTL, not the item count, limits hits",
         verdict="fails", proof=f"{PROOF}#dax-decision-heuristic")
     rec("dax.best-case-hot-keys", claim="DAX works well when the same keys are read thousands of times",
-        seed_value="thousands of reads per key", measured=f"an item read once a second hits {h['hot_hit_pct']:.1f} % of the time with the 5-minute TTL",
+        seed_value="thousands of reads per key",
+        measured=f"an item read once a second hits {h['hot_hit_pct']:.1f} % of the time with the 5-minute TTL",
         verdict="holds", proof=f"{PROOF}#q3-capacity")
-    rec("summary.dax.latency", claim="DAX reads take under 1 ms",
-        seed_value="<1ms", measured="DAX cannot run here; Redis on loopback answers in ~0.14 ms, so in-memory sub-ms is plausible",
+    rec("dax.table.latency", claim="DAX reads take under 1 ms",
+        seed_value="<1ms",
+        measured="DAX cannot run here; Redis on loopback answers in ~0.14 ms, so in-memory sub-ms is plausible",
         verdict="unverifiable", proof=f"{PROOF}#q2-encryption-in-transit")
-    rec("summary.dax.invalidation", claim="DAX invalidates by TTL or explicit key invalidation",
+    rec("dax.table.invalidation", claim="DAX invalidates by TTL or explicit key invalidation",
         seed_value="TTL or explicit key invalidation",
         measured="TTL, LRU, or a write through DAX; there is no explicit invalidation call",
         verdict="partly", proof=f"{PROOF}#q1-a-changed-price")
-    rec("summary.dax.consistency", claim="DAX is strongly consistent for DynamoDB-only data",
+    rec("dax.table.consistency", claim="DAX is strongly consistent for DynamoDB-only data",
         seed_value="Strong for DynamoDB-only data",
         measured="documented as eventually consistent: node replication < 1 s, writes around DAX unseen until TTL, "
                  "query cache not updated by writes",
         verdict="fails", proof=f"{PROOF}#q1-a-changed-price")
-    rec("summary.dax.failure-risk", claim="Projection mismatch kills the DAX hit rate",
+    rec("dax.table.failure-risk", claim="Projection mismatch kills the DAX hit rate",
         seed_value="Projection mismatch kills hit rate",
         measured=f"{h['hit_p1_pct'] - h['hit_p4_pct']:.1f} points lost in the seed's reading, none in the documented one",
         verdict="fails", proof=f"{PROOF}#failure-projections-and-the-hit-rate")
@@ -235,9 +236,11 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
 
 
 def summary_row(h: dict[str, float]) -> pd.DataFrame:
-    """The seed's summary-table row for DAX beside the row this chapter modelled, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    """The seed's summary-table row for DAX beside the row this chapter modelled, from its
+    `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
-        {"column": "Latency", "seed": "<1ms", "measured": f"not measurable here (no DAX); TLS changes a GET by {h['tls_get_extra_us']:+.0f} µs on loopback Redis"},
+        {"column": "Latency", "seed": "<1ms",
+         "measured": f"not measurable here (no DAX); TLS changes a GET by {h['tls_get_extra_us']:+.0f} µs on loopback Redis"},
         {"column": "Invalidation", "seed": "TTL or explicit key invalidation",
          "measured": "TTL (5 min default), LRU, or writing through DAX; no invalidation call"},
         {"column": "Consistency", "seed": "Strong for DynamoDB-only data",

@@ -6,6 +6,8 @@ cache-aside path, the price audit); the model is `experiments.models.hitcost`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from experiments.models.hitcost import break_even_hit_rate
@@ -14,12 +16,22 @@ SEED_CACHE_BOUND_MS = 2.0
 """The seed's "< 2 ms" cache latency, used for every row of its economics table."""
 
 
+@dataclass
+class EconomicsResults:
+    """What the chapter measured: GET latency per store and size, the cache-aside path, the price audit."""
+
+    hits: pd.DataFrame
+    aside: pd.DataFrame
+    audit: dict[str, int]
+
+
 def _p(hits: pd.DataFrame, store: str, variant: str, column: str) -> float:
     return float(hits.loc[(hits.store == store) & (hits.variant == variant), column].iloc[0])
 
 
-def headline(hits: pd.DataFrame, aside: pd.DataFrame, audit: dict[str, int]) -> dict[str, float]:
+def headline(r: EconomicsResults) -> dict[str, float]:
     """The numbers the chapter's prose and the decision record quote (glued, never typed)."""
+    hits, aside, audit = r.hits, r.aside, r.audit
     product = aside.set_index("family").loc["product"]
     overhead_ms = float(aside.miss_overhead_p50_ms.max())
     return {
@@ -43,13 +55,13 @@ def headline(hits: pd.DataFrame, aside: pd.DataFrame, audit: dict[str, int]) -> 
     }
 
 
-def findings(hits: pd.DataFrame, aside: pd.DataFrame, audit: dict[str, int]) -> dict[str, bool]:
+def findings(r: EconomicsResults) -> dict[str, bool]:
     """The chapter's conclusions as statements that must hold (asserted, and compared by nbval).
 
     Thresholds leave wide margins over the measured values (tens of µs against limits in ms), so
     a statement flips only if the finding really changes, not with this machine's noise.
     """
-    h = headline(hits, aside, audit)
+    h, hits, aside = headline(r), r.hits, r.aside
     return {
         "every cache read (3 stores x 5 value sizes) has p99 < 2 ms": h["worst_p99_ms"] < 2.0,
         "a Redis GET of a 2 KB product is sub-millisecond at p99": h["redis_item_p99_us"] < 1000,
@@ -61,54 +73,59 @@ def findings(hits: pd.DataFrame, aside: pd.DataFrame, audit: dict[str, int]) -> 
     }
 
 
-def record_claims(ledger, hits: pd.DataFrame, aside: pd.DataFrame, audit: dict[str, int]) -> pd.DataFrame:
+def record_claims(ledger, r: EconomicsResults) -> pd.DataFrame:
     """Write this chapter's rows of the claims ledger; returns them as a table."""
-    h = headline(hits, aside, audit)
+    h, hits, aside = headline(r), r.hits, r.aside
     proof = "economics.ipynb"
     local_p50_us = float(hits.loc[hits.store == "in-process", "p50_ms"].max() * 1000)
     ledger.record(
-        "econ.cache-latency", claim="A cache read costs under 2 ms, whatever the key family",
+        "economics.cache-latency", claim="A cache read costs under 2 ms, whatever the key family",
         seed_value="< 2 ms", measured=f"worst p99 {h['worst_p99_ms']:.3f} ms over 3 stores x 5 sizes (loopback)",
         verdict="holds" if h["worst_p99_ms"] < SEED_CACHE_BOUND_MS else "fails", proof=f"{proof}#how-fast-is-a-hit",
     )
-    for r in aside.itertuples():
+    for row in aside.itertuples():
         ledger.record(
-            f"econ.save.{r.family}", claim=f"A cache hit saves the origin call for {r.scenario.lower()}",
-            seed_value=f"{r.seed_save_ms:.0f} ms", measured=f"{r.save_per_hit_ms:.1f} ms (origin {r.seed_origin_ms:.0f} ms − hit {r.hit_p50_ms * 1000:.0f} µs)",
-            verdict="holds" if r.save_per_hit_ms >= r.seed_save_ms else "fails", proof=f"{proof}#what-a-hit-saves",
+            f"economics.save.{row.family}", claim=f"A cache hit saves the origin call for {row.scenario.lower()}",
+            seed_value=f"{row.seed_save_ms:.0f} ms",
+            measured=(f"{row.save_per_hit_ms:.1f} ms (origin {row.seed_origin_ms:.0f} ms − hit "
+                      f"{row.hit_p50_ms * 1000:.0f} µs)"),
+            verdict="holds" if row.save_per_hit_ms >= row.seed_save_ms else "fails", proof=f"{proof}#what-a-hit-saves",
         )
     ledger.record(
-        "econ.save-per-request", claim="The saving applies to every request",
+        "economics.save-per-request", claim="The saving applies to every request",
         seed_value="118 ms per product request", measured=(
             f"per hit only; at the planned 95 % hit rate the mean product request saves "
             f"{h['product_save_at_95_ms']:.1f} ms"),
         verdict="partly", proof=f"{proof}#a-miss-is-not-free",
     )
     ledger.record(
-        "redis.sub-ms", claim="Redis serves reads in under a millisecond",
-        seed_value="sub-millisecond", measured=f"2 KB GET p50 {h['redis_item_p50_us']:.0f} µs, p99 {h['redis_item_p99_us']:.0f} µs; 100 KB p99 {h['redis_page_p99_us']:.0f} µs",
+        "economics.redis-sub-ms", claim="Redis serves reads in under a millisecond",
+        seed_value="sub-millisecond",
+        measured=(f"2 KB GET p50 {h['redis_item_p50_us']:.0f} µs, p99 {h['redis_item_p99_us']:.0f} µs; "
+                  f"100 KB p99 {h['redis_page_p99_us']:.0f} µs"),
         verdict="holds" if h["redis_item_p99_us"] < 1000 else "fails", proof=f"{proof}#how-fast-is-a-hit",
     )
     ledger.record(
-        "inproc.sub-us", claim="An in-process cache read takes under a microsecond",
+        "economics.in-process-sub-us", claim="An in-process cache read takes under a microsecond",
         seed_value="sub-microsecond", measured=f"worst p50 {local_p50_us:.2f} µs (cachetools TLRUCache, timer included)",
         verdict="holds" if local_p50_us < 1.0 else "fails", proof=f"{proof}#how-fast-is-a-hit",
     )
     worst_local = float(hits.loc[hits.store == "in-process", "p99_ms"].max())
     ledger.record(
-        "summary.latency.in-process", claim="In-process LRU latency is under 0.1 ms",
+        "economics.table.in-process-latency", claim="In-process LRU latency is under 0.1 ms",
         seed_value="< 0.1 ms", measured=f"worst p99 {worst_local * 1000:.1f} µs",
         verdict="holds" if worst_local < 0.1 else "fails", proof=f"{proof}#how-fast-is-a-hit",
     )
     worst_mc = float(hits.loc[hits.store == "Memcached", "p99_ms"].max())
     ledger.record(
-        "summary.latency.memcached", claim="Memcached latency is under 2 ms",
+        "economics.table.memcached-latency", claim="Memcached latency is under 2 ms",
         seed_value="< 2 ms", measured=f"worst p99 {worst_mc:.3f} ms (loopback)",
         verdict="holds" if worst_mc < 2.0 else "fails", proof=f"{proof}#how-fast-is-a-hit",
     )
     ledger.record(
-        "rule.prices-never-cached", claim="Prices are never cached; they are always read live",
-        seed_value="never cached", measured=f"{h['price_fields_cached']} price fields found in 3 caches (enforced by the key design in code)",
+        "economics.prices-never-cached", claim="Prices are never cached; they are always read live",
+        seed_value="never cached",
+        measured=f"{h['price_fields_cached']} price fields found in 3 caches (enforced by the key design in code)",
         verdict="holds" if h["price_fields_cached"] == 0 else "fails", proof=f"{proof}#prices-never-reach-a-cache",
     )
     return ledger.table()

@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 
 from experiments.models.deployment import PromoTraffic
-from experiments.models.taskcache import TaskTraffic
+from experiments.models.taskcache import TaskTraffic, calibrate_alpha
 from experiments.models.taskstale import chance_at_least, model_stale_share
 from experiments.probes.gcpause import entries_for_pause, full_collection_interval_s
-from experiments.seed import figure
+from experiments.seed import figure, product_reads_per_s, promo_reads_per_s
 
 PROOF = "in-process-lru.ipynb"
-SEED_PRODUCT_READS_PER_S = figure("catalog_capacity_per_min") / (1 - figure("planned_hit_rate")) / 60
 TASKS = int(figure("task_count"))
 PROMO_TTL_S = figure("promo_ttl_s")
 PRODUCT_TTL_S = figure("product_cache_ttl_s")
@@ -22,12 +21,18 @@ PRODUCT_TTL_S = figure("product_cache_ttl_s")
 
 def product_traffic(alpha: float = 1.0) -> TaskTraffic:
     """The seed's product reads (a catalog sized for 2,000 requests/min at 95 % hit) over 500K ASINs."""
-    return TaskTraffic(catalog=int(figure("dax_catalog")), alpha=alpha, reads_per_s=SEED_PRODUCT_READS_PER_S)
+    return TaskTraffic(catalog=int(figure("dax_catalog")), alpha=alpha, reads_per_s=product_reads_per_s())
+
+
+def calibrated_alpha() -> float:
+    """The Zipf exponent at which one shared cache of the seed's TTL gives its planned 95 % hit rate
+    (saved as ``alpha``; the summary's what-if and decision function read it from there)."""
+    return calibrate_alpha(product_traffic(), target_hit=figure("planned_hit_rate"), ttl_s=PRODUCT_TTL_S)
 
 
 def promo_traffic() -> PromoTraffic:
     """Promotion reads at the rate the seed's 40,000 users in 60 s imply, over its 200 categories and 60 tasks."""
-    return PromoTraffic(reads_per_s=figure("stale_coupon_users") / figure("poll_interval_s"),
+    return PromoTraffic(reads_per_s=promo_reads_per_s(),
                         categories=int(figure("promo_categories")), tasks=TASKS, ttl_s=PROMO_TTL_S)
 
 
@@ -119,7 +124,8 @@ def findings(r: InProcessResults) -> dict[str, bool]:
         "warming from the origin at start-up sends at least 60x the baseline to the Promotions service":
             h["roll_origin_peak_ratio"] >= 60,
         "warming from a shared cache keeps the peak under 15x the baseline": h["roll_shared_peak_ratio"] < 15,
-        "batches of 2 cut the warm-from-origin peak at least 4x": h["roll_origin_peak_ratio"] / h["roll_small_batches_peak_ratio"] >= 4,
+        "batches of 2 cut the warm-from-origin peak at least 4x":
+            h["roll_origin_peak_ratio"] / h["roll_small_batches_peak_ratio"] >= 4,
         "5,000 parsed products take more memory and a longer full collection than 5,000 as bytes":
             h["parsed_rss_mb"] > h["bytes_rss_mb"] and h["parsed_gc_ms"] > h["bytes_gc_ms"],
         "full collections pause the task for under 1 % of the time": h["gc_time_share_pct"] < 1,
@@ -137,78 +143,78 @@ def record_claims(ledger, r: InProcessResults) -> pd.DataFrame:
     """This chapter's ledger rows; verdicts follow from the measurements."""
     h = headline(r)
     rec = ledger.record
-    rec("inprocess.sub-microsecond", claim="In-process cache reads take under a microsecond",
+    rec("in-process-lru.sub-microsecond", claim="In-process cache reads take under a microsecond",
         seed_value="sub-microsecond",
         measured=(f"a TTLCache lookup of a cached product took {h['lookup_p50_us']:.2f} µs at the median "
                   f"(p99 {h['lookup_p99_us']:.2f} µs), timer included"),
         verdict="holds" if h["lookup_p50_us"] < 1 else "partly", proof=f"{PROOF}#best-case-no-network-hop")
-    rec("inprocess.stale-50-of-60", claim="At 10:05, 50 of 60 tasks still serve the old promotion",
+    rec("in-process-lru.stale-50-of-60", claim="At 10:05, 50 of 60 tasks still serve the old promotion",
         seed_value="50 of 60",
         measured=(f"{h['stale_at_5_model']:.0f} expected (simulated {h['stale_at_5_sim']:.1f}, 95th percentile "
                   f"{h['stale_at_5_p95']:.0f}); 50 or more has probability {h['chance_50_stale_pct']:.2f} %"),
         verdict="fails", proof=f"{PROOF}#failure-1-the-stale-promotion")
-    rec("inprocess.no-broadcast", claim="There is no way to broadcast an invalidation to 60 in-process caches",
+    rec("in-process-lru.no-broadcast", claim="There is no way to broadcast an invalidation to 60 in-process caches",
         seed_value="no way",
         measured=(f"Redis CLIENT TRACKING dropped the promotion from every task's L1 within {h['near_max_ms']:.1f} ms "
                   f"(p50 {h['near_p50_ms']:.2f} ms) over {h['near_samples']} drops"),
         verdict="fails", proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
-    rec("inprocess.cold-start-2000", claim="10 new tasks send 2,000 requests to the Promotions service in 60 s",
+    rec("in-process-lru.cold-start-2000", claim="10 new tasks send 2,000 requests to the Promotions service in 60 s",
         seed_value="2,000 in 60 s",
         measured=(f"{h['scale_origin_first_minute_extra']:,.0f} extra calls in the first minute if tasks warm every "
                   f"category at start-up, {h['scale_lazy_first_minute_extra']:,.0f} if they fill on demand"),
         verdict="partly", proof=f"{PROOF}#q2-cold-starts-and-rolling-deployments")
-    rec("inprocess.rollout-60x", claim="After each batch of 10 replacements the origins see 60x their warm baseline",
+    rec("in-process-lru.rollout-60x", claim="After each batch of 10 replacements the origins see 60x their warm baseline",
         seed_value="60x",
         measured=(f"{h['roll_origin_peak_ratio']:.0f}x for one second if new tasks warm from the origin, "
                   f"{h['roll_lazy_peak_ratio']:.1f}x filling on demand"),
         verdict="partly", proof=f"{PROOF}#q2-cold-starts-and-rolling-deployments")
-    rec("inprocess.500mb", claim="5,000 product entries of ~100 KB take up to 500 MB per task",
+    rec("in-process-lru.500mb", claim="5,000 product entries of ~100 KB take up to 500 MB per task",
         seed_value="500 MB",
         measured=f"{h['bytes_rss_mb']:.0f} MB as bytes; {h['parsed_rss_mb']:.0f} MB as parsed JSON",
         verdict="partly", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
-    rec("inprocess.heap-headroom", claim="The cache leaves the 2 GB task without heap headroom",
+    rec("in-process-lru.heap-headroom", claim="The cache leaves the 2 GB task without heap headroom",
         seed_value="out of headroom",
         measured=(f"the seed's own budget is {h['task_budget_used_mb']:.0f} MB of 2,048; with parsed JSON "
                   f"{h['parsed_rss_mb'] + figure('llm_buffer_mb') + figure('interpreter_mb'):.0f} MB"),
         verdict="fails", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
-    rec("inprocess.gc-20-80ms", claim="Python's GC stops the world for 20-80 ms in major collections",
+    rec("in-process-lru.gc-20-80ms", claim="Python's GC stops the world for 20-80 ms in major collections",
         seed_value="20-80 ms",
         measured=(f"a full collection took {h['parsed_gc_ms']:.0f} ms with 5,000 parsed products, "
                   f"{h['bytes_gc_ms']:.0f} ms with bytes (mostly the libraries' own objects)"),
         verdict="partly", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
-    rec("inprocess.p99-2.4s", claim="GC pressure moves the chatbot's P99 from 1.9 s to 2.4 s",
+    rec("in-process-lru.p99-2.4s", claim="GC pressure moves the chatbot's P99 from 1.9 s to 2.4 s",
         seed_value="+500 ms at P99",
         measured=(f"full collections run every ~{h['gc_interval_s']:.0f} s under TTL churn, {h['gc_time_share_pct']:.3f} % "
                   f"of the time; a {h['parsed_gc_ms']:.0f} ms pause in < 1 % of requests cannot add "
                   f"{1000 * (figure('p99_after_s') - figure('p99_before_s')):.0f} ms to P99"),
         verdict="fails", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
-    rec("inprocess.q1-200kb", claim="1,000 entries cost 200 KB per task",
+    rec("in-process-lru.q1-200kb", claim="1,000 entries cost 200 KB per task",
         seed_value="200 KB", measured=f"1,000 x 100 KB = {h['q1_cache_mb']:.0f} MB",
         verdict="fails", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
-    rec("inprocess.q1-hit-rate", claim="Per-task caches lower the effective cluster-wide hit rate",
+    rec("in-process-lru.q1-hit-rate", claim="Per-task caches lower the effective cluster-wide hit rate",
         seed_value="(question)",
         measured=(f"50 tasks x 1,000 entries: {h['q1_hit_pct']:.1f} % cluster-wide (hot set {h['q1_hot_hit_pct']:.1f} %) "
                   f"against {h['shared_hit_pct']:.1f} % for one shared cache; {h['q1_miss_ratio']:.1f}x the planned misses"),
         verdict="holds", proof=f"{PROOF}#q1-the-cluster-wide-hit-rate")
-    rec("inprocess.unobservable", claim="In-process caches cannot be observed",
+    rec("in-process-lru.unobservable", claim="In-process caches cannot be observed",
         seed_value="not observable",
         measured="a per-task status command (version held, age, counters) named the one stale task",
         verdict="fails", proof=f"{PROOF}#q3-seeing-inside-sixty-caches")
-    rec("inprocess.heuristic", claim="Never use an in-process cache for data invalidated by external events",
+    rec("in-process-lru.heuristic", claim="Never use an in-process cache for data invalidated by external events",
         seed_value="never",
         measured="a near cache with server-assisted invalidation and a flush on reconnect served no stale read here",
         verdict="fails", proof=f"{PROOF}#in-process-decision-heuristic")
-    rec("summary.inprocess.latency", claim="In-process reads take under 0.1 ms", seed_value="<0.1ms",
+    rec("in-process-lru.table.latency", claim="In-process reads take under 0.1 ms", seed_value="<0.1ms",
         measured=f"{h['lookup_p50_us']:.2f} µs per lookup at the median", verdict="holds",
         proof=f"{PROOF}#best-case-no-network-hop")
-    rec("summary.inprocess.invalidation", claim="In-process caches have no invalidation, only TTL per task",
+    rec("in-process-lru.table.invalidation", claim="In-process caches have no invalidation, only TTL per task",
         seed_value="None (TTL only per task)", measured="server-assisted invalidation works (CLIENT TRACKING)",
         verdict="fails", proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
-    rec("summary.inprocess.consistency", claim="60 separate caches have no consistency",
+    rec("in-process-lru.table.consistency", claim="60 separate caches have no consistency",
         seed_value="None (60 separate caches)",
         measured=f"TTL-only: stale up to a TTL after each change; tracked: {h['near_stale_reads']} stale reads",
         verdict="partly", proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
-    rec("summary.inprocess.failure-risk", claim="Users get different promotion answers from different tasks",
+    rec("in-process-lru.table.failure-risk", claim="Users get different promotion answers from different tasks",
         seed_value="different answers per task",
         measured=f"with TTL-only caches, {h['stale_users_at_5_pct']:.0f} % of users still see the old promotion 5 minutes on",
         verdict="holds", proof=f"{PROOF}#failure-1-the-stale-promotion")
@@ -216,7 +222,8 @@ def record_claims(ledger, r: InProcessResults) -> pd.DataFrame:
 
 
 def summary_row(h: dict[str, float]) -> pd.DataFrame:
-    """The seed's summary-table row for the in-process LRU beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    """The seed's summary-table row for the in-process LRU beside the row this chapter measured, from its
+    `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "<0.1ms", "measured": f"{h['lookup_p50_us']:.2f} µs per lookup (p50)"},
         {"column": "Invalidation", "seed": "None (TTL only per task)",

@@ -7,13 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from experiments.seed import figure
+from experiments.seed import figure, product_reads_per_min
 
 PROOF = "memcached.ipynb"
 SEED_STALE_USERS = figure("stale_coupon_users")
 SEED_POLL_S = figure("poll_interval_s")
-SEED_PRODUCT_READS_PER_MIN = figure("catalog_capacity_per_min") / (1 - figure("planned_hit_rate"))
-"""Product reads per minute implied by the seed: a catalog sized for 2,000 requests/min at a 95 % hit rate."""
 
 
 @dataclass
@@ -62,8 +60,8 @@ def headline(r: MemcachedResults) -> dict[str, float]:
         "remap_modulo_pct": 100 * float(nodes.loc["modulo", "moved_fraction"]),
         "remap_replace_pct": 100 * float(nodes.loc["rendezvous, node replaced", "moved_fraction"]),
         "remap_keys": int(r.remap_nodes.keys_used.iloc[0]),
-        "storm_per_min": float(nodes.loc["rendezvous (pymemcache default)", "moved_fraction"]) * SEED_PRODUCT_READS_PER_MIN,
-        "product_reads_per_min": SEED_PRODUCT_READS_PER_MIN,
+        "storm_per_min": float(nodes.loc["rendezvous (pymemcache default)", "moved_fraction"]) * product_reads_per_min(),
+        "product_reads_per_min": product_reads_per_min(),
         "ketama_max_load_200": float(r.vnodes.set_index("vnodes").loc[200, "max_over_mean_load"]),
         "ketama_max_load_1": float(r.vnodes.set_index("vnodes").loc[1, "max_over_mean_load"]),
         "ketama_remap_1": float(r.vnodes.set_index("vnodes").loc[1, "remap_pct"]),
@@ -142,15 +140,15 @@ def record_claims(ledger, r: MemcachedResults) -> pd.DataFrame:
         seed_value="(implied by the question)",
         measured=f"`watch evictions` named all {h['mc_watch_lines']} evicted keys; neither server keeps a history",
         verdict="fails", proof=f"{PROOF}#q3-eviction-observability")
-    rec("summary.memcached.invalidation", claim="Memcached invalidation is pull-based (polling)",
+    rec("memcached.table.invalidation", claim="Memcached invalidation is pull-based (polling)",
         seed_value="Pull-based (polling)",
         measured=f"push works: event → key gone {h['queue_p99_ms']:.2f} ms at p99 through a queue-fed subscriber",
         verdict="fails", proof=f"{PROOF}#failure-1-invalidation-without-pub-sub")
-    rec("summary.memcached.consistency", claim="Memcached's consistency is weak: a 60 s staleness window",
+    rec("memcached.table.consistency", claim="Memcached's consistency is weak: a 60 s staleness window",
         seed_value="Weak (60s staleness window)",
         measured="the window belongs to the invalidation path, not the store; event-driven it is milliseconds",
         verdict="fails", proof=f"{PROOF}#failure-1-invalidation-without-pub-sub")
-    rec("summary.memcached.failure-risk", claim="The key risk is the promotion-invalidation polling workaround",
+    rec("memcached.table.failure-risk", claim="The key risk is the promotion-invalidation polling workaround",
         seed_value="polling workaround",
         measured=(f"no workaround is needed; the real risks are no replication and remapping "
                   f"({h['remap_replace_pct']:.0f} % of keys move when a node is replaced)"),
@@ -159,7 +157,8 @@ def record_claims(ledger, r: MemcachedResults) -> pd.DataFrame:
 
 
 def summary_row(h: dict[str, float]) -> pd.DataFrame:
-    """The seed's summary-table row for Memcached beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    """The seed's summary-table row for Memcached beside the row this chapter measured, from its
+    `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "<2ms", "measured": "<2 ms at p99 for 1–100 KB values (chapter 1)"},
         {"column": "Invalidation", "seed": "Pull-based (polling)",

@@ -90,55 +90,55 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
     """This chapter's ledger rows; verdicts follow from the results."""
     h = headline(r)
     rec = ledger.record
-    rec("nocache.always-fresh", claim="Without a cache nothing served is stale", seed_value="always fresh",
+    rec("no-cache.always-fresh", claim="Without a cache nothing served is stale", seed_value="always fresh",
         measured="every read goes to the origin; as fresh as the origin's own reads", verdict="holds",
         proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
-    rec("nocache.10x", claim="50,000 concurrent requests are 10x the catalog's planned 5,000", seed_value="10x",
+    rec("no-cache.10x", claim="50,000 concurrent requests are 10x the catalog's planned 5,000", seed_value="10x",
         measured=f"{figure('launch_users') / figure('catalog_concurrency'):.0f}x", verdict="holds",
         proof=f"{PROOF}#failure-the-flash-sale-collapse")
-    rec("nocache.p99-3000", claim="Overloaded, the catalog's P99 grows from 120 ms to 3,000 ms",
+    rec("no-cache.p99-3000", claim="Overloaded, the catalog's P99 grows from 120 ms to 3,000 ms",
         seed_value="3,000 ms",
         measured=(f"first-come-first-served waits grow without bound: {h['wait_at_60s_s']:,.0f} s at the median a "
                   "minute in; a bounded P99 would need a bounded queue"),
         verdict="fails", proof=f"{PROOF}#failure-the-flash-sale-collapse")
-    rec("nocache.every-timeout", claim="Every request times out", seed_value="every request",
+    rec("no-cache.every-timeout", claim="Every request times out", seed_value="every request",
         measured=(f"{h['answered_no_cache_pct']:.2f} % answered in time over the launch (FCFS, no shedding); "
                   f"{h['answered_shed_pct']:.0f} % if the catalog drops what it cannot answer in time"),
         verdict="partly", proof=f"{PROOF}#failure-the-flash-sale-collapse")
-    rec("nocache.cost-0.02", claim="The cache costs 0.02 % of the revenue it protects", seed_value="0.02 %",
+    rec("no-cache.cost-0.02", claim="The cache costs 0.02 % of the revenue it protects", seed_value="0.02 %",
         measured=(f"{h['cost_ratio_pct']:.2f} % only if the whole $2M sale would be lost; the cache pays for itself "
                   f"if it prevents {h['break_even_s']:.0f} s of outage in a 24-hour sale"),
         verdict="partly", proof=f"{PROOF}#cost-per-revenue")
-    rec("nocache.cluster-cost", claim="An ElastiCache cluster costs about $400 a month", seed_value="$400/month",
+    rec("no-cache.cluster-cost", claim="An ElastiCache cluster costs about $400 a month", seed_value="$400/month",
         measured="no price list is reachable from this machine; the model takes the seed's figure as its input",
         verdict="unverifiable", proof=f"{PROOF}#cost-per-revenue")
-    rec("nocache.q1-autoscaling", claim="Autoscaling takes 90-180 s while the spike takes 15 s",
+    rec("no-cache.q1-autoscaling", claim="Autoscaling takes 90-180 s while the spike takes 15 s",
         seed_value="90-180 s vs 15 s",
         measured=("ECS timings are the seed's, taken as inputs; in the gap the catalog answers nothing in time "
                   "(FCFS) and a scale-up to the offered load never drains the backlog"),
         verdict="unverifiable", proof=f"{PROOF}#q1-the-autoscaling-gap")
-    rec("nocache.q2-p50-350", claim="Three parallel origin calls give a P50 of 350 ms", seed_value="350 ms",
+    rec("no-cache.q2-p50-350", claim="Three parallel origin calls give a P50 of 350 ms", seed_value="350 ms",
         measured=f"{h['fan_p50_ms']:.1f} ms analytic, {h['fan_p50_mc_ms']:.1f} ms Monte Carlo; P99 {h['fan_p99_ms']:.0f} ms",
         verdict="holds", proof=f"{PROOF}#q2-fan-out-latency")
-    rec("nocache.q2-cached-p50-2", claim="With a cache the P50 is 2 ms", seed_value="2 ms",
+    rec("no-cache.q2-cached-p50-2", claim="With a cache the P50 is 2 ms", seed_value="2 ms",
         measured=(f"P50 {h['fan_cached_p50_ms']:.0f} ms at 95 % hit ({h['fan_all_hit_pct']:.0f} % of turns hit on all "
                   f"three calls), but P99 stays {h['fan_cached_p99_ms']:.0f} ms"),
         verdict="holds", proof=f"{PROOF}#q2-fan-out-latency")
-    rec("nocache.q3-price-range", claim="Price-range context could be cached though prices cannot",
+    rec("no-cache.q3-price-range", claim="Price-range context could be cached though prices cannot",
         seed_value="(question)",
         measured=f"the rule caches it with a TTL up to {h['price_range_ttl_s']:.0f} s at a $10/day stale-cost budget",
         verdict="holds", proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
-    rec("nocache.heuristic", claim="No cache only for low traffic or data whose staleness causes harm",
+    rec("no-cache.heuristic", claim="No cache only for low traffic or data whose staleness causes harm",
         seed_value="prices, order status",
         measured="the rule never caches prices or order status; everything else it caches under a stale-cost budget",
         verdict="holds", proof=f"{PROOF}#no-cache-decision-heuristic")
-    rec("summary.nocache.latency", claim="Without a cache reads take 80-350 ms", seed_value="80-350ms",
+    rec("no-cache.table.latency", claim="Without a cache reads take 80-350 ms", seed_value="80-350ms",
         measured=f"turn P50 {h['fan_p50_ms']:.0f} ms, P99 {h['fan_p99_ms']:.0f} ms", verdict="partly",
         proof=f"{PROOF}#q2-fan-out-latency")
-    rec("summary.nocache.consistency", claim="Without a cache consistency is perfect", seed_value="Perfect",
+    rec("no-cache.table.consistency", claim="Without a cache consistency is perfect", seed_value="Perfect",
         measured="as consistent as the origin's reads (DynamoDB's default reads are eventually consistent)",
         verdict="partly", proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
-    rec("summary.nocache.failure-risk", claim="Origin services collapse under flash-sale load",
+    rec("no-cache.table.failure-risk", claim="Origin services collapse under flash-sale load",
         seed_value="collapse", measured=(f"simulated: {h['answered_no_cache_pct']:.2f} % answered; on real servers "
                                          f"{h['real_plain_answered_pct']:.0f} % at 5x capacity"),
         verdict="holds", proof=f"{PROOF}#failure-the-flash-sale-collapse")
@@ -146,7 +146,8 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
 
 
 def summary_row(h: dict[str, float]) -> pd.DataFrame:
-    """The seed's summary-table row for no cache beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    """The seed's summary-table row for no cache beside the row this chapter measured, from its
+    `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "80-350ms", "measured": f"turn P50 {h['fan_p50_ms']:.0f} ms, P99 {h['fan_p99_ms']:.0f} ms"},
         {"column": "Invalidation", "seed": "N/A (always fresh)", "measured": "none needed"},

@@ -114,54 +114,54 @@ def record_claims(ledger, r: ReadThroughResults) -> pd.DataFrame:
     seed_scale = (f"{expected_origin_calls('none', callers=h['seed_callers'], tasks=h['seed_tasks']):.0f} calls without "
                   f"protection, {expected_origin_calls('single-flight per task', callers=1, tasks=h['seed_tasks']):.0f} "
                   "with single-flight per task")
-    rec("readthrough.no-miss-logic", claim="Read-through removes the miss logic from the orchestrator",
+    rec("read-through.no-miss-logic", claim="Read-through removes the miss logic from the orchestrator",
         seed_value="no cache-miss boilerplate",
         measured="the caller's code is one get(key); the miss logic and its protection move into the component",
         verdict="holds", proof=f"{PROOF}#the-read-through-component")
-    rec("readthrough.wait", claim="Redis with WAIT semantics can act as a read-through cache",
+    rec("read-through.wait", claim="Redis with WAIT semantics can act as a read-through cache",
         seed_value="Redis with WAIT semantics",
         measured=("WAIT blocks until earlier writes reach N replicas; it never loads a missing key, so Redis "
                   "offers no read-through and the proxy must be built"),
         verdict="fails", proof=f"{PROOF}#the-read-through-component")
-    rec("readthrough.single-source", claim="Read-through gives one place that owns cache population",
+    rec("read-through.single-source", claim="Read-through gives one place that owns cache population",
         seed_value="single source of truth",
         measured="one code path, but one instance per task at run time: its protection must work across instances",
         verdict="partly", proof=f"{PROOF}#a-stampede-on-real-redis")
-    rec("readthrough.500-calls", claim="Without single-flight, 500 callers missing an expired key make 500 origin calls",
+    rec("read-through.500-calls", claim="Without single-flight, 500 callers missing an expired key make 500 origin calls",
         seed_value=f"{h['seed_callers']:.0f} calls",
         measured=(f"{h['none_calls']} calls from {h['callers']} callers here (model: one per caller), "
                   f"{h['none_errors_pct']:.0f} % of reads timed out at 2 s"),
         verdict="holds", proof=f"{PROOF}#a-stampede-on-real-redis")
-    rec("readthrough.10ms", claim="The herd reaches the origin within 10 ms", seed_value=f"{figure('herd_arrival_ms'):.0f} ms",
+    rec("read-through.10ms", claim="The herd reaches the origin within 10 ms", seed_value=f"{figure('herd_arrival_ms'):.0f} ms",
         measured=(f"arrivals spread over {h['none_spread_ms']:.0f} ms here: one read period of the callers "
                   f"({h['period_ms']} ms); 10 ms needs every caller to read within 10 ms of the expiry"),
         verdict="partly", proof=f"{PROOF}#a-stampede-on-real-redis")
-    rec("readthrough.one-call", claim="Single-flight turns 500 origin calls into 1", seed_value="1 call",
+    rec("read-through.one-call", claim="Single-flight turns 500 origin calls into 1", seed_value="1 call",
         measured=(f"{h['flight_one_task_calls']} call with one task (one proxy instance); "
                   f"{h['flight_calls']} with {h['tasks']} tasks"),
         verdict="partly", proof=f"{PROOF}#how-the-counts-scale")
-    rec("readthrough.cross-task", claim="Single-flight inside each proxy instance still lets a cross-task herd through",
+    rec("read-through.cross-task", claim="Single-flight inside each proxy instance still lets a cross-task herd through",
         seed_value=f"{h['seed_tasks']:.0f} tasks", measured=f"one call per task: {h['flight_calls']} for {h['tasks']} tasks; "
         f"at the seed's scale {seed_scale}", verdict="holds", proof=f"{PROOF}#how-the-counts-scale")
-    rec("readthrough.lock-equivalent", claim="Cache-aside with a distributed lock on miss is equivalent",
+    rec("read-through.lock-equivalent", claim="Cache-aside with a distributed lock on miss is equivalent",
         seed_value="equivalent",
         measured=(f"{h['lock_calls']} origin call, as for a read-through with the same lock; waiting callers pay "
                   f"p99 {h['lock_p99_ms']:.0f} ms; XFetch ({h['xfetch_p99_ms']:.1f} ms) and stale-while-revalidate "
                   f"({h['swr_p99_ms']:.1f} ms) avoid the wait"),
         verdict="holds", proof=f"{PROOF}#read-through-decision-heuristic")
-    rec("summary.readthrough.latency", claim="A read-through cache answers in under 2 ms", seed_value="<2ms",
+    rec("read-through.table.latency", claim="A read-through cache answers in under 2 ms", seed_value="<2ms",
         measured=f"median read {h['hit_p50_ms']:.2f} ms on loopback", verdict="holds",
         proof=f"{PROOF}#a-stampede-on-real-redis")
-    rec("summary.readthrough.invalidation", claim="Read-through invalidation is event-driven if implemented",
+    rec("read-through.table.invalidation", claim="Read-through invalidation is event-driven if implemented",
         seed_value="Event-driven (if implemented)",
         measured="read-through changes who fills the cache, not how it is invalidated; the stale-set race applies",
         verdict="holds", proof=f"{PROOF}#the-stale-set-race")
-    rec("summary.readthrough.consistency", claim="Read-through gives strong consistency", seed_value="Strong",
+    rec("read-through.table.consistency", claim="Read-through gives strong consistency", seed_value="Strong",
         measured=(f"a fill racing an update left a stale entry for {h['replay_stale_for_s']:.0f} s; "
                   f"{h['race_redis_stale']} (Redis) and {h['race_memcached_stale']} (Memcached) of {h['race_trials']:,} "
                   "random races; 0 with a versioned set or a lease"),
         verdict="fails", proof=f"{PROOF}#the-stale-set-race")
-    rec("summary.readthrough.risk", claim="Read-through's key risk is a thundering herd without single-flight",
+    rec("read-through.table.failure-risk", claim="Read-through's key risk is a thundering herd without single-flight",
         seed_value="Thundering herd if single-flight is missing",
         measured=(f"holds across tasks too: single-flight per task still sent {h['flight_calls']} calls; the stale-set "
                   "race is the other risk"),
@@ -170,7 +170,8 @@ def record_claims(ledger, r: ReadThroughResults) -> pd.DataFrame:
 
 
 def summary_row(h: dict[str, float]) -> pd.DataFrame:
-    """The seed's summary-table row for read-through beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    """The seed's summary-table row for read-through beside the row this chapter measured, from its
+    `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "<2ms", "measured": f"median read {h['hit_p50_ms']:.2f} ms (loopback)"},
         {"column": "Invalidation", "seed": "Event-driven (if implemented)", "measured": "as for cache-aside: events or TTL"},

@@ -137,16 +137,16 @@ def record_claims(ledger, r: RedisResults) -> pd.DataFrame:
         seed_value="warm-up time zero",
         measured=f"{h['keys_after']}/{h['keys_before']} keys after SIGKILL; reads back after {h['first_read_s']:.1f} s",
         verdict="holds" if h["keys_after"] == h["keys_before"] else "fails", proof=f"{PROOF}#failover")
-    rec("summary.redis.consistency", claim="Redis gives strong consistency (single source)",
+    rec("redis.table.consistency", claim="Redis gives strong consistency (single source)",
         seed_value="Strong", measured=(f"an acknowledged DEL was lost in failover; the promoted replica served the "
                                        f"stale promotion, which would have lasted {h['lost_stale_s']:.0f} s (its TTL)"),
         verdict="fails", proof=f"{PROOF}#an-acknowledged-invalidation-lost-in-failover")
-    rec("summary.redis.failure-risk", claim="A node failure causes 30–60 s of promotion staleness",
+    rec("redis.table.failure-risk", claim="A node failure causes 30–60 s of promotion staleness",
         seed_value="30–60 s",
         measured=(f"promotion {h['promotion_s']:.1f} s with {h['base_down_after_ms']:.0f} ms detection; a lost "
                   f"invalidation stays stale for the TTL ({h['lost_stale_s']:.0f} s), not 30–60 s"),
         verdict="fails", proof=f"{PROOF}#failover")
-    rec("summary.redis.invalidation", claim="Invalidation is event-driven (SNS pub/sub)",
+    rec("redis.table.invalidation", claim="Invalidation is event-driven (SNS pub/sub)",
         seed_value="event-driven", measured="pub/sub is at-most-once; a Stream with a consumer group catches up "
                                             f"({h['missed_stream_stale_s']:.1f} s stale after {h['downtime_s']:.1f} s away)",
         verdict="partly", proof=f"{PROOF}#at-most-once-delivery")
@@ -164,7 +164,8 @@ def record_claims(ledger, r: RedisResults) -> pd.DataFrame:
 
 
 def summary_row(h: dict[str, float]) -> pd.DataFrame:
-    """The seed's summary-table row for Redis beside the row this chapter measured, from its `headline` numbers (which the summary chapter reads back from the results)."""
+    """The seed's summary-table row for Redis beside the row this chapter measured, from its
+    `headline` numbers (which the summary chapter reads back from the results)."""
     return pd.DataFrame([
         {"column": "Latency", "seed": "<2ms",
          "measured": f"event → key gone p99 {h['pubsub_p99_ms']:.2f} ms; GET p99 well under 1 ms on loopback (chapter 1)"},

@@ -13,12 +13,7 @@ import json
 
 import pandas as pd
 
-from experiments.chapters import dax as dax_claims
-from experiments.chapters import in_process_lru as inprocess_claims
-from experiments.chapters import memcached as memcached_claims
-from experiments.chapters import no_cache as nocache_claims
-from experiments.chapters import read_through as readthrough_claims
-from experiments.chapters import redis as redis_claims
+from experiments.chapters import dax, in_process_lru, memcached, no_cache, read_through, redis
 from experiments.errors import BookError
 from experiments.ledger import VERDICTS, load_all
 from experiments.paths import DATA, results_dir
@@ -27,23 +22,23 @@ from experiments.seed import figure
 CHAPTERS = ["economics", "redis", "memcached", "dax", "in-process-lru", "no-cache", "read-through"]
 """The chapters whose results the summary needs, in reading order."""
 
-OPTIONS = {"ElastiCache Redis": ("redis", redis_claims), "Memcached": ("memcached", memcached_claims),
-           "DAX": ("dax", dax_claims), "In-process LRU": ("in-process-lru", inprocess_claims),
-           "No cache": ("no-cache", nocache_claims), "Read-through": ("read-through", readthrough_claims)}
+OPTIONS = {"ElastiCache Redis": ("redis", redis), "Memcached": ("memcached", memcached), "DAX": ("dax", dax),
+           "In-process LRU": ("in-process-lru", in_process_lru), "No cache": ("no-cache", no_cache),
+           "Read-through": ("read-through", read_through)}
 """The seed's summary-table rows: option → (chapter, claims module)."""
 
 TABLE_CLAIMS = {
-    "ElastiCache Redis": ["redis.sub-ms", "summary.redis.invalidation", "summary.redis.consistency",
-                          "summary.redis.failure-risk"],
-    "Memcached": ["summary.latency.memcached", "summary.memcached.invalidation", "summary.memcached.consistency",
-                  "summary.memcached.failure-risk"],
-    "DAX": ["summary.dax.latency", "summary.dax.invalidation", "summary.dax.consistency", "summary.dax.failure-risk"],
-    "In-process LRU": ["summary.inprocess.latency", "summary.inprocess.invalidation", "summary.inprocess.consistency",
-                       "summary.inprocess.failure-risk"],
-    "No cache": ["summary.nocache.latency", "nocache.always-fresh", "summary.nocache.consistency",
-                 "summary.nocache.failure-risk"],
-    "Read-through": ["summary.readthrough.latency", "summary.readthrough.invalidation",
-                     "summary.readthrough.consistency", "summary.readthrough.risk"],
+    "ElastiCache Redis": ["economics.redis-sub-ms", "redis.table.invalidation", "redis.table.consistency",
+                          "redis.table.failure-risk"],
+    "Memcached": ["economics.table.memcached-latency", "memcached.table.invalidation", "memcached.table.consistency",
+                  "memcached.table.failure-risk"],
+    "DAX": ["dax.table.latency", "dax.table.invalidation", "dax.table.consistency", "dax.table.failure-risk"],
+    "In-process LRU": ["in-process-lru.table.latency", "in-process-lru.table.invalidation", "in-process-lru.table.consistency",
+                       "in-process-lru.table.failure-risk"],
+    "No cache": ["no-cache.table.latency", "no-cache.always-fresh", "no-cache.table.consistency",
+                 "no-cache.table.failure-risk"],
+    "Read-through": ["read-through.table.latency", "read-through.table.invalidation",
+                     "read-through.table.consistency", "read-through.table.failure-risk"],
 }
 """The ledger row that judges each cell of the seed's table (columns: latency, invalidation,
 consistency, key failure risk)."""
@@ -135,40 +130,43 @@ def coverage(claims: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
 
 def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
     """Seed claims that no single chapter judges: they need numbers from several chapters."""
-    nocache, memcached, inproc = numbers["no-cache"], numbers["memcached"], numbers["in-process-lru"]
+    nocache, mc, inproc = numbers["no-cache"], numbers["memcached"], numbers["in-process-lru"]
     rec = ledger.record
-    rec("context.p99", claim="A cache lowers the chatbot's P99 as well as its load", seed_value="reduces P99",
+    rec("summary.context-p99", claim="A cache lowers the chatbot's P99 as well as its load", seed_value="reduces P99",
         measured=(f"a turn's P99 goes from {nocache['fan_p99_ms']:.0f} ms to {nocache['fan_cached_p99_ms']:.0f} ms at a "
                   f"95 % hit rate (P50: {nocache['fan_p50_ms']:.0f} to {nocache['fan_cached_p50_ms']:.0f} ms): the tail "
                   "is set by the turns with a miss"),
         verdict="partly", proof="no-cache.ipynb#q2-fan-out-latency")
-    rec("context.miss-baseline", claim="The catalog is sized on a 10 % miss baseline",
+    rec("summary.context-miss-baseline", claim="The catalog is sized on a 10 % miss baseline",
         seed_value=f"{figure('catalog_concurrency'):,.0f} of {figure('launch_users'):,.0f} concurrent",
         measured=(f"the note's Memcached scenario sizes the same catalog for a {100 * (1 - figure('planned_hit_rate')):.0f} % "
                   "miss share; the two scenarios assume different hit rates"),
         verdict="partly", proof="no-cache.ipynb#failure-the-flash-sale-collapse")
-    rec("redis.aws-integration", claim="ElastiCache is deeply integrated in the AWS ecosystem", seed_value="deeply integrated",
+    rec("summary.redis-aws-integration", claim="ElastiCache is deeply integrated in the AWS ecosystem",
+        seed_value="deeply integrated",
         measured="not testable here: no AWS account or network; the book runs open-source Redis, which ElastiCache hosts",
         verdict="unverifiable", proof="redis.ipynb")
-    faster = memcached["mc_t4_big_rps"] / memcached["redis_big_rps"]
-    rec("memcached.large-values", claim="For blobs over 128 KB Memcached's lower overhead wins",
-        seed_value=">128KB", measured=(f"{memcached['big_kb']:.0f} KB values on this 2-core machine: Memcached with 4 threads "
-                                       f"{memcached['mc_t4_big_rps']:,.0f} GET/s, Redis {memcached['redis_big_rps']:,.0f} "
+    faster = mc["mc_t4_big_rps"] / mc["redis_big_rps"]
+    rec("summary.memcached-large-values", claim="For blobs over 128 KB Memcached's lower overhead wins",
+        seed_value=">128KB", measured=(f"{mc['big_kb']:.0f} KB values on this 2-core machine: Memcached with 4 threads "
+                                       f"{mc['mc_t4_big_rps']:,.0f} GET/s, Redis {mc['redis_big_rps']:,.0f} "
                                        f"GET/s ({faster:.2f}x)"),
         verdict="holds" if faster > 1.1 else "partly", proof="memcached.ipynb#best-case-throughput-and-large-values")
-    rec("memcached.no-replication", claim="Memcached has no replication and no cluster bus to operate",
+    rec("summary.memcached-no-replication", claim="Memcached has no replication and no cluster bus to operate",
         seed_value="no replication complexity",
-        measured=(f"true, and its cost: a replaced node starts empty and {memcached['remap_replace_pct']:.0f} % of keys "
+        measured=(f"true, and its cost: a replaced node starts empty and {mc['remap_replace_pct']:.0f} % of keys "
                   "move in the replacement"),
         verdict="holds", proof="memcached.ipynb#failure-2-a-cold-replacement-node")
-    rec("inprocess.no-service", claim="An in-process cache has no service to operate", seed_value="no operational overhead",
+    rec("summary.in-process-lru-no-service", claim="An in-process cache has no service to operate",
+        seed_value="no operational overhead",
         measured="no cache service, but the per-task state needs its own status command to be observable",
         verdict="partly", proof="in-process-lru.ipynb#q3-seeing-inside-sixty-caches")
-    rec("inprocess.ram-only", claim="An in-process cache costs nothing beyond the task's RAM", seed_value="zero cost beyond RAM",
+    rec("summary.in-process-lru-ram-only", claim="An in-process cache costs nothing beyond the task's RAM",
+        seed_value="zero cost beyond RAM",
         measured=(f"5,000 entries of 100 KB take {inproc['bytes_rss_mb']:.0f} MB as bytes, {inproc['parsed_rss_mb']:.0f} MB "
                   f"parsed; a rollout that warms from the origin hits it at {inproc['roll_origin_peak_ratio']:.0f}x baseline"),
         verdict="partly", proof="in-process-lru.ipynb#failure-2-memory-and-garbage-collection")
-    rec("nocache.simpler", claim="Without a cache there is no cluster to manage, monitor or pay for",
+    rec("summary.no-cache-simpler", claim="Without a cache there is no cluster to manage, monitor or pay for",
         seed_value="simplified architecture",
         measured=f"true; the origins must then absorb the launch ({nocache['answered_no_cache_pct']:.2f} % answered in time)",
         verdict="holds", proof="no-cache.ipynb#failure-the-flash-sale-collapse")
@@ -179,12 +177,12 @@ def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
     """Numbers quoted by this page and the decision record."""
     cells, rows = table.verdict.value_counts(), ledger.verdict.value_counts()
     kinds = claims.kind.value_counts()
-    redis = ranked.set_index("option").loc["ElastiCache Redis"]
+    chosen = ranked.set_index("option").loc["ElastiCache Redis"]
     return {"table_cells": len(table), **{f"table_{v}": int(cells.get(v, 0)) for v in VERDICTS},
             "summary_rows": int((ledger.chapter == "summary").sum()),
             "ledger_rows": len(ledger), **{f"ledger_{v}": int(rows.get(v, 0)) for v in VERDICTS},
             **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
-            "chatbot_redis_hit_pct": float(redis.hit_pct), "chatbot_redis_load_pct": float(redis.origin_load_pct)}
+            "chatbot_redis_hit_pct": float(chosen.hit_pct), "chatbot_redis_load_pct": float(chosen.origin_load_pct)}
 
 
 def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: pd.DataFrame,

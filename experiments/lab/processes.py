@@ -80,6 +80,7 @@ def server_processes(session: str | None = None) -> list[int]:
             name = Path(f"/proc/{entry}/comm").read_text().strip()
         except OSError:
             continue
-        if (name in SERVER_NAMES or _is_worker(entry)) and running(int(entry)) and (session is None or in_session(int(entry), session)):
+        candidate = (name in SERVER_NAMES or _is_worker(entry)) and running(int(entry))
+        if candidate and (session is None or in_session(int(entry), session)):
             found.append(int(entry))
     return sorted(found)

@@ -11,13 +11,14 @@ keyed) and asks the model the chapter's questions; `experiments.models.daxsim` c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from experiments.errors import ParameterError
 from experiments.models.cachemodel import mixture, zipf_groups
+from experiments.seed import product_reads_per_s
 
 GB = 1e9
 
@@ -33,7 +34,7 @@ class ProjectionWorkload:
 
     catalog: int = 500_000
     alpha: float = 1.0
-    reads_per_s: float = 40_000 / 60
+    reads_per_s: float = field(default_factory=product_reads_per_s)
     item_bytes: int = 2048
     projections: int = 1
     entry_share: float = 1.0

@@ -25,7 +25,7 @@ import pandas as pd
 
 from experiments.errors import ParameterError
 from experiments.models import daxmodel, taskcache
-from experiments.seed import figure
+from experiments.seed import figure, product_reads_per_s
 
 
 @dataclass(frozen=True)
@@ -173,15 +173,13 @@ def rank(w: Workload) -> pd.DataFrame:
     return table
 
 
-def seed_workload() -> Workload:
-    """The note's chatbot: 60 tasks; a catalog sized for 2,000 requests/min at a 95 % hit rate (the Zipf
-    exponent calibrated to give it, as in the in-process chapter); launch traffic at ten times the
+def seed_workload(alpha: float) -> Workload:
+    """The note's chatbot: 60 tasks; a catalog sized for 2,000 requests/min at a 95 % hit rate (``alpha``:
+    the Zipf exponent that gives it, which the in-process chapter calibrates and saves); launch traffic at ten times the
     plan; products changed by events and wanted fresh within seconds (ours: 5 s); 100 KB product
     documents; data not only in DynamoDB; the 5-minute product TTL."""
     capacity = figure("catalog_capacity_per_min") / 60
-    planned_reads = capacity / (1 - figure("planned_hit_rate"))
-    traffic = taskcache.TaskTraffic(catalog=int(figure("dax_catalog")), reads_per_s=planned_reads)
-    alpha = taskcache.calibrate_alpha(traffic, target_hit=figure("planned_hit_rate"), ttl_s=figure("product_cache_ttl_s"))
+    planned_reads = product_reads_per_s()
     return Workload(name="the note's chatbot", reads_per_s=planned_reads, origin_capacity_per_s=capacity,
                     peak_multiple=figure("launch_users") / figure("catalog_concurrency"), tasks=int(figure("task_count")),
                     catalog=int(figure("dax_catalog")), zipf_alpha=alpha, item_kb=100.0,

@@ -13,13 +13,14 @@ The request loop is compiled with numba; the result is the origin's calls per se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
 import pandas as pd
 
 from experiments.errors import ParameterError
+from experiments.seed import promo_reads_per_s
 
 WARM_MODES = ("lazy", "origin", "shared")
 
@@ -28,7 +29,7 @@ WARM_MODES = ("lazy", "origin", "shared")
 class PromoTraffic:
     """Promotion reads: the seed's 200 categories, 60 tasks, 15-minute TTL, 80 ms Promotions service."""
 
-    reads_per_s: float = 40_000 / 60
+    reads_per_s: float = field(default_factory=promo_reads_per_s)
     categories: int = 200
     alpha: float = 1.0
     tasks: int = 60

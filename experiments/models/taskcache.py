@@ -13,7 +13,7 @@ one request at a time, to check the replay and to show why the sweep needs a com
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from experiments.errors import ParameterError
 from experiments.models.cachemodel import hit_probability, mixture, zipf_groups
 from experiments.models.lrusim import replay
+from experiments.seed import product_reads_per_s
 
 HOT_ITEMS = 500
 """The seed's hot set: the top 100 ASINs with 5 variant pages each."""
@@ -34,7 +35,7 @@ class TaskTraffic:
 
     catalog: int = 500_000
     alpha: float = 1.0
-    reads_per_s: float = 40_000 / 60
+    reads_per_s: float = field(default_factory=product_reads_per_s)
 
     def __post_init__(self) -> None:
         if self.catalog <= HOT_ITEMS or self.alpha <= 0 or self.reads_per_s <= 0:

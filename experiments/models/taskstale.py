@@ -4,10 +4,10 @@ Every task caches the promotion for ``ttl_s`` from the moment it fetched it, and
 first request after it expired. A request at time t ≥ 0 is answered with the old promotion if its
 task's last fetch was before 0 and has not expired yet. The simulation follows each task's fetch
 chain — with Poisson requests the next fetch comes an exponential gap after each expiry — from an
-empty cache at a start time drawn at random over the day before the change; the model is the renewal argument's stationary answer: a task
-holds a cached copy with probability τ/(τ + 1/r), of an age uniform over [0, τ), so the share of
-tasks still stale t after the change is τ/(τ + 1/r) · (1 − t/τ). Requests are spread evenly over
-tasks, so the share of users who see the old promotion is the share of stale tasks.
+empty cache at a start time drawn at random over the day before the change; the model is the renewal
+argument's stationary answer: a task holds a cached copy with probability τ/(τ + 1/r), of an age
+uniform over [0, τ), so the share of tasks still stale t after the change is τ/(τ + 1/r) · (1 − t/τ).
+Requests are spread evenly over tasks, so the share of users who see the old promotion is the share of stale tasks.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import pandas as pd
 
 from experiments import charts
 from experiments.models import daxmodel, flashsale, herd, taskcache
-from experiments.seed import figure
+from experiments.seed import figure, product_reads_per_s
 
 
 def _slider_chart(frame: pd.DataFrame, *, slider: str, label: str, values: list, x: alt.X, y: alt.Y,
@@ -43,11 +43,12 @@ def _slider_chart(frame: pd.DataFrame, *, slider: str, label: str, values: list,
             .add_params(param).transform_filter(f"datum.{slider} == {slider}"))
 
 
-def per_task_hit_rates(*, tasks: list[int], ttls_s: list[int], maxsize: int = 5000, alpha: float = 1.0) -> pd.DataFrame:
-    """The cluster-wide hit rate of ``tasks`` caches of ``maxsize`` entries, for each TTL."""
-    traffic = taskcache.TaskTraffic(alpha=alpha, reads_per_s=figure("catalog_capacity_per_min") / 60
-                                    / (1 - figure("planned_hit_rate")))
-    rows = [{"ttl_s": ttl, "tasks": n, "hit_pct": 100 * taskcache.predict(traffic, tasks=n, maxsize=maxsize, ttl_s=ttl)["hit_rate"]}
+def per_task_hit_rates(*, tasks: list[int], ttls_s: list[int], alpha: float, maxsize: int = 5000) -> pd.DataFrame:
+    """The cluster-wide hit rate of ``tasks`` caches of ``maxsize`` entries, for each TTL, over product
+    reads with Zipf exponent ``alpha`` (the summary passes the in-process chapter's calibrated one)."""
+    traffic = taskcache.TaskTraffic(alpha=alpha, reads_per_s=product_reads_per_s())
+    rows = [{"ttl_s": ttl, "tasks": n,
+             "hit_pct": 100 * taskcache.predict(traffic, tasks=n, maxsize=maxsize, ttl_s=ttl)["hit_rate"]}
             for ttl in ttls_s for n in tasks]
     return pd.DataFrame(rows)
 
@@ -100,8 +101,9 @@ def launch_chart(frame: pd.DataFrame) -> alt.Chart:
                          color=None, title="A launch: requests answered against hit rate")
 
 
-def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float = 1.127) -> pd.DataFrame:
-    """DAX hit rate on a 13 GB node by item size and number of projections, for both keying readings."""
+def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float) -> pd.DataFrame:
+    """DAX hit rate on a 13 GB node by item size and number of projections, for both keying readings,
+    with Zipf exponent ``alpha`` (the summary passes the DAX chapter's calibrated one)."""
     rows = [{"item_kb": kb, "projections": p, "keyed_by": keyed,
              "hit_pct": 100 * daxmodel.predict(daxmodel.ProjectionWorkload(alpha=alpha, item_bytes=kb * 1024, projections=p,
                                                                             keyed_by=keyed),

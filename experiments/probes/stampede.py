@@ -6,12 +6,14 @@ processes (`experiments.probes.stampede_worker`) with ``callers // tasks`` threa
 filled and set to expire soon; every caller reads it every ``period_ms`` (random phase) from
 ``lead_ms`` before that expiry (XFetch's readers earlier: `xfetch_lead_ms`) until ``after_ms`` past
 it (reloads get ``ttl_ms``, long enough that no second expiry falls inside the window), through one
-`experiments.caches.readthrough.ReadThrough` per task. The origin counts what reached it: calls, peak concurrency and the spread of their arrivals; the callers
-report each call's latency and source. Between runs the origin is left to drain what timed-out
-callers abandoned, so runs do not disturb each other.
+`experiments.caches.readthrough.ReadThrough` per task. The origin counts what reached it: calls, peak
+concurrency and the spread of their arrivals; the callers report each call's latency and source.
+Between runs the origin is left to drain what timed-out callers abandoned, so runs do not disturb
+each other.
 
-`experiments.models.herd.expected_origin_calls` is the model the runs check: the number of origin calls per expiry when
-every caller reads at least once while the first reload is in flight (``period_ms`` < origin latency).
+`experiments.models.herd.expected_origin_calls` is the model the runs check: the number of origin
+calls per expiry when every caller reads at least once while the first reload is in flight
+(``period_ms`` < origin latency).
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ class Bench:
                        "threads": shape.callers // shape.tasks, "period_ms": shape.period_ms,
                        "start_at": expiry - lead_ms / 1000, "stop_at": expiry + shape.after_ms / 1000,
                        "timeout_s": shape.timeout_s}
-            replies = self.pool.call_many({i: command | {"seed": (self.seed * 1000 + self.runs) * 100 + i} for i in range(shape.tasks)})
+            seeds = {i: (self.seed * 1000 + self.runs) * 100 + i for i in range(shape.tasks)}
+            replies = self.pool.call_many({i: command | {"seed": seeds[i]} for i in range(shape.tasks)})
             stats = self.origin.stats()
             self.origin.wait_idle()
         finally:

@@ -7,14 +7,13 @@ ones `make soak` repeats 20 times.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import pytest
+from chapter_contract import ChapterContract
 
 from experiments.caches.adapters import RedisCache
-from experiments.chapters import redis as redis_claims
+from experiments.chapters import redis as chapter
 from experiments.lab import loadgen
 from experiments.lab.endpoints import open_redis
 from experiments.lab.topologies import RedisClusterSet
@@ -30,7 +29,7 @@ def results():
         cache = RedisCache(target)
         pubsub, stream = invalidation.PubSubInvalidator(cache).start(), invalidation.StreamInvalidator(cache).start()
         try:
-            r = redis_claims.RedisResults(
+            r = chapter.RedisResults(
                 product_layouts=structures.compare_product_layouts(target, size_bytes=2048, repetitions=50),
                 reco_layouts=structures.compare_reco_layouts(target, repetitions=50),
                 pubsub_ms=invalidation.event_to_gone_ms(pubsub, 100, progress=False),
@@ -51,10 +50,6 @@ def results():
             target.close()
     return r
 
-
-def test_every_finding_holds(results):
-    findings = redis_claims.findings(results)
-    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
 
 
 def test_failover_keeps_every_key_and_recovers_within_bounds(results):
@@ -94,23 +89,6 @@ def test_evictions_are_counted_and_named(results):
     assert results.evictions["evictions_counted"] == results.evictions["evictions_named"] > 0
 
 
-def test_findings_fail_when_the_facts_change(results):
-    broken = copy.deepcopy(results)
-    broken.lost["gone_after_replay"] = False
-    broken.pubsub_ms = np.full(100, 80.0)
-    broken.failovers.loc[0, "keys_after"] = 1999
-    findings = redis_claims.findings(broken)
-    assert not findings["replaying recent invalidations after the failover removed it"]
-    assert not findings["pub/sub invalidation reaches the key in < 50 ms at p99"]
-    assert not findings["every key survived the primary's SIGKILL on the promoted replica"]
-
-
-def test_ledger_rows_and_summary_row(results):
-    table = redis_claims.record_claims(Ledger("redis"), results)
-    verdicts = dict(zip(table.claim_id, table.verdict))
-    assert verdicts["summary.redis.consistency"] == "fails" and verdicts["redis.failover-warm"] == "holds"
-    assert list(redis_claims.summary_row(redis_claims.headline(results)).column) == ["Latency", "Invalidation", "Consistency",
-                                                               "Key failure risk"]
 
 
 def test_benchmark_rejects_a_dead_port():
@@ -118,3 +96,22 @@ def test_benchmark_rejects_a_dead_port():
 
     with pytest.raises(RuntimeError, match="does not answer"):
         loadgen.redis_benchmark(free_port(), "x", requests=10)
+
+
+class TestRedisChapter(ChapterContract):
+    chapter = chapter
+
+    def breakages(self):
+        def no_replay(r): r.lost["gone_after_replay"] = False
+        def slow_pubsub(r): r.pubsub_ms = np.full(100, 80.0)
+        def lost_key(r): r.failovers.loc[0, "keys_after"] = 1999
+        return [(no_replay, "replaying recent invalidations after the failover removed it"),
+                (slow_pubsub, "pub/sub invalidation reaches the key in < 50 ms at p99"),
+                (lost_key, "every key survived the primary's SIGKILL on the promoted replica")]
+
+    def test_verdicts_and_summary_row(self, results):
+        table = chapter.record_claims(Ledger("redis"), results)
+        verdicts = dict(zip(table.claim_id, table.verdict))
+        assert verdicts["redis.table.consistency"] == "fails" and verdicts["redis.failover-warm"] == "holds"
+        assert list(chapter.summary_row(chapter.headline(results)).column) == ["Latency", "Invalidation", "Consistency",
+                                                                               "Key failure risk"]

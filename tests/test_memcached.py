@@ -5,13 +5,12 @@ The node-replacement experiment is one of those `make soak` repeats 20 times.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
+from chapter_contract import ChapterContract
 
 from experiments.caches.adapters import MemcachedCache
-from experiments.chapters import memcached as memcached_claims
+from experiments.chapters import memcached as chapter
 from experiments.lab import loadgen
 from experiments.lab.endpoints import open_memcached, open_redis
 from experiments.lab.servers import MemcachedServer
@@ -37,12 +36,12 @@ def results(nodes):
         missed = invalidation.missed_event(subscriber, downtime_s=0.2)
     finally:
         subscriber.stop()
-    rate = pollmodel.implied_rate(memcached_claims.SEED_STALE_USERS, memcached_claims.SEED_POLL_S)
+    rate = pollmodel.implied_rate(chapter.SEED_STALE_USERS, chapter.SEED_POLL_S)
     traffic = coldnode.HotTraffic()
     cold = coldnode.simulate_replacement(nodes, traffic, seconds=200, replace_at_s=100, seed=3)
     sample = hashing.sample_keys(20_000, 3)
     with evictions.eviction_server() as r_evict, evictions.memcached_eviction_server() as m_evict:
-        r = memcached_claims.MemcachedResults(
+        r = chapter.MemcachedResults(
             throughput=loadgen.compare_throughput(seconds=1, requests=5000, value_sizes=(2048,)),
             queue_ms=queue_ms, missed=missed,
             polling=pollmodel.sweep(rate, [1, 30, 60], trials=4000, seed=3), implied_rate=rate,
@@ -57,10 +56,6 @@ def results(nodes):
     mc_target.close()
     return r
 
-
-def test_every_finding_holds(results):
-    findings = memcached_claims.findings(results)
-    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
 
 
 def test_remap_on_real_nodes_matches_the_analytic_share_within_1_point(results):
@@ -104,23 +99,6 @@ def test_lists_lose_updates_only_without_cas(results):
     assert lists.loc["Redis sorted set", "round_trips_per_update"] == 1
 
 
-def test_findings_fail_when_the_facts_change(results):
-    broken = copy.deepcopy(results)
-    broken.missed["caught_up"] = False
-    broken.cold_summary["seconds_over_capacity"] = 480
-    broken.remap_nodes.loc[broken.remap_nodes.scheme == "rendezvous (pymemcache default)", "moved_fraction"] = 0.3
-    findings = memcached_claims.findings(broken)
-    assert not findings["a queued invalidation survives the subscriber's restart"]
-    assert not findings["replacing a node overloaded the catalog for < 60 s, not 8 minutes"]
-    assert not findings["adding a 4th node moved 1/(N+1) of the keys within 1 point (pymemcache default, real nodes)"]
-
-
-def test_ledger_rows(results):
-    table = memcached_claims.record_claims(Ledger("memcached"), results)
-    verdicts = dict(zip(table.claim_id, table.verdict))
-    assert verdicts["memcached.no-subscriber"] == "fails" and verdicts["memcached.remap"] == "holds"
-    assert verdicts["memcached.multithreaded"] == "unverifiable"
-    assert "not decidable here" in table.set_index("claim_id").loc["memcached.multithreaded", "measured"]
 
 
 def test_remap_chart_frame_has_both_analytic_curves(results):
@@ -128,3 +106,23 @@ def test_remap_chart_frame_has_both_analytic_curves(results):
     assert {"N/(N+1), modulo", "1/(N+1), consistent", "modulo (computed)"} <= set(frame.series)
     modulo = frame[frame.series == "N/(N+1), modulo"].set_index("nodes_before").moved_pct
     assert modulo.loc[3] == 75.0
+
+
+class TestMemcachedChapter(ChapterContract):
+    chapter = chapter
+
+    def breakages(self):
+        def lost_queue(r): r.missed["caught_up"] = False
+        def long_outage(r): r.cold_summary["seconds_over_capacity"] = 480
+        def remapped(r):
+            r.remap_nodes.loc[r.remap_nodes.scheme == "rendezvous (pymemcache default)", "moved_fraction"] = 0.3
+        return [(lost_queue, "a queued invalidation survives the subscriber's restart"),
+                (long_outage, "replacing a node overloaded the catalog for < 60 s, not 8 minutes"),
+                (remapped, "adding a 4th node moved 1/(N+1) of the keys within 1 point (pymemcache default, real nodes)")]
+
+    def test_verdicts(self, results):
+        table = chapter.record_claims(Ledger("memcached"), results)
+        verdicts = dict(zip(table.claim_id, table.verdict))
+        assert verdicts["memcached.no-subscriber"] == "fails" and verdicts["memcached.remap"] == "holds"
+        assert verdicts["memcached.multithreaded"] == "unverifiable"
+        assert "not decidable here" in table.set_index("claim_id").loc["memcached.multithreaded", "measured"]

@@ -5,14 +5,13 @@ The near-cache test is one of those `make soak` repeats 20 times."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import pytest
+from chapter_contract import ChapterContract
 
 from experiments.caches import nearcache
-from experiments.chapters import in_process_lru as inprocess_claims
+from experiments.chapters import in_process_lru as chapter
 from experiments.errors import BookError, ParameterError
 from experiments.lab.processes import running
 from experiments.lab.servers import RedisServer
@@ -23,8 +22,8 @@ from experiments.probes import gcpause
 
 @pytest.fixture(scope="module")
 def traffic():
-    alpha = taskcache.calibrate_alpha(inprocess_claims.product_traffic(), target_hit=0.95, ttl_s=300)
-    return inprocess_claims.product_traffic(alpha)
+    alpha = taskcache.calibrate_alpha(chapter.product_traffic(), target_hit=0.95, ttl_s=300)
+    return chapter.product_traffic(alpha)
 
 
 def test_per_task_model_within_2_points_of_the_replay_for_1_to_100_tasks(traffic):
@@ -57,7 +56,7 @@ def test_stale_promotion_model_matches_simulation():
 
 
 def test_rollout_scenarios_count_what_they_should():
-    promo = inprocess_claims.promo_traffic()
+    promo = chapter.promo_traffic()
     changes = [deployment.Change("origin", warm="origin"), deployment.Change("shared", warm="shared"),
                deployment.Change("lazy"), deployment.Change("lazy+coalesce", coalesce=True)]
     frames, summary = deployment.compare(promo, changes, seed=4)
@@ -121,14 +120,14 @@ def test_fleet_refuses_bad_modes():
 
 @pytest.fixture(scope="module")
 def results(traffic):
-    promo = inprocess_claims.promo_traffic()
+    promo = chapter.promo_traffic()
     deploy, summary = deployment.compare(promo, deployment.scenarios(), seed=1)
     gc_table = pd.DataFrame([
         {"representation": rep, "entries": n, "rss_growth_mb": n * (0.1 if rep == "bytes" else 0.19),
          "full_collect_p50_ms": 10 + (0.012 * n if rep == "parsed JSON" else 0),
          "tracked_objects": 49_000 + (2 * n if rep == "parsed JSON" else 0)}
         for rep in ("bytes", "parsed JSON") for n in (1000, 5000)])
-    return inprocess_claims.InProcessResults(
+    return chapter.InProcessResults(
         alpha=traffic.alpha,
         sweep=taskcache.sweep(traffic, tasks_list=[1, 50], maxsize=1000, ttl_s=300, requests_count=1_000_000,
                               seed=1, progress=False),
@@ -144,24 +143,19 @@ def results(traffic):
         fleet_status=pd.DataFrame(), odd_tasks=[0], lookup_ms=np.full(100, 0.0013))
 
 
-def test_every_finding_holds_on_a_consistent_result_set(results):
-    findings = inprocess_claims.findings(results)
-    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+class TestInProcessChapter(ChapterContract):
+    chapter = chapter
 
+    def breakages(self):
+        def model_off(r): r.sweep["gap_pp"] = 2.5
+        def stale_near(r): r.drop_tracking["stale_after_reconnect"] = True
+        def two_odd(r): r.odd_tasks = [0, 2]
+        return [(model_off, "the per-task model is within 2 points of the simulation for every task count"),
+                (stale_near, "after its invalidation link broke, the tracked near cache stayed fresh; the naive one did not"),
+                (two_odd, "the per-task status check names exactly the stale task")]
 
-def test_findings_fail_when_the_facts_change(results):
-    broken = copy.deepcopy(results)
-    broken.sweep["gap_pp"] = 2.5
-    broken.drop_tracking["stale_after_reconnect"] = True
-    broken.odd_tasks = [0, 2]
-    findings = inprocess_claims.findings(broken)
-    assert not findings["the per-task model is within 2 points of the simulation for every task count"]
-    assert not findings["after its invalidation link broke, the tracked near cache stayed fresh; the naive one did not"]
-    assert not findings["the per-task status check names exactly the stale task"]
-
-
-def test_ledger_rows(results):
-    table = inprocess_claims.record_claims(Ledger("in-process-lru"), results).set_index("claim_id")
-    assert table.loc["inprocess.stale-50-of-60", "verdict"] == "fails"
-    assert table.loc["inprocess.q1-200kb", "measured"] == "1,000 x 100 KB = 100 MB"
-    assert len(inprocess_claims.summary_row(inprocess_claims.headline(results))) == 4
+    def test_verdicts(self, results):
+        table = chapter.record_claims(Ledger("in-process-lru"), results).set_index("claim_id")
+        assert table.loc["in-process-lru.stale-50-of-60", "verdict"] == "fails"
+        assert table.loc["in-process-lru.q1-200kb", "measured"] == "1,000 x 100 KB = 100 MB"
+        assert len(chapter.summary_row(chapter.headline(results))) == 4

@@ -3,12 +3,11 @@ fan-out order statistics against Monte Carlo, the cost model and the safe-to-cac
 
 from __future__ import annotations
 
-import copy
-
 import pandas as pd
 import pytest
+from chapter_contract import ChapterContract
 
-from experiments.chapters import no_cache as nocache_claims
+from experiments.chapters import no_cache as chapter
 from experiments.errors import ParameterError
 from experiments.lab.processes import running
 from experiments.lab.servers import RedisServer
@@ -88,28 +87,23 @@ def results():
          "origin_goodput_per_s": 27.0, "capacity_per_s": 66.7},
         {"setup": "cache-aside on Redis", "requests": 2000, "answered_pct": 86.0, "timed_out_pct": 14.0,
          "hit_pct": 75.0, "origin_goodput_per_s": 37.0, "capacity_per_s": 66.7}])
-    return nocache_claims.NoCacheResults(
+    return chapter.NoCacheResults(
         launches=launches, collapse=table, fanout=fanout.table([0.0, 0.95], turns=100_000, seed=1),
         cost=costmodel.CostInputs(), rules=safetocache.apply(10.0), launch_seconds=seconds)
 
 
-def test_every_finding_holds(results):
-    findings = nocache_claims.findings(results)
-    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+class TestNoCacheChapter(ChapterContract):
+    chapter = chapter
 
+    def breakages(self):
+        def answered(r): r.launches.loc[r.launches.launch == "no cache", "answered_pct"] = 40.0
+        def weak_cache(r): r.collapse.loc[r.collapse.setup == "cache-aside on Redis", "answered_pct"] = 9.0
+        def cached_price(r): r.rules.loc[r.rules.family == "price", "decision"] = "cache with TTL"
+        return [(answered, "without a cache or shedding, under 1 % of the launch's requests are answered in time"),
+                (weak_cache, "on real servers, cache-aside answered at least twice the share in time that no cache did"),
+                (cached_price, "the rule never caches prices and caches the genre taxonomy for hours")]
 
-def test_findings_fail_when_the_facts_change(results):
-    broken = copy.deepcopy(results)
-    broken.launches.loc[broken.launches.launch == "no cache", "answered_pct"] = 40.0
-    broken.collapse.loc[broken.collapse.setup == "cache-aside on Redis", "answered_pct"] = 9.0
-    broken.rules.loc[broken.rules.family == "price", "decision"] = "cache with TTL"
-    findings = nocache_claims.findings(broken)
-    assert not findings["without a cache or shedding, under 1 % of the launch's requests are answered in time"]
-    assert not findings["on real servers, cache-aside answered at least twice the share in time that no cache did"]
-    assert not findings["the rule never caches prices and caches the genre taxonomy for hours"]
-
-
-def test_ledger_rows(results):
-    table = nocache_claims.record_claims(Ledger("no-cache"), results).set_index("claim_id")
-    assert table.loc["nocache.p99-3000", "verdict"] == "fails" and table.loc["nocache.q2-p50-350", "verdict"] == "holds"
-    assert len(nocache_claims.summary_row(nocache_claims.headline(results))) == 4
+    def test_verdicts(self, results):
+        table = chapter.record_claims(Ledger("no-cache"), results).set_index("claim_id")
+        assert table.loc["no-cache.p99-3000", "verdict"] == "fails" and table.loc["no-cache.q2-p50-350", "verdict"] == "holds"
+        assert len(chapter.summary_row(chapter.headline(results))) == 4

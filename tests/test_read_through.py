@@ -4,13 +4,13 @@ real Redis and Memcached. The race and the cross-process stampede are in `make s
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
 
 import pandas as pd
 import pytest
+from chapter_contract import ChapterContract
 
 from experiments.caches.readthrough import (
     DistributedLock,
@@ -20,7 +20,7 @@ from experiments.caches.readthrough import (
     ReadThrough,
     StaleWhileRevalidate,
 )
-from experiments.chapters import read_through as readthrough_claims
+from experiments.chapters import read_through as chapter
 from experiments.errors import ParameterError
 from experiments.lab.processes import running
 from experiments.ledger import Ledger
@@ -158,7 +158,7 @@ def results(redis_server, memcached_server):
             bench.run("none", stampede.Shape(callers=16, tasks=4))
     assert not any(running(pid) for pid in pids), "a task or origin process outlived the bench"
     replay, stressed = staleset.run_all(redis_server, memcached_server, trials=300, seed=2)
-    return readthrough_claims.ReadThroughResults(
+    return chapter.ReadThroughResults(
         shape=shape, compare=compared, sweep=swept, replay=replay, stress=stressed,
         xfetch_simulated=herd.xfetch_simulation(reads_per_s=320, trials=1000, seed=1))
 
@@ -181,23 +181,14 @@ def test_the_stale_set_race_and_its_fixes(results):
     assert replay.loc["Redis", "stale_for_s"] > 290
 
 
-def test_every_finding_holds(results):
-    findings = readthrough_claims.findings(results)
-    assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+class TestReadThroughChapter(ChapterContract):
+    chapter = chapter
 
+    def breakages(self):
+        def stale_version(r): r.stress.loc[r.stress.cache == "Redis, versioned set", "stale_entries"] = 1
+        def leaky_lock(r): r.compare.loc[r.compare.protection == "distributed lock", "origin_calls"] = 5
+        return [(stale_version, "the versioned set and the lease left none"),
+                (leaky_lock, "a distributed lock let at most 2 calls through, at every size tried")]
 
-def test_findings_fail_when_the_facts_change(results):
-    broken = copy.deepcopy(results)
-    broken.stress.loc[broken.stress.cache == "Redis, versioned set", "stale_entries"] = 1
-    broken.compare.loc[broken.compare.protection == "distributed lock", "origin_calls"] = 5
-    findings = readthrough_claims.findings(broken)
-    assert not findings["the versioned set and the lease left none"]
-    assert not findings["a distributed lock let at most 2 calls through, at every size tried"]
-
-
-def test_ledger_rows(results):
-    table = readthrough_claims.record_claims(Ledger("read-through"), results).set_index("claim_id")
-    assert len(table) == 12
-    assert table.loc["readthrough.wait", "verdict"] == "fails"
-    assert table.loc["summary.readthrough.consistency", "verdict"] == "fails"
-    assert table.loc["readthrough.cross-task", "verdict"] == "holds"
+    def test_verdicts(self, results):
+        assert len(chapter.record_claims(Ledger("read-through"), results)) == 12

@@ -1,0 +1,88 @@
+"""The contract every chapter module (`experiments.chapters.X`) keeps, written once.
+
+A chapter's test file subclasses `ChapterContract`, names its module and provides a ``results``
+fixture (real results, or a consistent synthetic set); it lists in `breakages` one change of the facts
+per finding it can break. The contract then checks the three things every chapter promises:
+
+* every finding holds on the results;
+* each listed finding turns false when its fact changes (a finding that cannot fail is a defect);
+* the ledger rows are well formed: ids ``<chapter>.<name>``, unique; a verdict from the list; the
+  note's value and ours stated; a reason for every unverifiable row; a proof that names a notebook
+  of the book and, where it has one, an anchor that is a section of that notebook.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from types import ModuleType
+
+import pandas as pd
+from docutils.nodes import make_id
+
+from experiments.ledger import VERDICTS, Ledger
+from experiments.paths import ROOT
+
+Breakage = tuple[Callable[[object], None], str]
+"""A change to a deep copy of the results, and the finding it must turn false."""
+
+
+def notebook_anchors(notebook: str) -> set[str]:
+    """The section anchors of a notebook: explicit ``(label)=`` targets and heading ids as docutils makes them."""
+    nb = json.loads((ROOT / "book" / notebook).read_text())
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    labels = set(re.findall(r"^\(([\w-]+)\)=", text, re.M))
+    return labels | {make_id(h) for h in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+class LedgerContract:
+    """The ledger half of the contract, for a chapter whose findings need the whole book (the summary)."""
+
+    chapter: ModuleType
+
+    @property
+    def name(self) -> str:
+        """The chapter's one spelling: the notebook's name (the module's with hyphens)."""
+        return self.chapter.__name__.rsplit(".", 1)[1].replace("_", "-")
+
+    def rows(self, results) -> pd.DataFrame:
+        return self.chapter.record_claims(Ledger(self.name), results)
+
+    def test_ledger_rows_are_well_formed(self, results):
+        table = self.rows(results)
+        assert len(table) and table.claim_id.is_unique
+        assert table.claim_id.str.startswith(f"{self.name}.").all(), list(table.claim_id)
+        assert table.verdict.isin(VERDICTS).all()
+        assert (table.claim.str.len() > 10).all() and (table.seed_value.str.len() > 0).all()
+        assert (table.measured.str.len() > 0).all()
+        assert (table[table.verdict == "unverifiable"].measured.str.len() > 20).all()
+        for proof in table.proof:
+            notebook, _, anchor = proof.partition("#")
+            assert (ROOT / "book" / notebook).exists(), proof
+            assert not anchor or anchor in notebook_anchors(notebook), f"{proof}: no such section"
+
+
+class ChapterContract(LedgerContract):
+    """The whole contract: every finding holds, each can fail, and the ledger rows are well formed."""
+
+    def findings(self, results) -> dict[str, bool]:
+        return self.chapter.findings(results)
+
+    def breakages(self) -> list[Breakage]:
+        raise NotImplementedError
+
+    def test_every_finding_holds(self, results):
+        findings = self.findings(results)
+        assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+
+    def test_each_finding_can_fail(self, results):
+        breakages = self.breakages()
+        assert breakages, "a chapter must show that its findings can fail"
+        for change, finding in breakages:
+            broken = copy.deepcopy(results)
+            change(broken)
+            findings = self.findings(broken)
+            assert finding in findings, f"no finding named {finding!r}"
+            assert not findings[finding], f"{finding!r} still holds after its fact changed"

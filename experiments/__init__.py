@@ -4,7 +4,8 @@ The package has one folder per layer; a module imports only its own layer and th
 see (``tests/test_layout.py`` checks it), and ``models`` sees only the core, so every model runs
 without a server:
 
-* core (flat): `paths`, `errors`, `params`, `seed` (the note's figures), `ledger`, `measure`, `charts`;
+* core (flat): `paths`, `errors`, `params`, `seed` (the note's figures), `rules` (verdict rules), `ledger`,
+  `measure`, `charts`;
 * `lab` — child processes that never outlive their owner (`lab.spawner`, `lab.processes`), the
   servers (`lab.servers`, `lab.topologies`), endpoints and the chapter's `Lab` session, worker pools
   and load generators;

@@ -1,22 +1,28 @@
-"""The claims ledger: every seed claim a chapter tests, with the seed's value, ours and a verdict.
+"""The claims ledger: every seed claim a chapter tests, with the seed's value, ours, the rule that
+compares them and the verdict the rule yields.
 
-A chapter creates ``Ledger("economics")`` and calls `Ledger.record` once per claim; each call
-rewrites ``<results>/ledger/<chapter>.json`` with all of the chapter's rows, so a re-run replaces
-its rows and a failed run leaves the previous ones. Headline numbers that other pages quote go
-through `save_numbers`. The summary chapter reads both with `load_all`.
+A chapter creates ``Ledger("economics")`` and calls `Ledger.record` once per claim with a rule from
+`experiments.rules` — never a verdict: the verdict is the rule applied to the numbers. ``inputs`` names
+the note's figures the row's value or model uses (``data/seed_figures.csv``); their scenarios are shown
+in the row, and figures from two of the note's scenarios are refused unless the row says how it
+reconciles them. Each call rewrites ``<results>/ledger/<chapter>.json`` with all of the chapter's rows,
+so a re-run replaces its rows and a failed run leaves the previous ones. Headline numbers that other
+pages quote go through `save_numbers`. The summary chapter reads both with `load_all`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
 from experiments.errors import ParameterError
 from experiments.paths import results_dir
+from experiments.rules import VERDICTS, Rule
+from experiments.seed import CONFIGURATION, scenario
 
-VERDICTS = ("holds", "partly", "fails", "unverifiable")
+__all__ = ["VERDICTS", "Claim", "Ledger", "load_all", "save_numbers"]
 
 
 @dataclass(frozen=True)
@@ -26,10 +32,13 @@ class Claim:
     claim_id: str
     chapter: str
     claim: str
+    scenario: str
     seed_value: str
     measured: str
+    rule: str
     verdict: str
     proof: str
+    rule_data: dict = field(default_factory=dict)
 
 
 class Ledger:
@@ -39,18 +48,28 @@ class Ledger:
         self.chapter = chapter
         self.rows: dict[str, Claim] = {}
 
-    def record(self, claim_id: str, *, claim: str, seed_value: str, measured: str, verdict: str,
-               proof: str) -> Claim:
-        """Add or replace a row and write the chapter's file. The id is ``<chapter>.<name>``; ``unverifiable``
-        needs a reason in ``measured``."""
+    def record(self, claim_id: str, *, claim: str, seed_value: str, measured: str, rule: Rule, proof: str,
+               inputs: tuple[str, ...] = (), reconciled: str = "") -> Claim:
+        """Add or replace a row and write the chapter's file.
+
+        The id is ``<chapter>.<name>``; the verdict is ``rule.verdict``. ``inputs`` are the note's figures
+        the row uses; if they come from more than one of the note's scenarios, ``reconciled`` must say how
+        the row makes them fit (it is shown beside the scenarios).
+        """
         if not claim_id.startswith(f"{self.chapter}."):
             raise ParameterError(f"claim {claim_id!r} must start with its chapter's name, {self.chapter!r} "
                                  "(one spelling of each chapter: notebook, module, claim ids and saved numbers)")
-        if verdict not in VERDICTS:
-            raise ParameterError(f"verdict={verdict!r} is not one of {', '.join(VERDICTS)}")
-        if verdict == "unverifiable" and not measured.strip():
-            raise ParameterError(f"claim {claim_id!r} is unverifiable but gives no reason")
-        row = Claim(claim_id, self.chapter, claim, seed_value, measured, verdict, proof)
+        if not isinstance(rule, Rule):
+            raise ParameterError(f"claim {claim_id!r}: the verdict comes from a rule (experiments.rules), "
+                                 f"not {rule!r}")
+        scenarios = sorted({scenario(name) for name in inputs})
+        stories = [s for s in scenarios if s != CONFIGURATION]
+        if len(stories) > 1 and not reconciled:
+            raise ParameterError(f"claim {claim_id!r} combines figures from the note's scenarios "
+                                 f"{' and '.join(stories)}; take them from one, or say how they are reconciled")
+        shown = "; ".join(scenarios) + (f" (reconciled: {reconciled})" if reconciled else "")
+        row = Claim(claim_id, self.chapter, claim, shown, seed_value, measured, rule.text(), rule.verdict, proof,
+                    rule.as_dict())
         self.rows[claim_id] = row
         folder = results_dir() / "ledger"
         folder.mkdir(exist_ok=True)
@@ -60,8 +79,8 @@ class Ledger:
         return row
 
     def table(self) -> pd.DataFrame:
-        """The chapter's rows as a table (claim, seed, measured, verdict)."""
-        return pd.DataFrame([asdict(r) for r in self.rows.values()]).drop(columns=["chapter"])
+        """The chapter's rows as a table (claim, scenario, seed, measured, rule, verdict)."""
+        return pd.DataFrame([asdict(r) for r in self.rows.values()]).drop(columns=["chapter", "rule_data"])
 
 
 def save_numbers(chapter: str, numbers: dict[str, float | int | str]) -> None:

@@ -17,14 +17,33 @@ from experiments.paths import DATA
 
 
 @lru_cache(maxsize=1)
-def _figures() -> dict[str, float]:
+def _figures() -> dict[str, dict]:
     with open(DATA / "seed_figures.csv", newline="") as handle:
-        return {row["name"]: float(row["value"]) for row in csv.DictReader(handle)}
+        return {row["name"]: row for row in csv.DictReader(handle)}
 
 
 def figure(name: str) -> float:
     """The seed's value for ``name`` (a KeyError names a figure that is not in the file)."""
-    return _figures()[name]
+    return float(_figures()[name]["value"])
+
+
+CONFIGURATION = "configuration"
+"""The scenario of figures that describe the note's system as configured (60 tasks, the per-task
+``TTLCache(maxsize=5000, ttl=300)``, the top 100 ASINs): they hold in every scenario."""
+
+
+def scenario(name: str) -> str:
+    """The scenario of the note that figure ``name`` belongs to (the section whose story gives it).
+
+    The note's scenarios carry figures that do not fit together — its Memcached failure sizes the
+    catalog for 2,000 requests/min at a 95 % hit rate, its no-cache failure for 5,000 concurrent
+    requests at a 10 % miss baseline — so a model combines figures of one scenario only, and a ledger
+    row shows the scenario of each input (`experiments.ledger.Ledger.record`)."""
+    return _figures()[name]["scenario"]
+
+
+PRODUCT_READS_INPUTS = ("catalog_capacity_per_min", "planned_hit_rate")
+"""The figures `product_reads_per_min` derives from (both from the Memcached failure 2 scenario)."""
 
 
 def product_reads_per_min() -> float:
@@ -38,10 +57,26 @@ def product_reads_per_s() -> float:
     return product_reads_per_min() / 60
 
 
+PROMO_READS_INPUTS = ("stale_coupon_users", "poll_interval_s")
+"""The figures `promo_reads_per_s` derives from (both from the Memcached failure 1 scenario)."""
+
+
 def promo_reads_per_s() -> float:
     """Promotion reads per second implied by the seed's Memcached failure 1: 40,000 users saw the
     expired coupon within one 60-second poll interval (≈ 667 reads/s, the same value by coincidence)."""
     return figure("stale_coupon_users") / figure("poll_interval_s")
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, float]:
+    with open(DATA / "service_defaults.csv", newline="") as handle:
+        return {row["name"]: float(row["value"]) for row in csv.DictReader(handle)}
+
+
+def service_default(name: str) -> float:
+    """A documented default of a service the note names (``data/service_defaults.csv``, with its source):
+    the setting the note's system would run with, where the book runs shorter settings to stay fast."""
+    return _defaults()[name]
 
 
 def origin_table() -> pd.DataFrame:

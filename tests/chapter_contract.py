@@ -6,6 +6,8 @@ per finding it can break. The contract then checks the three things every chapte
 
 * every finding holds on the results;
 * each listed finding turns false when its fact changes (a finding that cannot fail is a defect);
+* every verdict is its rule applied to the numbers, and moving the measurement across the rule's
+  thresholds changes it (a verdict that cannot change is typed, whatever it looks like);
 * the ledger rows are well formed: ids ``<chapter>.<name>``, unique; a verdict from the list; the
   note's value and ours stated; a reason for every unverifiable row; a proof that names a notebook
   of the book and, where it has one, an anchor that is a section of that notebook.
@@ -17,11 +19,13 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from dataclasses import asdict
 from types import ModuleType
 
 import pandas as pd
 from docutils.nodes import make_id
 
+from experiments import rules
 from experiments.ledger import VERDICTS, Ledger
 from experiments.paths import ROOT
 
@@ -48,7 +52,19 @@ class LedgerContract:
         return self.chapter.__name__.rsplit(".", 1)[1].replace("_", "-")
 
     def rows(self, results) -> pd.DataFrame:
-        return self.chapter.record_claims(Ledger(self.name), results)
+        """The rows the chapter records, with each row's rule as data (``rule_data``)."""
+        ledger = Ledger(self.name)
+        self.chapter.record_claims(ledger, results)
+        return pd.DataFrame([asdict(row) for row in ledger.rows.values()])
+
+    def test_every_verdict_is_its_rule_and_moves_with_the_measurement(self, results):
+        for row in self.rows(results).itertuples():
+            rule = rules.from_dict(row.rule_data)
+            assert rule.verdict == row.verdict and rule.text() == row.rule, row.claim_id
+            if rule.kind == "unmeasurable":
+                continue
+            moved = {rule.at(value) for value in rule.probes()}
+            assert len(moved) >= 2, f"{row.claim_id}: the verdict cannot change ({moved})"
 
     def test_ledger_rows_are_well_formed(self, results):
         table = self.rows(results)
@@ -57,7 +73,7 @@ class LedgerContract:
         assert table.verdict.isin(VERDICTS).all()
         assert (table.claim.str.len() > 10).all() and (table.seed_value.str.len() > 0).all()
         assert (table.measured.str.len() > 0).all()
-        assert (table[table.verdict == "unverifiable"].measured.str.len() > 20).all()
+        assert (table[table.verdict == "unverifiable"].rule.str.len() > 20).all()  # the reason
         for proof in table.proof:
             notebook, _, anchor = proof.partition("#")
             assert (ROOT / "book" / notebook).exists(), proof

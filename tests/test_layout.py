@@ -18,7 +18,7 @@ from experiments.lab.processes import WORKER_MODULES
 from experiments.paths import ROOT
 
 PACKAGE = ROOT / "experiments"
-CORE = {"paths", "errors", "params", "seed", "ledger", "measure", "charts"}
+CORE = {"paths", "errors", "params", "seed", "rules", "ledger", "measure", "charts"}
 ALLOWED = {
     "core": {"core"},
     "lab": {"core", "lab"},

@@ -6,33 +6,41 @@ import json
 
 import pytest
 
+from experiments import rules
 from experiments.errors import ParameterError
 from experiments.ledger import Ledger, load_all, save_numbers
 from experiments.paths import results_dir
 
 
-def row(ledger, claim_id="chapter.c1", verdict="holds", measured="1 ms"):
-    return ledger.record(claim_id, claim="a claim", seed_value="2 ms", measured=measured, verdict=verdict,
-                         proof="chapter.ipynb#x")
+def row(ledger, claim_id="chapter.c1", measured_ms=1.0, **kwargs):
+    return ledger.record(claim_id, claim="a claim", seed_value="2 ms", measured=f"{measured_ms} ms",
+                         rule=rules.at_most(2.0, measured_ms, unit="ms"), proof="chapter.ipynb#x", **kwargs)
 
 
 def test_rows_are_written_and_replaced():
     ledger = Ledger("chapter")
     row(ledger)
-    row(ledger, verdict="fails")
+    row(ledger, measured_ms=3.0)
     rows = json.loads((results_dir() / "ledger" / "chapter.json").read_text())
     assert len(rows) == 1 and rows[0]["verdict"] == "fails"
+    assert rows[0]["rule"] == "ours 3 ms: ≤ 2 ms → holds, else fails"
 
 
-def test_verdicts_are_checked():
-    with pytest.raises(ParameterError, match="verdict='maybe'"):
-        row(Ledger("chapter"), verdict="maybe")
+def test_a_verdict_comes_from_a_rule():
+    with pytest.raises(ParameterError, match="comes from a rule"):
+        Ledger("chapter").record("chapter.c1", claim="a claim", seed_value="2 ms", measured="1 ms", rule="holds",
+                                 proof="chapter.ipynb#x")
 
 
-def test_unverifiable_needs_a_reason():
-    with pytest.raises(ParameterError, match="gives no reason"):
-        row(Ledger("chapter"), verdict="unverifiable", measured=" ")
-    row(Ledger("chapter"), verdict="unverifiable", measured="needs AWS")
+def test_inputs_show_their_scenario_and_two_scenarios_need_a_reconciliation():
+    ledger = Ledger("chapter")
+    one = row(ledger, inputs=("catalog_capacity_per_min", "planned_hit_rate"))
+    assert one.scenario == "Memcached failure 2"
+    with pytest.raises(ParameterError, match="combines figures from the note's scenarios Memcached failure 2 and "
+                                             "no-cache failure"):
+        row(ledger, inputs=("catalog_capacity_per_min", "launch_users"))
+    both = row(ledger, inputs=("catalog_capacity_per_min", "launch_users"), reconciled="compared, not combined")
+    assert both.scenario == "Memcached failure 2; no-cache failure (reconciled: compared, not combined)"
 
 
 def test_all_chapters_are_collected():

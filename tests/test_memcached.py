@@ -125,4 +125,4 @@ class TestMemcachedChapter(ChapterContract):
         verdicts = dict(zip(table.claim_id, table.verdict))
         assert verdicts["memcached.no-subscriber"] == "fails" and verdicts["memcached.remap"] == "holds"
         assert verdicts["memcached.multithreaded"] == "unverifiable"
-        assert "not decidable here" in table.set_index("claim_id").loc["memcached.multithreaded", "measured"]
+        assert "not decidable here" in table.set_index("claim_id").loc["memcached.multithreaded", "rule"]

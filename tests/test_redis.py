@@ -112,6 +112,10 @@ class TestRedisChapter(ChapterContract):
     def test_verdicts_and_summary_row(self, results):
         table = chapter.record_claims(Ledger("redis"), results)
         verdicts = dict(zip(table.claim_id, table.verdict))
-        assert verdicts["redis.table.consistency"] == "fails" and verdicts["redis.failover-warm"] == "holds"
+        assert verdicts["redis.table.consistency"] == "fails"
+        # every key the replica acknowledged is kept, but not a write the primary alone acknowledged
+        assert verdicts["redis.failover-warm"] == "partly"
+        # at Sentinel's 30 s default the failover takes 30-60 s; a lost invalidation lasts the TTL
+        assert verdicts["redis.table.failure-risk"] == "partly"
         assert list(chapter.summary_row(chapter.headline(results)).column) == ["Latency", "Invalidation", "Consistency",
                                                                                "Key failure risk"]

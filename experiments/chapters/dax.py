@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from experiments import rules
 from experiments.caches.keydesign import load as load_key_design
 from experiments.models.cachemodel import hit_probability
 from experiments.models.daxmodel import GB, ProjectionWorkload
 from experiments.models.daxsim import DEFAULT_TTL_S
 from experiments.models.daxstale import RECOMMENDATION
-from experiments.seed import figure, product_reads_per_s
+from experiments.seed import PRODUCT_READS_INPUTS, figure, product_reads_per_s
 
 PROOF = "dax.ipynb"
 SEED_EXPECTED_HIT = figure("dax_expected_hit_rate")
@@ -135,103 +136,168 @@ def arithmetic(r: DaxResults) -> pd.DataFrame:
     ])
 
 
+DOCUMENTED = {
+    "DAX serves only DynamoDB's item and query reads": True,
+    "table-management calls go through DAX": False,
+    "DAX runs without a cluster of nodes to provision": False,
+    "DAX has a per-key invalidation call (InvalidateKey)": False,
+    "encryption in transit is an SDK default that older SDKs lack": False,
+    "a projection entry is as large as the whole item": False,
+}
+"""Facts from the DAX developer guide (the chapter's "What DAX is documented to do" cites each page): the
+API DAX accepts, its provisioned clusters, its invalidation (TTL, LRU, writes through DAX; no per-key call),
+encryption in transit as a cluster setting fixed at creation; a projection returns only the attributes it
+names (DynamoDB's ProjectionExpression)."""
+
+NODE_RECONCILED = "the failure scenario names no node size; Q3's 13 GB node is the only one the note gives"
+READS_RECONCILED = ("the DAX scenario gives no read rate; the product reads are the Memcached scenario's (a catalog "
+                    "sized for 2,000 requests/min at a 95 % hit rate), and the node the Q3's 13 GB")
+MODEL_INPUTS = ("dax_expected_hit_rate", "dax_projections", "dax_node_gb", "dax_item_bytes", "dax_catalog",
+                *PRODUCT_READS_INPUTS)
+
+
 def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
-    """This chapter's ledger rows; DAX facts cite the documentation, model verdicts the chapter's cells."""
+    """This chapter's ledger rows; DAX facts cite the documentation (`DOCUMENTED`), model verdicts the
+    chapter's cells; each verdict is its rule applied to them."""
     h = headline(r)
     rec = ledger.record
+
+    def doc(*facts: str):
+        return rules.parts({fact: DOCUMENTED[fact] for fact in facts})
+
     rec("dax.requires-dynamodb", claim="DAX only caches data that lives in DynamoDB",
         seed_value="catalog must move to DynamoDB",
         measured="documented: DAX serves GetItem/BatchGetItem/Query/Scan for DynamoDB tables in its region",
-        verdict="holds", proof=f"{PROOF}#what-dax-is-documented-to-do")
+        rule=doc("DAX serves only DynamoDB's item and query reads"), proof=f"{PROOF}#what-dax-is-documented-to-do")
     rec("dax.zero-code-changes", claim="Adopting DAX needs no code change in the orchestrator",
         seed_value="zero code changes",
         measured="the DAX client replaces the DynamoDB client; table-management calls must still go to DynamoDB",
-        verdict="partly", proof=f"{PROOF}#what-dax-is-documented-to-do")
+        rule=rules.parts({"the DAX client serves the orchestrator's item reads": DOCUMENTED[
+                              "DAX serves only DynamoDB's item and query reads"],
+                          "table-management calls go through DAX": DOCUMENTED["table-management calls go through DAX"]}),
+        proof=f"{PROOF}#what-dax-is-documented-to-do")
     rec("dax.no-service", claim="DAX leaves no separate cache service to manage",
         seed_value="no separate cache service",
         measured="a DAX cluster is provisioned nodes: node type and parameter group are fixed once it runs",
-        verdict="fails", proof=f"{PROOF}#what-dax-is-documented-to-do")
+        rule=doc("DAX runs without a cluster of nodes to provision"), proof=f"{PROOF}#what-dax-is-documented-to-do")
     rec("dax.projection-keying", claim="GetItem with a projection is cached as a separate entry per projection",
-        seed_value="one entry per projection",
-        measured=("cannot be run here; the documentation says items are stored by primary key and does not mention "
-                  "projections, so the chapter models both readings"),
-        verdict="unverifiable", proof=f"{PROOF}#failure-projections-and-the-hit-rate")
+        seed_value="one entry per projection", measured="the chapter models both readings",
+        rule=rules.unmeasurable("cannot be run here; the documentation says items are stored by primary key and "
+                                "does not mention projections"),
+        proof=f"{PROOF}#failure-projections-and-the-hit-rate")
+    ratio = h["footprint_p4_gb"] / h["footprint_p1_gb"]
     rec("dax.memory-4x", claim="Per-projection entries cut memory efficiency 4x",
         seed_value="4x",
         measured=f"an upper bound: {h['footprint_p4_gb']:.1f} vs {h['footprint_p1_gb']:.1f} GB only if every projected "
                  "entry is as large as the whole item",
-        verdict="partly", proof=f"{PROOF}#the-seed-s-arithmetic")
+        rule=rules.parts({"four full-size projection entries take 4x the memory (within 10 %)": abs(ratio - 4) <= 0.4,
+                          "a projection entry is as large as the whole item":
+                          DOCUMENTED["a projection entry is as large as the whole item"]}),
+        inputs=("dax_projections",), proof=f"{PROOF}#the-seed-s-arithmetic")
     rec("dax.memory-ceiling", claim="The DAX node hits its memory ceiling",
         seed_value="ceiling reached",
         measured=f"{h['footprint_p4_gb']:.1f} GB needed for the whole catalog in 4 projections, {h['node_gb']:.0f} GB per node",
-        verdict="fails", proof=f"{PROOF}#failure-projections-and-the-hit-rate")
+        rule=rules.at_least(h["node_gb"], h["footprint_p4_gb"], unit="GB needed (the node's memory)"),
+        inputs=("dax_projections", "dax_node_gb", "dax_item_bytes", "dax_catalog"), reconciled=NODE_RECONCILED,
+        proof=f"{PROOF}#failure-projections-and-the-hit-rate")
     rec("dax.hit-40", claim="Projection-keyed entries bring the hit rate from 85 % to 40 %",
         seed_value="40 % instead of 85 %",
         measured=(f"model {h['hit_p4_pct']:.1f} % (simulated {h['sim_hit_p4_pct']:.1f} %) with 4 projections, "
                   f"{h['hit_p1_pct']:.1f} % with one; keyed by item {h['hit_docs_pct']:.1f} %"),
-        verdict="fails", proof=f"{PROOF}#failure-projections-and-the-hit-rate")
+        rule=rules.close_to(100 * SEED_FAILED_HIT, h["hit_p4_pct"], unit="% hit", tolerance=0.1, partly=0.5),
+        inputs=("dax_failed_hit_rate", *MODEL_INPUTS), reconciled=READS_RECONCILED,
+        proof=f"{PROOF}#failure-projections-and-the-hit-rate")
     rec("dax.evict-3min", claim="DAX evicts entries only 3 minutes old",
         seed_value="3 minutes", measured="no LRU evictions at the seed's numbers: everything fits",
-        verdict="fails", proof=f"{PROOF}#the-seed-s-arithmetic")
+        rule=rules.parts({"the projected catalog overflows the node, so LRU evicts": h["footprint_p4_gb"] > h["node_gb"]}),
+        inputs=("dax_eviction_age_min", "dax_projections", "dax_node_gb"), reconciled=NODE_RECONCILED,
+        proof=f"{PROOF}#the-seed-s-arithmetic")
     rec("dax.origin-2x", claim="At 40 % hit the catalog sees 2x the planned requests",
         seed_value="2x",
         measured=f"the seed's own hit rates give {h['seed_origin_ratio']:.1f}x; the model {h['origin_ratio']:.2f}x",
-        verdict="fails", proof=f"{PROOF}#the-seed-s-arithmetic")
+        rule=rules.parts({"the note's own hit rates (85 % → 40 %) give 2x (within 10 %)":
+                          abs(h["seed_origin_ratio"] - 2) <= 0.2,
+                          "the model gives 2x (within 10 %)": abs(h["origin_ratio"] - 2) <= 0.2}),
+        inputs=("dax_origin_multiplier", "dax_failed_hit_rate", *MODEL_INPUTS), reconciled=READS_RECONCILED,
+        proof=f"{PROOF}#the-seed-s-arithmetic")
     rec("dax.latency-60pct", claim="60 % of recommendation reads go from 3 ms to 120 ms",
         seed_value="60 %", measured=f"{100 - h['hit_p4_pct']:.1f} % of reads miss in the model",
-        verdict="fails", proof=f"{PROOF}#the-seed-s-arithmetic")
+        rule=rules.close_to(60, 100 - h["hit_p4_pct"], unit="% of reads missing", tolerance=0.1, partly=0.5),
+        inputs=("dax_cache_latency_ms", *MODEL_INPUTS), reconciled=READS_RECONCILED,
+        proof=f"{PROOF}#the-seed-s-arithmetic")
     rec("dax.q1-price-refresh", claim="DAX serves a changed price only after the TTL or an InvalidateKey call",
         seed_value="TTL or InvalidateKey",
         measured=(f"written around DAX: stale {h['stale_around_mean_s']:.0f} s on average, up to "
                   f"{h['stale_around_longest_s']:.0f} s; written through DAX: at once; DAX has no InvalidateKey or any "
                   "per-key invalidation call"),
-        verdict="partly", proof=f"{PROOF}#q1-a-changed-price")
+        rule=rules.parts({"written around DAX, the new price is served within the item TTL":
+                          h["stale_around_longest_s"] <= DEFAULT_TTL_S + 5,
+                          "DAX has a per-key invalidation call (InvalidateKey)":
+                          DOCUMENTED["DAX has a per-key invalidation call (InvalidateKey)"]}),
+        proof=f"{PROOF}#q1-a-changed-price")
     rec("dax.q1-stale-price", claim="DAX in front of the catalog breaks 'never serve a stale price'",
         seed_value="(implied: it does)",
         measured="the recommendation projection caches price_cents; stale for up to a TTL unless every price write "
                  "goes through DAX or prices are read with ConsistentRead",
-        verdict="holds", proof=f"{PROOF}#q1-a-changed-price")
+        rule=rules.parts({"written around DAX, a stale price is served": h["stale_around_longest_s"] > 0,
+                          "the recommendation projection carries the price": "price_cents" in RECOMMENDATION}),
+        proof=f"{PROOF}#q1-a-changed-price")
     rec("dax.q2-encryption", claim="DAX traffic is unencrypted by default in older SDK versions",
         seed_value="SDK default",
         measured=(f"encryption in transit is a cluster setting chosen at creation (since June 2021) and cannot be "
                   f"added later; TLS cost measured on Redis: {h['tls_get_extra_us']:+.0f} µs per GET at p50, "
                   f"+{h['tls_connect_extra_ms']:.0f} ms per new connection"),
-        verdict="fails", proof=f"{PROOF}#q2-encryption-in-transit")
+        rule=doc("encryption in transit is an SDK default that older SDKs lack"), proof=f"{PROOF}#q2-encryption-in-transit")
     rec("dax.q3-node-memory", claim="A DAX node has 13 GB of cache memory",
-        seed_value="13 GB",
-        measured=("no per-node cache memory is documented in the pages read; used as given (an r4/r5 large node has "
-                  "15.25-16 GiB of instance memory)"),
-        verdict="unverifiable", proof=f"{PROOF}#q3-capacity")
+        seed_value="13 GB", measured="used as given (an r4/r5 large node has 15.25-16 GiB of instance memory)",
+        rule=rules.unmeasurable("no per-node cache memory is documented in the pages read"),
+        inputs=("dax_node_gb",), proof=f"{PROOF}#q3-capacity")
     rec("dax.q3-perpetual-miss", claim="Part of a 500K-ASIN catalog is perpetually a miss on a 13 GB node",
         seed_value="(question)",
-        measured=(f"{h['items_per_node_m']:.1f} M items fit; none misses for lack of memory, but {h['cold_item_pct']:.0f} % of "
-                  f"items are read less than once per TTL and mostly miss"),
-        verdict="partly", proof=f"{PROOF}#q3-capacity")
+        measured=(f"{h['items_per_node_m']:.1f} M items of 2,000 bytes fit in 13e9 bytes; none misses for lack of memory, "
+                  f"but {h['cold_item_pct']:.0f} % of items are read less than once per TTL and mostly miss"),
+        rule=rules.parts({"part of the catalog misses for lack of memory":
+                          h["items_per_node_m"] * 1e6 < figure("dax_catalog"),
+                          "part of the catalog mostly misses (read less than once per TTL)": h["cold_item_pct"] > 10}),
+        inputs=("dax_node_gb", "dax_item_bytes", "dax_catalog", *PRODUCT_READS_INPUTS),
+        reconciled="the read rate behind the cold tail is the Memcached scenario's product reads",
+        proof=f"{PROOF}#q3-capacity")
     rec("dax.heuristic-100k", claim="DAX is effective only for small hot datasets (< 100K items)",
         seed_value="< 100K items",
         measured=f"500K items fill {h['catalog_share_of_node_pct']:.0f} % of a node; the TTL, not the item count, limits hits",
-        verdict="fails", proof=f"{PROOF}#dax-decision-heuristic")
+        rule=rules.parts({"500K items overflow the node": h["catalog_share_of_node_pct"] > 100,
+                          "the planned hit rate is out of reach for 500K items": h["hit_p1_pct"] < 100 * SEED_EXPECTED_HIT - 1}),
+        inputs=("dax_hot_dataset_items", "dax_catalog", "dax_node_gb", "dax_item_bytes"), reconciled=NODE_RECONCILED,
+        proof=f"{PROOF}#dax-decision-heuristic")
     rec("dax.best-case-hot-keys", claim="DAX works well when the same keys are read thousands of times",
         seed_value="thousands of reads per key",
         measured=f"an item read once a second hits {h['hot_hit_pct']:.1f} % of the time with the 5-minute TTL",
-        verdict="holds", proof=f"{PROOF}#q3-capacity")
+        rule=rules.at_least(99.0, h["hot_hit_pct"], unit="% hit for a key read once a second", partly=1.1),
+        proof=f"{PROOF}#q3-capacity")
     rec("dax.table.latency", claim="DAX reads take under 1 ms",
-        seed_value="<1ms",
-        measured="DAX cannot run here; Redis on loopback answers in ~0.14 ms, so in-memory sub-ms is plausible",
-        verdict="unverifiable", proof=f"{PROOF}#q2-encryption-in-transit")
+        seed_value="<1ms", measured="Redis on loopback answers in ~0.14 ms, so in-memory sub-ms is plausible",
+        rule=rules.unmeasurable("DAX cannot run here: no AWS account or network"),
+        proof=f"{PROOF}#q2-encryption-in-transit")
     rec("dax.table.invalidation", claim="DAX invalidates by TTL or explicit key invalidation",
         seed_value="TTL or explicit key invalidation",
         measured="TTL, LRU, or a write through DAX; there is no explicit invalidation call",
-        verdict="partly", proof=f"{PROOF}#q1-a-changed-price")
+        rule=rules.parts({"a TTL ends a stale entry": h["stale_around_longest_s"] <= DEFAULT_TTL_S + 5,
+                          "DAX has a per-key invalidation call (InvalidateKey)":
+                          DOCUMENTED["DAX has a per-key invalidation call (InvalidateKey)"]}),
+        proof=f"{PROOF}#q1-a-changed-price")
     rec("dax.table.consistency", claim="DAX is strongly consistent for DynamoDB-only data",
         seed_value="Strong for DynamoDB-only data",
         measured="documented as eventually consistent: node replication < 1 s, writes around DAX unseen until TTL, "
                  "query cache not updated by writes",
-        verdict="fails", proof=f"{PROOF}#q1-a-changed-price")
+        rule=rules.parts({"no write to DynamoDB leaves DAX serving the old value": h["stale_around_longest_s"] == 0}),
+        proof=f"{PROOF}#q1-a-changed-price")
     rec("dax.table.failure-risk", claim="Projection mismatch kills the DAX hit rate",
         seed_value="Projection mismatch kills hit rate",
         measured=f"{h['hit_p1_pct'] - h['hit_p4_pct']:.1f} points lost in the seed's reading, none in the documented one",
-        verdict="fails", proof=f"{PROOF}#failure-projections-and-the-hit-rate")
+        rule=rules.at_least(100 * (SEED_EXPECTED_HIT - SEED_FAILED_HIT), h["hit_p1_pct"] - h["hit_p4_pct"],
+                            unit="points of hit rate lost to 4 projections", partly=3),
+        inputs=("dax_expected_hit_rate", "dax_failed_hit_rate", *MODEL_INPUTS), reconciled=READS_RECONCILED,
+        proof=f"{PROOF}#failure-projections-and-the-hit-rate")
     return ledger.table()
 
 

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from experiments import rules
 from experiments.models.deployment import PromoTraffic
 from experiments.models.taskcache import TaskTraffic, calibrate_alpha
 from experiments.models.taskstale import chance_at_least, model_stale_share
 from experiments.probes.gcpause import entries_for_pause, full_collection_interval_s
-from experiments.seed import figure, product_reads_per_s, promo_reads_per_s
+from experiments.seed import PRODUCT_READS_INPUTS, PROMO_READS_INPUTS, figure, product_reads_per_s, promo_reads_per_s
 
 PROOF = "in-process-lru.ipynb"
 TASKS = int(figure("task_count"))
@@ -139,85 +140,127 @@ def findings(r: InProcessResults) -> dict[str, bool]:
     }
 
 
+PROMO_RATE_RECONCILED = ("the in-process scenario gives no promotion read rate; the only one the note states is "
+                         "its Memcached failure 1's 40,000 users within one 60 s poll")
+
+
 def record_claims(ledger, r: InProcessResults) -> pd.DataFrame:
-    """This chapter's ledger rows; verdicts follow from the measurements."""
+    """This chapter's ledger rows: each verdict is its rule applied to the measurements."""
     h = headline(r)
     rec = ledger.record
+    tracked = h["near_max_ms"] < 50  # every task's near cache dropped the changed key within 50 ms
     rec("in-process-lru.sub-microsecond", claim="In-process cache reads take under a microsecond",
         seed_value="sub-microsecond",
         measured=(f"a TTLCache lookup of a cached product took {h['lookup_p50_us']:.2f} µs at the median "
                   f"(p99 {h['lookup_p99_us']:.2f} µs), timer included"),
-        verdict="holds" if h["lookup_p50_us"] < 1 else "partly", proof=f"{PROOF}#best-case-no-network-hop")
+        rule=rules.at_most(1.0, h["lookup_p50_us"], unit="µs", partly=3), proof=f"{PROOF}#best-case-no-network-hop")
     rec("in-process-lru.stale-50-of-60", claim="At 10:05, 50 of 60 tasks still serve the old promotion",
         seed_value="50 of 60",
         measured=(f"{h['stale_at_5_model']:.0f} expected (simulated {h['stale_at_5_sim']:.1f}, 95th percentile "
                   f"{h['stale_at_5_p95']:.0f}); 50 or more has probability {h['chance_50_stale_pct']:.2f} %"),
-        verdict="fails", proof=f"{PROOF}#failure-1-the-stale-promotion")
+        rule=rules.at_least(5.0, h["chance_50_stale_pct"], unit="% chance of 50 or more stale tasks", partly=5),
+        inputs=("stale_tasks_at_5_min", "task_count", "promo_ttl_s", *PROMO_READS_INPUTS),
+        reconciled=PROMO_RATE_RECONCILED, proof=f"{PROOF}#failure-1-the-stale-promotion")
     rec("in-process-lru.no-broadcast", claim="There is no way to broadcast an invalidation to 60 in-process caches",
         seed_value="no way",
         measured=(f"Redis CLIENT TRACKING dropped the promotion from every task's L1 within {h['near_max_ms']:.1f} ms "
                   f"(p50 {h['near_p50_ms']:.2f} ms) over {h['near_samples']} drops"),
-        verdict="fails", proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
+        rule=rules.parts({"no broadcast reached every task's cache within 50 ms": not tracked}),
+        inputs=("task_count",), proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
     rec("in-process-lru.cold-start-2000", claim="10 new tasks send 2,000 requests to the Promotions service in 60 s",
         seed_value="2,000 in 60 s",
         measured=(f"{h['scale_origin_first_minute_extra']:,.0f} extra calls in the first minute if tasks warm every "
                   f"category at start-up, {h['scale_lazy_first_minute_extra']:,.0f} if they fill on demand"),
-        verdict="partly", proof=f"{PROOF}#q2-cold-starts-and-rolling-deployments")
+        rule=rules.close_to(figure("cold_start_requests"), h["scale_origin_first_minute_extra"], unit="calls",
+                            tolerance=0.1, partly=0.5),
+        inputs=("cold_start_requests", "cold_start_window_s", "scale_out_tasks", "promo_categories",
+                *PROMO_READS_INPUTS), reconciled=PROMO_RATE_RECONCILED,
+        proof=f"{PROOF}#q2-cold-starts-and-rolling-deployments")
     rec("in-process-lru.rollout-60x", claim="After each batch of 10 replacements the origins see 60x their warm baseline",
         seed_value="60x",
         measured=(f"{h['roll_origin_peak_ratio']:.0f}x for one second if new tasks warm from the origin, "
                   f"{h['roll_lazy_peak_ratio']:.1f}x filling on demand"),
-        verdict="partly", proof=f"{PROOF}#q2-cold-starts-and-rolling-deployments")
+        rule=rules.parts({"warming from the origin: 60x or more": h["roll_origin_peak_ratio"] >= 60,
+                          "filling on demand: 60x or more": h["roll_lazy_peak_ratio"] >= 60}),
+        inputs=("rollout_batch", "rollout_minutes", "rollout_multiplier", *PROMO_READS_INPUTS),
+        reconciled=PROMO_RATE_RECONCILED, proof=f"{PROOF}#q2-cold-starts-and-rolling-deployments")
     rec("in-process-lru.500mb", claim="5,000 product entries of ~100 KB take up to 500 MB per task",
         seed_value="500 MB",
         measured=f"{h['bytes_rss_mb']:.0f} MB as bytes; {h['parsed_rss_mb']:.0f} MB as parsed JSON",
-        verdict="partly", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
+        rule=rules.parts({"as bytes, within 10 % of 500 MB": h["bytes_rss_mb"] <= 1.1 * figure("product_cache_mb"),
+                          "as parsed JSON, within 10 % of 500 MB": h["parsed_rss_mb"] <= 1.1 * figure("product_cache_mb")}),
+        inputs=("product_cache_entries", "product_entry_kb", "product_cache_mb"),
+        proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
+    parsed_total_mb = h["parsed_rss_mb"] + figure("llm_buffer_mb") + figure("interpreter_mb")
     rec("in-process-lru.heap-headroom", claim="The cache leaves the 2 GB task without heap headroom",
         seed_value="out of headroom",
         measured=(f"the seed's own budget is {h['task_budget_used_mb']:.0f} MB of 2,048; with parsed JSON "
-                  f"{h['parsed_rss_mb'] + figure('llm_buffer_mb') + figure('interpreter_mb'):.0f} MB"),
-        verdict="fails", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
+                  f"{parsed_total_mb:.0f} MB"),
+        rule=rules.parts({"the note's own budget exceeds the task's RAM": h["task_budget_used_mb"] > figure("task_ram_mb"),
+                          "with parsed JSON the budget exceeds the task's RAM": parsed_total_mb > figure("task_ram_mb")}),
+        inputs=("task_ram_mb", "product_cache_mb", "llm_buffer_mb", "interpreter_mb"),
+        proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
+    low, high = figure("gc_pause_low_ms"), figure("gc_pause_high_ms")
     rec("in-process-lru.gc-20-80ms", claim="Python's GC stops the world for 20-80 ms in major collections",
         seed_value="20-80 ms",
         measured=(f"a full collection took {h['parsed_gc_ms']:.0f} ms with 5,000 parsed products, "
                   f"{h['bytes_gc_ms']:.0f} ms with bytes (mostly the libraries' own objects)"),
-        verdict="partly", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
+        rule=rules.parts({"parsed products: a full collection in 20-80 ms": low <= h["parsed_gc_ms"] <= high,
+                          "bytes: a full collection in 20-80 ms": low <= h["bytes_gc_ms"] <= high}),
+        inputs=("gc_pause_low_ms", "gc_pause_high_ms", "product_cache_entries"),
+        proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
     rec("in-process-lru.p99-2.4s", claim="GC pressure moves the chatbot's P99 from 1.9 s to 2.4 s",
         seed_value="+500 ms at P99",
         measured=(f"full collections run every ~{h['gc_interval_s']:.0f} s under TTL churn, {h['gc_time_share_pct']:.3f} % "
                   f"of the time; a {h['parsed_gc_ms']:.0f} ms pause in < 1 % of requests cannot add "
                   f"{1000 * (figure('p99_after_s') - figure('p99_before_s')):.0f} ms to P99"),
-        verdict="fails", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
+        rule=rules.at_least(1.0, h["gc_time_share_pct"], unit="% of the time in full collections (needed to reach P99)"),
+        inputs=("p99_before_s", "p99_after_s", "product_cache_entries", "product_cache_ttl_s"),
+        proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
     rec("in-process-lru.q1-200kb", claim="1,000 entries cost 200 KB per task",
         seed_value="200 KB", measured=f"1,000 x 100 KB = {h['q1_cache_mb']:.0f} MB",
-        verdict="fails", proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
+        rule=rules.close_to(figure("q1_overhead_kb") / 1000, h["q1_cache_mb"], unit="MB", tolerance=0.25, partly=1.0),
+        inputs=("q1_entries", "q1_overhead_kb", "product_entry_kb"), reconciled="the entry size is the memory "
+        "failure's ~100 KB product JSON, the only entry size the note gives",
+        proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
     rec("in-process-lru.q1-hit-rate", claim="Per-task caches lower the effective cluster-wide hit rate",
         seed_value="(question)",
         measured=(f"50 tasks x 1,000 entries: {h['q1_hit_pct']:.1f} % cluster-wide (hot set {h['q1_hot_hit_pct']:.1f} %) "
                   f"against {h['shared_hit_pct']:.1f} % for one shared cache; {h['q1_miss_ratio']:.1f}x the planned misses"),
-        verdict="holds", proof=f"{PROOF}#q1-the-cluster-wide-hit-rate")
+        rule=rules.parts({"50 caches of 1,000 entries hit less than one shared cache": h["q1_hit_pct"] < h["shared_hit_pct"]}),
+        inputs=("q1_tasks", "q1_entries", "hot_variant_pages", *PRODUCT_READS_INPUTS), reconciled="the question gives "
+        "no read rate; the product reads are the Memcached scenario's (a catalog sized for 2,000/min at 95 %)",
+        proof=f"{PROOF}#q1-the-cluster-wide-hit-rate")
     rec("in-process-lru.unobservable", claim="In-process caches cannot be observed",
         seed_value="not observable",
         measured="a per-task status command (version held, age, counters) named the one stale task",
-        verdict="fails", proof=f"{PROOF}#q3-seeing-inside-sixty-caches")
+        rule=rules.parts({"no per-task status could name the stale task": r.odd_tasks != [0]}),
+        proof=f"{PROOF}#q3-seeing-inside-sixty-caches")
     rec("in-process-lru.heuristic", claim="Never use an in-process cache for data invalidated by external events",
         seed_value="never",
         measured="a near cache with server-assisted invalidation and a flush on reconnect served no stale read here",
-        verdict="fails", proof=f"{PROOF}#in-process-decision-heuristic")
+        rule=rules.parts({"an event-invalidated near cache served stale reads": h["near_stale_reads"] > 0,
+                          "it stayed stale after its invalidation link broke": bool(r.drop_tracking["stale_after_reconnect"])}),
+        proof=f"{PROOF}#in-process-decision-heuristic")
     rec("in-process-lru.table.latency", claim="In-process reads take under 0.1 ms", seed_value="<0.1ms",
-        measured=f"{h['lookup_p50_us']:.2f} µs per lookup at the median", verdict="holds",
-        proof=f"{PROOF}#best-case-no-network-hop")
+        measured=f"{h['lookup_p50_us']:.2f} µs per lookup at the median, {h['lookup_p99_us']:.2f} µs at p99",
+        rule=rules.at_most(100.0, h["lookup_p99_us"], unit="µs"), proof=f"{PROOF}#best-case-no-network-hop")
     rec("in-process-lru.table.invalidation", claim="In-process caches have no invalidation, only TTL per task",
         seed_value="None (TTL only per task)", measured="server-assisted invalidation works (CLIENT TRACKING)",
-        verdict="fails", proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
+        rule=rules.parts({"no server-assisted invalidation reached the tasks": not tracked}),
+        proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
     rec("in-process-lru.table.consistency", claim="60 separate caches have no consistency",
         seed_value="None (60 separate caches)",
         measured=f"TTL-only: stale up to a TTL after each change; tracked: {h['near_stale_reads']} stale reads",
-        verdict="partly", proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
+        rule=rules.parts({"TTL-only caches serve stale reads after a change": h["ttl_stale_pct"] > 0,
+                          "tracked near caches serve stale reads too": h["near_stale_reads"] > 0}),
+        proof=f"{PROOF}#beyond-the-note-a-near-cache-redis-can-invalidate")
     rec("in-process-lru.table.failure-risk", claim="Users get different promotion answers from different tasks",
         seed_value="different answers per task",
         measured=f"with TTL-only caches, {h['stale_users_at_5_pct']:.0f} % of users still see the old promotion 5 minutes on",
-        verdict="holds", proof=f"{PROOF}#failure-1-the-stale-promotion")
+        rule=rules.parts({"5 minutes after a change some users still get the old promotion": h["stale_users_at_5_pct"] > 1}),
+        inputs=("task_count", "promo_ttl_s", *PROMO_READS_INPUTS), reconciled=PROMO_RATE_RECONCILED,
+        proof=f"{PROOF}#failure-1-the-stale-promotion")
     return ledger.table()
 
 

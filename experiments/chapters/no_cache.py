@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from experiments import rules
 from experiments.models.costmodel import CostInputs, break_even_outage_s, cost_ratio
 from experiments.seed import figure
 
@@ -86,62 +87,95 @@ def findings(r: NoCacheResults) -> dict[str, bool]:
     }
 
 
+DYNAMODB_DEFAULT_READ_STRONG = False
+"""Documented: DynamoDB's GetItem is eventually consistent unless ConsistentRead is set (DynamoDB developer
+guide, "Read consistency")."""
+
+
 def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
-    """This chapter's ledger rows; verdicts follow from the results."""
+    """This chapter's ledger rows: each verdict is its rule applied to the results."""
     h = headline(r)
     rec = ledger.record
+    launch = ("launch_users", "catalog_concurrency", "catalog_timeout_ms")
     rec("no-cache.always-fresh", claim="Without a cache nothing served is stale", seed_value="always fresh",
-        measured="every read goes to the origin; as fresh as the origin's own reads", verdict="holds",
+        measured="every read goes to the origin; as fresh as the origin's own reads",
+        rule=rules.parts({"no cached copy exists to go stale": True}),  # by construction
         proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
+    ratio = figure("launch_users") / figure("catalog_concurrency")
     rec("no-cache.10x", claim="50,000 concurrent requests are 10x the catalog's planned 5,000", seed_value="10x",
-        measured=f"{figure('launch_users') / figure('catalog_concurrency'):.0f}x", verdict="holds",
-        proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        measured=f"{ratio:.0f}x", rule=rules.close_to(10, ratio, unit="x", tolerance=0.01),
+        inputs=("launch_users", "catalog_concurrency"), proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.p99-3000", claim="Overloaded, the catalog's P99 grows from 120 ms to 3,000 ms",
         seed_value="3,000 ms",
         measured=(f"first-come-first-served waits grow without bound: {h['wait_at_60s_s']:,.0f} s at the median a "
                   "minute in; a bounded P99 would need a bounded queue"),
-        verdict="fails", proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        rule=rules.close_to(figure("catalog_p99_overload_ms"), 1000 * h["wait_at_60s_s"], unit="ms (a minute in, "
+                            "median: the P99 is higher still)", tolerance=0.25, partly=1.0),
+        inputs=("catalog_p99_overload_ms", *launch), proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.every-timeout", claim="Every request times out", seed_value="every request",
         measured=(f"{h['answered_no_cache_pct']:.2f} % answered in time over the launch (FCFS, no shedding); "
                   f"{h['answered_shed_pct']:.0f} % if the catalog drops what it cannot answer in time"),
-        verdict="partly", proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        rule=rules.parts({"first come first served: under 1 % answered in time": h["answered_no_cache_pct"] < 1,
+                          "a catalog that sheds expired requests: under 1 % too": h["answered_shed_pct"] < 1}),
+        inputs=launch, proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.cost-0.02", claim="The cache costs 0.02 % of the revenue it protects", seed_value="0.02 %",
         measured=(f"{h['cost_ratio_pct']:.2f} % only if the whole $2M sale would be lost; the cache pays for itself "
                   f"if it prevents {h['break_even_s']:.0f} s of outage in a 24-hour sale"),
-        verdict="partly", proof=f"{PROOF}#cost-per-revenue")
+        rule=rules.parts({"$400 a month is 0.02 % of $2M": abs(h["cost_ratio_pct"] - figure("cost_share_pct")) < 0.002,
+                          "without a cache the launch is lost (under 1 % answered, FCFS)": h["answered_no_cache_pct"] < 1,
+                          "... even if the catalog sheds what it cannot answer": h["answered_shed_pct"] < 1}),
+        inputs=("cache_cost_per_month", "sale_revenue", "cost_share_pct", *launch),
+        proof=f"{PROOF}#cost-per-revenue")
     rec("no-cache.cluster-cost", claim="An ElastiCache cluster costs about $400 a month", seed_value="$400/month",
-        measured="no price list is reachable from this machine; the model takes the seed's figure as its input",
-        verdict="unverifiable", proof=f"{PROOF}#cost-per-revenue")
+        measured="the model takes the seed's figure as its input",
+        rule=rules.unmeasurable("no price list is reachable from this machine; the note's figure is used as given"),
+        inputs=("cache_cost_per_month",), proof=f"{PROOF}#cost-per-revenue")
     rec("no-cache.q1-autoscaling", claim="Autoscaling takes 90-180 s while the spike takes 15 s",
         seed_value="90-180 s vs 15 s",
-        measured=("ECS timings are the seed's, taken as inputs; in the gap the catalog answers nothing in time "
-                  "(FCFS) and a scale-up to the offered load never drains the backlog"),
-        verdict="unverifiable", proof=f"{PROOF}#q1-the-autoscaling-gap")
+        measured=("in the gap the catalog answers nothing in time (FCFS) and a scale-up to the offered load never "
+                  "drains the backlog"),
+        rule=rules.unmeasurable("the ECS scaling times are the note's, taken as inputs: no ECS here to time"),
+        inputs=("autoscale_min_s", "autoscale_max_s", "spike_s"), proof=f"{PROOF}#q1-the-autoscaling-gap")
     rec("no-cache.q2-p50-350", claim="Three parallel origin calls give a P50 of 350 ms", seed_value="350 ms",
         measured=f"{h['fan_p50_ms']:.1f} ms analytic, {h['fan_p50_mc_ms']:.1f} ms Monte Carlo; P99 {h['fan_p99_ms']:.0f} ms",
-        verdict="holds", proof=f"{PROOF}#q2-fan-out-latency")
+        rule=rules.close_to(figure("fanout_p50_ms"), h["fan_p50_ms"], unit="ms", tolerance=0.05, partly=0.25),
+        inputs=("fanout_p50_ms",), proof=f"{PROOF}#q2-fan-out-latency")
     rec("no-cache.q2-cached-p50-2", claim="With a cache the P50 is 2 ms", seed_value="2 ms",
         measured=(f"P50 {h['fan_cached_p50_ms']:.0f} ms at 95 % hit ({h['fan_all_hit_pct']:.0f} % of turns hit on all "
                   f"three calls), but P99 stays {h['fan_cached_p99_ms']:.0f} ms"),
-        verdict="holds", proof=f"{PROOF}#q2-fan-out-latency")
+        rule=rules.at_most(figure("cached_p50_ms"), h["fan_cached_p50_ms"], unit="ms", partly=5),
+        inputs=("cached_p50_ms", "planned_hit_rate"), reconciled="the hit rate is the Memcached scenario's planned "
+        "95 %, the only planned hit rate the note states", proof=f"{PROOF}#q2-fan-out-latency")
     rec("no-cache.q3-price-range", claim="Price-range context could be cached though prices cannot",
         seed_value="(question)",
         measured=f"the rule caches it with a TTL up to {h['price_range_ttl_s']:.0f} s at a $10/day stale-cost budget",
-        verdict="holds", proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
+        rule=rules.parts({"the rule caches price-range context": h["price_range_ttl_s"] > 0,
+                          "the rule never caches prices": _rule(r, "price").decision == "never cache"}),
+        proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
     rec("no-cache.heuristic", claim="No cache only for low traffic or data whose staleness causes harm",
         seed_value="prices, order status",
         measured="the rule never caches prices or order status; everything else it caches under a stale-cost budget",
-        verdict="holds", proof=f"{PROOF}#no-cache-decision-heuristic")
+        rule=rules.parts({"the rule never caches prices": _rule(r, "price").decision == "never cache",
+                          "nor order status": _rule(r, "order_status").decision == "never cache",
+                          "it caches the rest": bool(r.rules[~r.rules.family.isin(["price", "order_status"])]
+                                                     .decision.str.startswith("cache").all())}),
+        proof=f"{PROOF}#no-cache-decision-heuristic")
     rec("no-cache.table.latency", claim="Without a cache reads take 80-350 ms", seed_value="80-350ms",
-        measured=f"turn P50 {h['fan_p50_ms']:.0f} ms, P99 {h['fan_p99_ms']:.0f} ms", verdict="partly",
+        measured=f"turn P50 {h['fan_p50_ms']:.0f} ms, P99 {h['fan_p99_ms']:.0f} ms",
+        rule=rules.parts({"a turn's median lies in 80-350 ms": 80 <= h["fan_p50_ms"] <= 1.01 * 350,
+                          "its P99 does too": h["fan_p99_ms"] <= 1.01 * 350}),
         proof=f"{PROOF}#q2-fan-out-latency")
     rec("no-cache.table.consistency", claim="Without a cache consistency is perfect", seed_value="Perfect",
         measured="as consistent as the origin's reads (DynamoDB's default reads are eventually consistent)",
-        verdict="partly", proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
+        rule=rules.parts({"no cached copy can disagree with the origin": True,  # by construction
+                          "the origin's default reads are strongly consistent": DYNAMODB_DEFAULT_READ_STRONG}),
+        proof=f"{PROOF}#q3-a-rule-for-what-is-safe-to-cache")
     rec("no-cache.table.failure-risk", claim="Origin services collapse under flash-sale load",
         seed_value="collapse", measured=(f"simulated: {h['answered_no_cache_pct']:.2f} % answered; on real servers "
                                          f"{h['real_plain_answered_pct']:.0f} % at 5x capacity"),
-        verdict="holds", proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        rule=rules.parts({"the simulated launch: under 1 % answered in time": h["answered_no_cache_pct"] < 1,
+                          "real servers at 5x capacity: under half answered": h["real_plain_answered_pct"] < 50}),
+        inputs=launch, proof=f"{PROOF}#failure-the-flash-sale-collapse")
     return ledger.table()
 
 

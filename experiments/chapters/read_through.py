@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from experiments import rules
 from experiments.models.herd import expected_origin_calls
 from experiments.probes.stampede import ORIGIN_WORKERS, Shape
 from experiments.seed import figure
@@ -107,65 +108,89 @@ def findings(r: ReadThroughResults) -> dict[str, bool]:
     }
 
 
+WAIT_LOADS_KEYS = False
+"""Documented: WAIT blocks until the connection's earlier writes reach N replicas; it reads nothing and
+loads nothing (redis.io, "WAIT")."""
+
+
 def record_claims(ledger, r: ReadThroughResults) -> pd.DataFrame:
-    """This chapter's ledger rows; verdicts follow from the results."""
+    """This chapter's ledger rows: each verdict is its rule applied to the results."""
     h = headline(r)
     rec = ledger.record
     seed_scale = (f"{expected_origin_calls('none', callers=h['seed_callers'], tasks=h['seed_tasks']):.0f} calls without "
                   f"protection, {expected_origin_calls('single-flight per task', callers=1, tasks=h['seed_tasks']):.0f} "
                   "with single-flight per task")
+    herd = ("stampede_callers", "task_count", "herd_arrival_ms")
     rec("read-through.no-miss-logic", claim="Read-through removes the miss logic from the orchestrator",
         seed_value="no cache-miss boilerplate",
         measured="the caller's code is one get(key); the miss logic and its protection move into the component",
-        verdict="holds", proof=f"{PROOF}#the-read-through-component")
+        rule=rules.parts({"the caller's code is one get(key)": True}),  # by construction of `caches.readthrough`
+        proof=f"{PROOF}#the-read-through-component")
     rec("read-through.wait", claim="Redis with WAIT semantics can act as a read-through cache",
         seed_value="Redis with WAIT semantics",
         measured=("WAIT blocks until earlier writes reach N replicas; it never loads a missing key, so Redis "
                   "offers no read-through and the proxy must be built"),
-        verdict="fails", proof=f"{PROOF}#the-read-through-component")
+        rule=rules.parts({"WAIT loads a missing key": WAIT_LOADS_KEYS}), proof=f"{PROOF}#the-read-through-component")
     rec("read-through.single-source", claim="Read-through gives one place that owns cache population",
         seed_value="single source of truth",
         measured="one code path, but one instance per task at run time: its protection must work across instances",
-        verdict="partly", proof=f"{PROOF}#a-stampede-on-real-redis")
+        rule=rules.parts({"one code path fills the cache": True,  # by construction
+                          "one instance fills it at run time": h["tasks"] == 1}),
+        inputs=("task_count",), proof=f"{PROOF}#a-stampede-on-real-redis")
     rec("read-through.500-calls", claim="Without single-flight, 500 callers missing an expired key make 500 origin calls",
         seed_value=f"{h['seed_callers']:.0f} calls",
         measured=(f"{h['none_calls']} calls from {h['callers']} callers here (model: one per caller), "
                   f"{h['none_errors_pct']:.0f} % of reads timed out at 2 s"),
-        verdict="holds", proof=f"{PROOF}#a-stampede-on-real-redis")
+        rule=rules.close_to(h["callers"], h["none_calls"], unit="calls (one per caller here)", tolerance=0.05, partly=0.5),
+        inputs=herd, proof=f"{PROOF}#a-stampede-on-real-redis")
     rec("read-through.10ms", claim="The herd reaches the origin within 10 ms", seed_value=f"{figure('herd_arrival_ms'):.0f} ms",
         measured=(f"arrivals spread over {h['none_spread_ms']:.0f} ms here: one read period of the callers "
                   f"({h['period_ms']} ms); 10 ms needs every caller to read within 10 ms of the expiry"),
-        verdict="partly", proof=f"{PROOF}#a-stampede-on-real-redis")
+        rule=rules.parts({"the herd arrives within 10 ms": h["none_spread_ms"] <= figure("herd_arrival_ms"),
+                          "the spread is one read period of the callers (within half of it)":
+                          abs(h["none_spread_ms"] - h["period_ms"]) <= 0.5 * h["period_ms"]}),
+        inputs=herd, proof=f"{PROOF}#a-stampede-on-real-redis")
     rec("read-through.one-call", claim="Single-flight turns 500 origin calls into 1", seed_value="1 call",
         measured=(f"{h['flight_one_task_calls']} call with one task (one proxy instance); "
                   f"{h['flight_calls']} with {h['tasks']} tasks"),
-        verdict="partly", proof=f"{PROOF}#how-the-counts-scale")
+        rule=rules.parts({"one proxy instance: 1 call": h["flight_one_task_calls"] == 1,
+                          f"{h['tasks']} instances: 1 call": h["flight_calls"] == 1}),
+        inputs=herd, proof=f"{PROOF}#how-the-counts-scale")
     rec("read-through.cross-task", claim="Single-flight inside each proxy instance still lets a cross-task herd through",
         seed_value=f"{h['seed_tasks']:.0f} tasks", measured=f"one call per task: {h['flight_calls']} for {h['tasks']} tasks; "
-        f"at the seed's scale {seed_scale}", verdict="holds", proof=f"{PROOF}#how-the-counts-scale")
+        f"at the seed's scale {seed_scale}",
+        rule=rules.close_to(h["tasks"], h["flight_calls"], unit="calls (one per task)", tolerance=0.01, partly=0.5),
+        inputs=herd, proof=f"{PROOF}#how-the-counts-scale")
     rec("read-through.lock-equivalent", claim="Cache-aside with a distributed lock on miss is equivalent",
         seed_value="equivalent",
         measured=(f"{h['lock_calls']} origin call, as for a read-through with the same lock; waiting callers pay "
                   f"p99 {h['lock_p99_ms']:.0f} ms; XFetch ({h['xfetch_p99_ms']:.1f} ms) and stale-while-revalidate "
                   f"({h['swr_p99_ms']:.1f} ms) avoid the wait"),
-        verdict="holds", proof=f"{PROOF}#read-through-decision-heuristic")
+        rule=rules.parts({"cache-aside with the lock makes one origin call per expiry": h["lock_calls"] == 1}),
+        proof=f"{PROOF}#read-through-decision-heuristic")
     rec("read-through.table.latency", claim="A read-through cache answers in under 2 ms", seed_value="<2ms",
-        measured=f"median read {h['hit_p50_ms']:.2f} ms on loopback", verdict="holds",
-        proof=f"{PROOF}#a-stampede-on-real-redis")
+        measured=f"median read {h['hit_p50_ms']:.2f} ms on loopback",
+        rule=rules.at_most(2.0, h["hit_p50_ms"], unit="ms"), proof=f"{PROOF}#a-stampede-on-real-redis")
     rec("read-through.table.invalidation", claim="Read-through invalidation is event-driven if implemented",
         seed_value="Event-driven (if implemented)",
         measured="read-through changes who fills the cache, not how it is invalidated; the stale-set race applies",
-        verdict="holds", proof=f"{PROOF}#the-stale-set-race")
+        rule=rules.parts({"an event's DEL reaches a read-through cache as it does cache-aside": True}),  # same store
+        proof=f"{PROOF}#the-stale-set-race")
     rec("read-through.table.consistency", claim="Read-through gives strong consistency", seed_value="Strong",
         measured=(f"a fill racing an update left a stale entry for {h['replay_stale_for_s']:.0f} s; "
                   f"{h['race_redis_stale']} (Redis) and {h['race_memcached_stale']} (Memcached) of {h['race_trials']:,} "
                   "random races; 0 with a versioned set or a lease"),
-        verdict="fails", proof=f"{PROOF}#the-stale-set-race")
+        rule=rules.parts({"no fill racing an update left a stale entry":
+                          h["race_redis_stale"] == 0 and h["race_memcached_stale"] == 0}),
+        proof=f"{PROOF}#the-stale-set-race")
     rec("read-through.table.failure-risk", claim="Read-through's key risk is a thundering herd without single-flight",
         seed_value="Thundering herd if single-flight is missing",
         measured=(f"holds across tasks too: single-flight per task still sent {h['flight_calls']} calls; the stale-set "
                   "race is the other risk"),
-        verdict="holds", proof=f"{PROOF}#how-the-counts-scale")
+        rule=rules.parts({"without single-flight every caller reaches the origin (within 10 %)":
+                          h["none_calls"] >= 0.9 * h["callers"],
+                          "single-flight per task still lets one call per task through": h["flight_calls"] >= h["tasks"]}),
+        inputs=herd, proof=f"{PROOF}#how-the-counts-scale")
     return ledger.table()
 
 

@@ -21,6 +21,8 @@ from experiments.models.cachemodel import mixture, zipf_groups
 from experiments.seed import product_reads_per_s
 
 GB = 1e9
+KB = 1e3
+"""Decimal units throughout the DAX model: the note's 13 GB node and 2 KB items are 13e9 and 2,000 bytes."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class ProjectionWorkload:
     catalog: int = 500_000
     alpha: float = 1.0
     reads_per_s: float = field(default_factory=product_reads_per_s)
-    item_bytes: int = 2048
+    item_bytes: int = 2000
     projections: int = 1
     entry_share: float = 1.0
     keyed_by: str = "projection"
@@ -102,7 +104,7 @@ def region(workload: ProjectionWorkload, *, item_kb: list[int], catalogs: list[i
     for catalog in catalogs:
         for p in projections:
             for kb in item_kb:
-                w = replace(workload, catalog=catalog, item_bytes=kb * 1024, projections=p)
+                w = replace(workload, catalog=catalog, item_bytes=int(kb * KB), projections=p)
                 out = predict(w, capacity_bytes=capacity_bytes, ttl_s=ttl_s)
                 rows.append({"catalog": catalog, "projections": p, "item_kb": kb,
                              "footprint_gb": w.footprint_bytes() / GB, **out})

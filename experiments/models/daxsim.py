@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from experiments.errors import ParameterError
 from experiments.models.cachemodel import zipf_groups
-from experiments.models.daxmodel import ProjectionWorkload, predict, region
+from experiments.models.daxmodel import KB, ProjectionWorkload, predict, region
 from experiments.models.lrusim import replay
 
 DEFAULT_TTL_S = 300.0
@@ -268,7 +268,7 @@ def region_with_simulation(workload: ProjectionWorkload, *, item_kb: list[int], 
                    capacity_bytes=capacity_bytes, ttl_s=ttl_s)
     simulated = []
     for i, row in enumerate(tqdm(list(frame.itertuples()), desc="simulated region", disable=not progress)):
-        w = replace(workload, catalog=int(row.catalog), item_bytes=int(row.item_kb) * 1024,
+        w = replace(workload, catalog=int(row.catalog), item_bytes=int(row.item_kb * KB),
                     projections=int(row.projections))
         simulated.append(simulate(w, capacity_bytes=capacity_bytes, requests_count=requests_count, seed=seed + i,
                                   ttl_s=ttl_s)["hit_rate"])

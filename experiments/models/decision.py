@@ -105,7 +105,7 @@ def assess(w: Workload) -> list[Assessment]:
     ]
     options[2].survives_node_loss = False
     options[2].reasons.append("no replication: a replaced node starts empty")
-    per_task_entries = w.task_cache_mb * 1024 / w.item_kb
+    per_task_entries = w.task_cache_mb * 1000 / w.item_kb
     per_task = _assess(w, "in-process LRU", _hit(w, tasks=w.tasks, entries=per_task_entries), w.ttl_s, [])
     per_task.survives_node_loss = False
     per_task.reasons.append(f"{w.tasks} tasks with {per_task_entries:,.0f} entries each ({w.task_cache_mb:.0f} MB)")
@@ -115,9 +115,9 @@ def assess(w: Workload) -> list[Assessment]:
         near.reasons.append("Redis CLIENT TRACKING drops every task's copy within milliseconds")
         options.append(near)
     if w.in_dynamodb:
-        dax = daxmodel.predict(daxmodel.ProjectionWorkload(catalog=w.catalog, alpha=w.zipf_alpha,
-                                                           reads_per_s=w.peak_reads_per_s, item_bytes=int(w.item_kb * 1024),
-                                                           projections=w.projections), capacity_bytes=13e9)
+        workload = daxmodel.ProjectionWorkload(catalog=w.catalog, alpha=w.zipf_alpha, reads_per_s=w.peak_reads_per_s,
+                                               item_bytes=int(w.item_kb * daxmodel.KB), projections=w.projections)
+        dax = daxmodel.predict(workload, capacity_bytes=figure("dax_node_gb") * daxmodel.GB)
         # writes that go around DAX stay stale until its item TTL (5 minutes by default)
         options.append(_assess(w, "DAX", dax["hit_rate"], 300.0 if w.changes_by_event else w.ttl_s, []))
     else:

@@ -104,10 +104,11 @@ def launch_chart(frame: pd.DataFrame) -> alt.Chart:
 def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float) -> pd.DataFrame:
     """DAX hit rate on a 13 GB node by item size and number of projections, for both keying readings,
     with Zipf exponent ``alpha`` (the summary passes the DAX chapter's calibrated one)."""
+    node_bytes = figure("dax_node_gb") * daxmodel.GB
     rows = [{"item_kb": kb, "projections": p, "keyed_by": keyed,
-             "hit_pct": 100 * daxmodel.predict(daxmodel.ProjectionWorkload(alpha=alpha, item_bytes=kb * 1024, projections=p,
-                                                                            keyed_by=keyed),
-                                               capacity_bytes=figure("dax_node_gb") * 1e9)["hit_rate"]}
+             "hit_pct": 100 * daxmodel.predict(daxmodel.ProjectionWorkload(alpha=alpha, item_bytes=int(kb * daxmodel.KB),
+                                                                            projections=p, keyed_by=keyed),
+                                               capacity_bytes=node_bytes)["hit_rate"]}
             for kb in item_kb for p in projections for keyed in ("projection", "item")]
     return pd.DataFrame(rows)
 

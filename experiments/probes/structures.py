@@ -36,9 +36,12 @@ def _memory(client, key: str) -> int:
     return int(client.memory_usage(key, samples=0))
 
 
-def _row(layout: str, read: str, client, key: str, call, repetitions: int, returned: int) -> dict:
+def _row(layout: str, read: str, client, key: str, call, repetitions: int, returned: int, ttl_s: int) -> dict:
+    """One layout and read: memory, encoding, bytes returned, latency, and the key's own TTL read back
+    beside the key design's (``ttl_s`` against ``design_ttl_s``)."""
     stats = summarize_ms(time_calls_ms(call, repetitions))
     return {"layout": layout, "read": read, "memory_bytes": _memory(client, key),
+            "ttl_s": int(client.ttl(key)), "design_ttl_s": ttl_s,
             "encoding": client.object("encoding", key).decode(), "bytes_returned": returned,
             "round_trips": 1, "p50_us": stats["p50_ms"] * 1000, "p99_us": stats["p99_ms"] * 1000}
 
@@ -63,9 +66,9 @@ def compare_product_layouts(target, *, size_bytes: int, repetitions: int) -> pd.
 
         assert from_string() == from_hash()
         rows.append(_row("JSON string", f"{intent}: GET + parse", client, as_string, from_string,
-                         repetitions, len(client.get(as_string))))
+                         repetitions, len(client.get(as_string)), family.ttl_s))
         rows.append(_row("hash", f"{intent}: HMGET {len(fields)} fields", client, as_hash, from_hash,
-                         repetitions, sum(len(v) for v in client.hmget(as_hash, fields))))
+                         repetitions, sum(len(v) for v in client.hmget(as_hash, fields)), family.ttl_s))
     return pd.DataFrame(rows)
 
 
@@ -89,7 +92,7 @@ def compare_reco_layouts(target, *, repetitions: int) -> pd.DataFrame:
     assert from_string() == from_zset()
     return pd.DataFrame([
         _row("JSON string", f"top {TOP_N}: GET + parse + sort", client, as_string, from_string, repetitions,
-             len(client.get(as_string))),
+             len(client.get(as_string)), family.ttl_s),
         _row("sorted set", f"top {TOP_N}: ZREVRANGE", client, as_zset, from_zset, repetitions,
-             sum(len(a) for a in client.zrevrange(as_zset, 0, TOP_N - 1, withscores=False))),
+             sum(len(a) for a in client.zrevrange(as_zset, 0, TOP_N - 1, withscores=False)), family.ttl_s),
     ])

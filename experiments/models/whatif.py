@@ -9,8 +9,9 @@ compute in a few seconds:
   per slider position (`experiments.models.taskcache`, the in-process chapter's model);
 * `stampede_calls` — origin calls per expiry against the callers, one task count per slider position
   (`experiments.models.herd.expected_origin_calls`, checked on real Redis in the read-through chapter);
-* `launch_answers` — share of a launch answered in time against the cache hit rate, one traffic
-  multiple per slider position (`experiments.models.flashsale.fluid`, checked by simulation in the no-cache
+* `launch_answers` — share of a launch answered in time against the cache hit rate, with every read
+  cacheable and with the launch's price and stock reads live, one traffic multiple per slider position
+  (`experiments.models.flashsale.fluid`, checked by simulation in the no-cache
   chapter);
 * `dax_hit_rates` — DAX hit rate against the number of projections, one item size per slider
   position (`experiments.models.daxmodel`, checked by simulation in the DAX chapter).
@@ -80,16 +81,30 @@ def stampede_chart(frame: pd.DataFrame) -> alt.Chart:
                          title="Stampede: origin calls against callers")
 
 
-def launch_answers(*, overloads: list[float], hit_rates: list[float]) -> pd.DataFrame:
-    """Share of a launch's requests answered within the timeout (fluid model) by traffic multiple and hit rate."""
+CACHEABLE, LIVE = "every read cacheable", "price and stock read live"
+"""The two launches the what-if draws: as if every read could be cached, and with the launch's own
+questions (price, stock) read live, as the key design has them."""
+
+
+def launch_answers(*, overloads: list[float], hit_rates: list[float], live_share: float) -> pd.DataFrame:
+    """Share of a launch's requests answered within the timeout (fluid model) by traffic multiple and hit
+    rate, with every read cacheable and with ``live_share`` of them read live."""
     rows = []
-    for overload in overloads:
-        for hit in hit_rates:
-            model = flashsale.fluid(flashsale.Launch(overload=overload, hit_rate=hit))
-            rate = flashsale.Launch(overload=overload, hit_rate=hit).rate_at(model.t_s.to_numpy())
-            rows.append({"overload": overload, "hit_pct": 100 * hit,
-                         "answered_pct": 100 * float((rate * model.answered_share).sum() / rate.sum())})
+    for reads, live in ((CACHEABLE, 0.0), (LIVE, live_share)):
+        for overload in overloads:
+            for hit in hit_rates:
+                launch = flashsale.Launch(overload=overload, hit_rate=hit, live_share=live)
+                model = flashsale.fluid(launch)
+                rate = launch.rate_at(model.t_s.to_numpy())
+                rows.append({"reads": reads, "overload": overload, "hit_pct": 100 * hit,
+                             "answered_pct": 100 * float((rate * model.answered_share).sum() / rate.sum())})
     return pd.DataFrame(rows)
+
+
+def hit_rate_to_answer(frame: pd.DataFrame, *, overload: float, reads: str, answered_pct: float = 99.0) -> float | None:
+    """The lowest hit rate of the grid at which the launch is answered in full (``answered_pct``), or None."""
+    rows = frame[(frame.overload == overload) & (frame.reads == reads) & (frame.answered_pct >= answered_pct)]
+    return float(rows.hit_pct.min()) if len(rows) else None
 
 
 def launch_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -98,7 +113,8 @@ def launch_chart(frame: pd.DataFrame) -> alt.Chart:
                          x=alt.X("hit_pct:Q", title="cache hit rate (%)"),
                          y=alt.Y("answered_pct:Q", title="launch requests answered in 2 s (%)",
                                  scale=alt.Scale(domain=[0, 100])),
-                         color=None, title="A launch: requests answered against hit rate")
+                         color="reads", color_order=[CACHEABLE, LIVE],
+                         title="A launch: requests answered against hit rate")
 
 
 def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float) -> pd.DataFrame:

@@ -27,13 +27,14 @@ from experiments.lab.spawner import LOOPBACK
 
 
 async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: float, keys: int, seed: int,
-                 cache_url: str | None, ttl_s: int) -> list[tuple[float, str, float]]:
+                 cache_url: str | None, ttl_s: int, live_share: float) -> list[tuple[float, str, float]]:
     rng = np.random.default_rng(seed)
     count = int(rate_per_s * duration_s)
     offsets = np.cumsum(rng.exponential(1 / rate_per_s, count))
     offsets = offsets[offsets < duration_s]
     weights = np.arange(1, keys + 1, dtype=float) ** -1.0
     chosen = rng.choice(keys, size=offsets.size, p=weights / weights.sum())
+    live = rng.random(offsets.size) < live_share  # price and stock: read from the origin, never cached
     # a bounded pool that makes requests wait for a connection, as an orchestrator's client pool does
     cache = (aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
         cache_url, protocol=2, max_connections=64, timeout=timeout_s)) if cache_url else None)
@@ -41,11 +42,12 @@ async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: 
     start = loop.time()
     results: list[tuple[float, str, float]] = []
 
-    async def one(offset: float, key: str) -> None:
+    async def one(offset: float, key: str, is_live: bool) -> None:
         sent = loop.time()
+        cached = cache is not None and not is_live
         try:
             async with asyncio.timeout(timeout_s):
-                if cache is not None and await cache.get(key) is not None:
+                if cached and await cache.get(key) is not None:
                     results.append((offset, "hit", 1000 * (loop.time() - sent)))
                     return
                 reader, writer = await asyncio.open_connection(LOOPBACK, port)
@@ -55,7 +57,7 @@ async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: 
                     answer = await reader.readline()
                 finally:
                     writer.close()
-                if cache is not None:
+                if cached:
                     await cache.set(key, answer, ex=ttl_s)
             results.append((offset, "answered", 1000 * (loop.time() - sent)))
         except (TimeoutError, aioredis.ConnectionError) as exc:
@@ -65,11 +67,12 @@ async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: 
             results.append((offset, "refused", 1000 * (loop.time() - sent)))
 
     tasks = []
-    for offset, key in zip(offsets.tolist(), chosen.tolist()):
+    for offset, key, is_live in zip(offsets.tolist(), chosen.tolist(), live.tolist()):
         delay = start + offset - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(offset, f"cachebook:collapse:product:{key}")))
+        family = "price" if is_live else "product"
+        tasks.append(asyncio.create_task(one(offset, f"cachebook:collapse:{family}:{key}", is_live)))
     await asyncio.gather(*tasks)
     if cache is not None:
         await cache.aclose()
@@ -77,14 +80,17 @@ async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: 
 
 
 def run(*, workers: int, rate_per_s: float, duration_s: float, timeout_s: float = 2.0, keys: int = 200,
-        redis_server: RedisServer | None = None, ttl_s: int = 300, seed: int = 0) -> pd.DataFrame:
-    """One bounded load run against a fresh origin; one row per request (second sent, outcome, ms)."""
+        redis_server: RedisServer | None = None, ttl_s: int = 300, live_share: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """One bounded load run against a fresh origin; one row per request (second sent, outcome, ms).
+    ``live_share`` of the requests are live reads (price, stock) that go to the origin even with a cache."""
     if rate_per_s <= 0 or duration_s <= 0 or rate_per_s * duration_s > 50_000:
         raise ParameterError("rate_per_s and duration_s must be positive and send at most 50,000 requests")
+    if not 0 <= live_share <= 1:
+        raise ParameterError(f"live_share={live_share} must lie in [0, 1]")
     cache_url = redis_server.url if redis_server is not None else None
     with OriginProcess(workers=workers, seed=seed) as origin:
         drive = _drive(origin.port, rate_per_s=rate_per_s, duration_s=duration_s, timeout_s=timeout_s, keys=keys,
-                       seed=seed, cache_url=cache_url, ttl_s=ttl_s)
+                       seed=seed, cache_url=cache_url, ttl_s=ttl_s, live_share=live_share)
         # a thread of its own: a notebook's kernel already runs an event loop in this one
         with ThreadPoolExecutor(1) as pool:
             results = pool.submit(asyncio.run, drive).result()
@@ -120,17 +126,23 @@ def summary(frame: pd.DataFrame, label: str, *, capacity_per_s: float) -> dict[s
             "capacity_per_s": capacity_per_s}
 
 
+LIVE_SETUP = "cache-aside on Redis, price and stock read live"
+
+
 def experiment(redis_server: RedisServer, *, workers: int = 8, overload: float = 5.0, duration_s: float = 6.0,
-               seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The same overload without and with cache-aside on real Redis: per-second outcomes and a summary."""
+               live_share: float = 0.5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The same overload without a cache, with cache-aside on real Redis, and with cache-aside when
+    ``live_share`` of the requests are live reads no cache serves: per-second outcomes and a summary."""
     capacity = workers / 0.120
     rate = overload * capacity
     started = time.monotonic()
     plain = run(workers=workers, rate_per_s=rate, duration_s=duration_s, seed=seed)
     cached = run(workers=workers, rate_per_s=rate, duration_s=duration_s, redis_server=redis_server, seed=seed)
-    if time.monotonic() - started > 6 * (duration_s + 3):
+    live = run(workers=workers, rate_per_s=rate, duration_s=duration_s, redis_server=redis_server,
+               live_share=live_share, seed=seed)
+    if time.monotonic() - started > 9 * (duration_s + 3):
         raise BookError("the collapse experiment overran its time bound; is the machine overloaded?")
-    frames = pd.concat([per_second(plain, "no cache"), per_second(cached, "cache-aside on Redis")], ignore_index=True)
-    table = pd.DataFrame([summary(plain, "no cache", capacity_per_s=capacity),
-                          summary(cached, "cache-aside on Redis", capacity_per_s=capacity)])
+    runs = {"no cache": plain, "cache-aside on Redis": cached, LIVE_SETUP: live}
+    frames = pd.concat([per_second(frame, label) for label, frame in runs.items()], ignore_index=True)
+    table = pd.DataFrame([summary(frame, label, capacity_per_s=capacity) for label, frame in runs.items()])
     return frames, table

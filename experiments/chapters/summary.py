@@ -17,6 +17,7 @@ from experiments import rules
 from experiments.chapters import dax, in_process_lru, memcached, no_cache, read_through, redis
 from experiments.errors import BookError
 from experiments.ledger import VERDICTS, load_all
+from experiments.models import decision, whatif
 from experiments.paths import DATA, results_dir
 from experiments.seed import figure
 
@@ -199,24 +200,43 @@ def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
     return ledger.table()
 
 
-def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: pd.DataFrame) -> dict:
+def decisions(alpha: float) -> dict[str, pd.DataFrame]:
+    """The decision function on the note's two scenarios, each workload from one of them: the chatbot at its
+    plan (the Memcached failure's figures) and the launch (the no-cache failure's), the launch also with
+    its price and stock reads taken as cacheable to show what the live reads decide."""
+    return {"chatbot": decision.rank(decision.seed_workload(alpha)),
+            "launch": decision.rank(decision.launch_workload(alpha)),
+            "launch, every read cacheable": decision.rank(decision.launch_workload(alpha, live_share=0.0))}
+
+
+def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: dict[str, pd.DataFrame],
+             answers: pd.DataFrame) -> dict:
     """Numbers quoted by this page and the decision record."""
     cells, rows = table.verdict.value_counts(), ledger.verdict.value_counts()
     kinds = claims.kind.value_counts()
-    chosen = ranked.set_index("option").loc["ElastiCache Redis"]
+    redis = {name: frame.set_index("option").loc["ElastiCache Redis"] for name, frame in ranked.items()}
+    needed = {f"launch_hit_{x}x_pct": whatif.hit_rate_to_answer(answers, overload=float(x), reads=whatif.CACHEABLE)
+              for x in (3, 10)}
+    live_ok = answers[(answers.reads == whatif.LIVE) & (answers.answered_pct >= 99)].overload
     return {"table_cells": len(table), **{f"table_{v}": int(cells.get(v, 0)) for v in VERDICTS},
             "summary_rows": int((ledger.chapter == "summary").sum()),
             "ledger_rows": len(ledger), **{f"ledger_{v}": int(rows.get(v, 0)) for v in VERDICTS},
             **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
-            "chatbot_redis_hit_pct": float(chosen.hit_pct), "chatbot_redis_load_pct": float(chosen.origin_load_pct)}
+            "chatbot_redis_hit_pct": float(redis["chatbot"].hit_pct),
+            "chatbot_redis_load_pct": float(redis["chatbot"].origin_load_pct),
+            "launch_redis_load_pct": float(redis["launch"].origin_load_pct),
+            "launch_cacheable_redis_load_pct": float(redis["launch, every read cacheable"].origin_load_pct),
+            "launch_live_share_pct": 100 * figure("launch_live_share"),
+            **{k: float("nan") if v is None else v for k, v in needed.items()},
+            "launch_live_max_overload": float(live_ok.max()) if len(live_ok) else 0.0}
 
 
-def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: pd.DataFrame,
+def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: dict[str, pd.DataFrame],
              grids: list[pd.DataFrame]) -> dict[str, bool]:
     """This page's conclusions as statements that must hold (asserted; compared by nbval)."""
     covered = coverage(claims, ledger)
     strong = table[(table.column == "Consistency") & table.option.isin(["ElastiCache Redis", "DAX", "Read-through"])]
-    verdicts = ranked.set_index("option").verdict
+    verdicts = ranked["chatbot"].set_index("option").verdict
     return {
         "every claim and judgement of the note has its rows in the ledger":
             (covered.loc[["claim", "judgement"], "without_a_row"] == "").all(),
@@ -226,5 +246,9 @@ def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
         "the note's 'strong' consistency fails for Redis, DAX and read-through": bool((strong.verdict == "fails").all()),
         "the decision function recommends Redis for the note's chatbot and rejects per-task caches":
             verdicts["ElastiCache Redis"] == "recommended" and verdicts["in-process LRU"] == "rejected",
+        "with its price and stock read live, the note's launch overloads the catalog whatever the cache":
+            bool((ranked["launch"].verdict == "rejected").all()),
+        "with every read cacheable, a cache would carry the same launch":
+            ranked["launch, every read cacheable"].verdict.iloc[0] == "recommended",
         "every what-if chart has points for every slider position": all(len(g) and g.notna().all().all() for g in grids),
     }

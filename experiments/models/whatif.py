@@ -96,8 +96,9 @@ def launch_answers(*, overloads: list[float], hit_rates: list[float], live_share
                 launch = flashsale.Launch(overload=overload, hit_rate=hit, live_share=live)
                 model = flashsale.fluid(launch)
                 rate = launch.rate_at(model.t_s.to_numpy())
-                rows.append({"reads": reads, "overload": overload, "hit_pct": 100 * hit,
-                             "answered_pct": 100 * float((rate * model.answered_share).sum() / rate.sum())})
+                offered = rate.sum()  # nothing reaches the catalog: every request is answered by the cache
+                share = float((rate * model.answered_share).sum() / offered) if offered > 0 else 1.0
+                rows.append({"reads": reads, "overload": overload, "hit_pct": 100 * hit, "answered_pct": 100 * share})
     return pd.DataFrame(rows)
 
 

@@ -15,7 +15,7 @@ from experiments.errors import ParameterError
 from experiments.lab.processes import running
 from experiments.lab.servers import RedisServer, TlsRedisServer
 from experiments.ledger import Ledger
-from experiments.models import daxmodel, daxsim, daxstale
+from experiments.models import daxmodel, daxsim, daxstale, taskcache
 from experiments.models.daxsim import DaxNode, Table, WriteFailed
 from experiments.probes import tlscost
 
@@ -214,12 +214,12 @@ def test_tls_server_refuses_plain_clients_and_costs_are_measured():
 
 @pytest.fixture(scope="module")
 def results():
-    alpha = daxmodel.calibrate_alpha(chapter.seed_workload(), target_hit=0.85, capacity_bytes=13e9)
+    alpha = taskcache.seed_product_alpha()
     seed_w = chapter.seed_workload(alpha)
     stale = daxstale.timelines(products=60, horizon_s=360, step_s=10)
     table = _tls_table()
     return chapter.DaxResults(
-        alpha=alpha,
+        alpha=alpha, alpha_85=daxmodel.calibrate_alpha(chapter.seed_workload(), target_hit=0.85, capacity_bytes=13e9),
         at_seed=daxsim.readings(seed_w, projections=[1, 4], capacity_bytes=13e9, requests_count=1_000_000, seed=3),
         validation=daxsim.validation(seed_w, capacities_gb=[0.005, 13.0], projections=[4], requests_count=1_000_000,
                                      seed=3, progress=False),

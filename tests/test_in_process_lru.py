@@ -133,6 +133,9 @@ def results(traffic):
                               seed=1, progress=False),
         q1=taskcache.predict(traffic, tasks=50, maxsize=1000, ttl_s=300),
         benchmark={"replay_per_s": 3e7, "cachetools_per_s": 6e5, "speedup": 50.0, "same_hits": True},
+        after_rollout=taskstale.stale_after_rollout(tasks=60, ttl_s=900, reads_per_s_per_task=promo.reads_per_s / 60,
+                                                    batch=10, every_s=100, ends_s_before=[0, 120, 600], minute=5,
+                                                    trials=50, seed=1),
         stale=taskstale.stale_over_time(tasks=60, ttl_s=900, reads_per_s_per_task=promo.reads_per_s / 60,
                                         trials=2000, seed=1, minutes=[0, 5, 10]),
         deploy=deploy, deploy_summary=summary, gc=gc_table, near_ms=np.array([0.2, 0.3, 0.5]),
@@ -156,6 +159,7 @@ class TestInProcessChapter(ChapterContract):
 
     def test_verdicts(self, results):
         table = chapter.record_claims(Ledger("in-process-lru"), results).set_index("claim_id")
-        assert table.loc["in-process-lru.stale-50-of-60", "verdict"] == "fails"
+        # rare with independent task phases, ordinary after a rolling deployment
+        assert table.loc["in-process-lru.stale-50-of-60", "verdict"] == "partly"
         assert table.loc["in-process-lru.q1-200kb", "measured"] == "1,000 x 100 KB = 100 MB"
         assert len(chapter.summary_row(chapter.headline(results))) == 4

@@ -43,6 +43,8 @@ def results():
                 hot_key=scaleout.hot_key_load(cluster, reads=2000),
                 throughput=scaleout.throughput(cluster, requests=2000),
                 evictions=evictions.watch_evictions(evicting, keys=4000),
+                near_at_rate=scaleout.near_cache_at_rate(cluster, reads_per_s=chapter.hot_key_reads_per_task_s(),
+                                                         ttl_s=1, reads=60, seed=3),
             )
         finally:
             pubsub.stop()
@@ -91,6 +93,11 @@ def test_evictions_are_counted_and_named(results):
 
 
 
+def test_the_hot_key_rate_and_the_near_cache_model():
+    assert chapter.hot_key_reads_per_task_s() == pytest.approx(15_000 / 60 / 5.187 / 60, rel=1e-3)  # H(100) = 5.187
+    assert scaleout.near_cache_saved_share(1.0, 1.0) == 0.5 and scaleout.near_cache_saved_share(99.0, 1.0) == 0.99
+
+
 def test_benchmark_rejects_a_dead_port():
     from experiments.lab.spawner import free_port
 
@@ -105,7 +112,9 @@ class TestRedisChapter(ChapterContract):
         def no_replay(r): r.lost["gone_after_replay"] = False
         def slow_pubsub(r): r.pubsub_ms = np.full(100, 80.0)
         def lost_key(r): r.failovers.loc[0, "keys_after"] = 1999
-        return [(no_replay, "replaying recent invalidations after the failover removed it"),
+        def saves_all(r): r.near_at_rate["saved_share"] = 0.99
+        return [(saves_all, "at that rate it saves under three quarters of the reads, not almost all"),
+                (no_replay, "replaying recent invalidations after the failover removed it"),
                 (slow_pubsub, "pub/sub invalidation reaches the key in < 50 ms at p99"),
                 (lost_key, "every key survived the primary's SIGKILL on the promoted replica")]
 

@@ -134,7 +134,7 @@ def test_coverage_lists_claims_without_rows():
 NUMBERS = {"no-cache": {"fan_p99_ms": 626.0, "fan_cached_p99_ms": 432.0, "fan_p50_ms": 350.0, "fan_cached_p50_ms": 2.0,
                         "answered_no_cache_pct": 0.16},
            "memcached": {"mc_t4_big_rps": 20_000.0, "redis_big_rps": 21_000.0, "big_kb": 128.0, "remap_replace_pct": 50.0,
-                         "cold_lowest_hit_pct": 60.0},
+                         "cold_lowest_hit_pct": 60.0, "remap_replace_named_pct": 33.0},
            "in-process-lru": {"bytes_rss_mb": 486.0, "parsed_rss_mb": 935.0, "roll_origin_peak_ratio": 154.0}}
 """The chapters' numbers the summary's own ledger rows read (a consistent synthetic set)."""
 

@@ -363,8 +363,10 @@ def build(source: Path, output: Path) -> Path:
 
 def refresh(names: list[str], parameters: dict) -> None:
     """Re-execute chapters and replace the committed notebooks, each only if it ran to the end."""
-    for notebook in select(names):
+    selected = select(names)
+    for k, notebook in enumerate(selected, start=1):
         accepted = check_parameters(notebook, parameters)
+        print(f"refresh {k} of {len(selected)}: {notebook}", flush=True)
         with tempfile.TemporaryDirectory(prefix="cachebook-refresh-") as tmp:
             executed = Path(tmp) / notebook.name
             execute([(notebook, executed, accepted)])

@@ -64,6 +64,9 @@ def headline(r: MemcachedResults) -> dict[str, float]:
         "remap_measured_pct": 100 * float(nodes.loc["rendezvous (pymemcache default)", "moved_fraction"]),
         "remap_modulo_pct": 100 * float(nodes.loc["modulo", "moved_fraction"]),
         "remap_replace_pct": 100 * float(nodes.loc["rendezvous, node replaced", "moved_fraction"]),
+        "remap_replace_named_pct": 100 * float(nodes.loc["rendezvous on endpoint names, node replaced", "moved_fraction"]),
+        "remap_replace_named_model_pct": 100 * float(nodes.loc["rendezvous on endpoint names, node replaced",
+                                                               "analytic_fraction"]),
         "remap_keys": int(r.remap_nodes.keys_used.iloc[0]),
         "storm_per_min": float(nodes.loc["rendezvous (pymemcache default)", "moved_fraction"]) * product_reads_per_min(),
         "product_reads_per_min": product_reads_per_min(),
@@ -97,6 +100,8 @@ def findings(r: MemcachedResults) -> dict[str, bool]:
             abs(h["remap_measured_pct"] - 25.0) < 1.0,
         "modulo hashing moved over 70 % of the keys": h["remap_modulo_pct"] > 70,
         "replacing a node by a new address moved 40-60 % of the keys (rendezvous)": 40 < h["remap_replace_pct"] < 60,
+        "replacing it under its endpoint name lost only its own share, within 2 points":
+            abs(h["remap_replace_named_pct"] - h["remap_replace_named_model_pct"]) < 2,
         "200 virtual nodes keep the busiest ring node within 25 % of the mean": h["ketama_max_load_200"] < 1.25,
         "concurrent get/set lost list updates": h["lost_without_cas"] > 0,
         "gets/cas and the Redis sorted set lost none": int(lists.loc["Memcached gets/cas", "lost_updates"]) == 0
@@ -174,8 +179,9 @@ def record_claims(ledger, r: MemcachedResults) -> pd.DataFrame:
         inputs=("poll_interval_s",), proof=f"{PROOF}#failure-1-invalidation-without-pub-sub")
     rec("memcached.table.failure-risk", claim="The key risk is the promotion-invalidation polling workaround",
         seed_value="polling workaround",
-        measured=(f"no workaround is needed; the real risks are no replication and remapping "
-                  f"({h['remap_replace_pct']:.0f} % of keys move when a node is replaced)"),
+        measured=(f"no workaround is needed; the real risks are no replication and remapping: a replaced node "
+                  f"loses {h['remap_replace_named_pct']:.0f} % of keys (its own share) to a client hashing on the "
+                  f"endpoint name ElastiCache keeps, {h['remap_replace_pct']:.0f} % to one hashing on addresses"),
         rule=rules.parts({"promotions need a polling workaround": not pushed}),
         proof=f"{PROOF}#failure-2-a-cold-replacement-node")
     return ledger.table()
@@ -191,6 +197,7 @@ def summary_row(h: dict[str, float]) -> pd.DataFrame:
         {"column": "Consistency", "seed": "Weak (60s staleness window)",
          "measured": "as good as the invalidation path: milliseconds with events; TTL-bounded when events are lost"},
         {"column": "Key failure risk", "seed": "Promo invalidation requires polling workaround",
-         "measured": (f"no replication: a replaced node is empty and moves {h['remap_replace_pct']:.0f} % of keys; "
+         "measured": (f"no replication: a replaced node is empty — {h['remap_replace_named_pct']:.0f} % of keys cold "
+                      f"with clients hashing on its endpoint name, {h['remap_replace_pct']:.0f} % on addresses; "
                       f"hot keys refill in seconds; lists need cas")},
     ])

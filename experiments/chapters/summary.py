@@ -171,7 +171,9 @@ def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
     rec("summary.memcached-no-replication", claim="Memcached has no replication and no cluster bus to operate",
         seed_value="no replication complexity",
         measured=(f"true, and its cost: a replaced node starts empty (hot-key hit rate down to "
-                  f"{mc['cold_lowest_hit_pct']:.0f} %) and {mc['remap_replace_pct']:.0f} % of keys move in the replacement"),
+                  f"{mc['cold_lowest_hit_pct']:.0f} %): {mc['remap_replace_named_pct']:.0f} % of keys cold for clients "
+                  f"hashing on the endpoint name ElastiCache keeps, {mc['remap_replace_pct']:.0f} % for clients "
+                  "hashing on addresses"),
         rule=rules.parts({"a replaced node starts empty: nothing replicates to it": mc["cold_lowest_hit_pct"] < 100}),
         proof="memcached.ipynb#failure-2-a-cold-replacement-node")
     rec("summary.in-process-lru-no-service", claim="An in-process cache has no service to operate",

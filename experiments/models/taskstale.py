@@ -8,6 +8,11 @@ empty cache at a start time drawn at random over the day before the change; the 
 argument's stationary answer: a task holds a cached copy with probability τ/(τ + 1/r), of an age
 uniform over [0, τ), so the share of tasks still stale t after the change is τ/(τ + 1/r) · (1 − t/τ).
 Requests are spread evenly over tasks, so the share of users who see the old promotion is the share of stale tasks.
+
+The simulation shares the model's key assumption — task phases independent and spread evenly — so their
+agreement proves the arithmetic, not the assumption. `stale_after_rollout` breaks it: the tasks start in
+the batches of a rolling deployment (the note's 10 at a time over 10 minutes) that ends shortly before
+the change, so their caches were all filled within minutes of each other.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ def model_stale_share(t_s: np.ndarray, *, ttl_s: float, reads_per_s_per_task: fl
 
 
 def last_fetch_before_change(tasks: int, trials: int, *, ttl_s: float, reads_per_s_per_task: float,
-                             seed: int) -> np.ndarray:
-    """For each trial and task, when the copy held at t = 0 was fetched (−inf if none was held)."""
+                             seed: int, starts_s: np.ndarray | None = None) -> np.ndarray:
+    """For each trial and task, when the copy held at t = 0 was fetched (−inf if none was held). Tasks start
+    with empty caches at ``starts_s`` (one per task, before 0), or by default at independent moments of
+    the last day."""
     rng = np.random.default_rng(seed)
     gap = 1 / reads_per_s_per_task
-    # tasks started (deployment, scale-out) at independent moments of the last day, with empty caches
-    fetch = -rng.uniform(ttl_s, 86_400, (trials, tasks)) + rng.exponential(gap, (trials, tasks))
+    start = (-rng.uniform(ttl_s, 86_400, (trials, tasks)) if starts_s is None
+             else np.broadcast_to(np.asarray(starts_s, float), (trials, tasks)))
+    fetch = start + rng.exponential(gap, (trials, tasks))
     while True:
         following = fetch + ttl_s + rng.exponential(gap, fetch.shape)
         advance = following <= 0
@@ -57,3 +65,27 @@ def stale_over_time(*, tasks: int, ttl_s: float, reads_per_s_per_task: float, tr
 def chance_at_least(stale: int, tasks: int, share: float) -> float:
     """Probability that ``stale`` or more of ``tasks`` are stale when each is with probability ``share``."""
     return sum(math.comb(tasks, k) * share**k * (1 - share) ** (tasks - k) for k in range(stale, tasks + 1))
+
+
+def rollout_starts(tasks: int, *, batch: int, every_s: float, ends_s_before: float) -> np.ndarray:
+    """Start times of ``tasks`` replaced ``batch`` at a time, one batch every ``every_s``, the last batch
+    starting ``ends_s_before`` seconds before the change."""
+    batches = np.arange(tasks) // batch
+    return -ends_s_before - (batches.max() - batches) * every_s
+
+
+def stale_after_rollout(*, tasks: int, ttl_s: float, reads_per_s_per_task: float, batch: int, every_s: float,
+                        ends_s_before: list[float], minute: float, trials: int, seed: int) -> pd.DataFrame:
+    """Stale tasks ``minute`` after the change when a rolling deployment ended ``ends_s_before`` seconds
+    before it: simulated mean and 5–95 % range, beside the stationary model's count."""
+    rows = []
+    for i, end in enumerate(ends_s_before):
+        starts = rollout_starts(tasks, batch=batch, every_s=every_s, ends_s_before=end)
+        fetched = last_fetch_before_change(tasks, trials, ttl_s=ttl_s, reads_per_s_per_task=reads_per_s_per_task,
+                                           seed=seed + i, starts_s=starts)
+        stale = (fetched + ttl_s > 60 * minute).sum(axis=1)
+        rows.append({"rollout_ended_s_before": end, "simulated_mean_tasks": stale.mean(),
+                     "simulated_p5_tasks": np.percentile(stale, 5), "simulated_p95_tasks": np.percentile(stale, 95),
+                     "stationary_model_tasks": tasks * float(model_stale_share(60 * minute, ttl_s=ttl_s,
+                                                                                reads_per_s_per_task=reads_per_s_per_task))})
+    return pd.DataFrame(rows)

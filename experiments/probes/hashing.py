@@ -148,6 +148,27 @@ def sample_keys(count: int, seed: int) -> list[str]:
     return [f"product:B{n:09d}" for n in rng.choice(10**9, size=count, replace=False)]
 
 
+class EndpointNameHash:
+    """Rendezvous hashing on node *names* instead of addresses: ElastiCache keeps a node's DNS endpoint when
+    it replaces the node, so a client that hashes on the endpoint sends the replacement the same keys.
+    ``names`` maps each node's ``host:port`` (pymemcache's node key) to its name."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names, self.by_name, self.inner = names, {}, RendezvousHash()
+
+    def add_node(self, node: str) -> None:
+        self.by_name[self.names[node]] = node
+        self.inner.add_node(self.names[node])
+
+    def remove_node(self, node: str) -> None:
+        self.by_name.pop(self.names[node], None)
+        self.inner.remove_node(self.names[node])
+
+    def get_node(self, key: str) -> str | None:
+        name = self.inner.get_node(key)
+        return None if name is None else self.by_name[name]
+
+
 def measure_remap_on_nodes(servers: list, hasher_factory, keys: list[str], *, replace: bool = False) -> float:
     """On real memcached nodes: write ``keys`` through a HashClient over all but the last server, then
     read them through one that adds the last server (or, with ``replace``, swaps it for the third):
@@ -183,6 +204,12 @@ def remap_on_nodes_table(servers: list, keys: list[str]) -> pd.DataFrame:
     rows.append({"scheme": "rendezvous, node replaced",
                  "moved_fraction": measure_remap_on_nodes(servers, RendezvousHash, keys, replace=True),
                  "analytic_fraction": 1 / 2, "keys_used": len(keys)})
+    # the replacement answers to the replaced node's endpoint name: only that node's own share is lost
+    names = {f"{s.host}:{s.port}": f"node{i}" for i, s in enumerate(servers)}
+    names[f"{servers[-1].host}:{servers[-1].port}"] = names[f"{servers[-2].host}:{servers[-2].port}"]
+    rows.append({"scheme": "rendezvous on endpoint names, node replaced",
+                 "moved_fraction": measure_remap_on_nodes(servers, partial(EndpointNameHash, names), keys, replace=True),
+                 "analytic_fraction": 1 / (len(servers) - 1), "keys_used": len(keys)})
     return pd.DataFrame(rows)
 
 

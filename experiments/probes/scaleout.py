@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 from redis.cluster import LoadBalancingStrategy
 from redis.crc import key_slot
 
 from experiments.caches.adapters import LocalCache
+from experiments.errors import ParameterError
 from experiments.lab.loadgen import redis_benchmark
 from experiments.lab.servers import RedisServer
 
@@ -93,6 +95,39 @@ def hot_key_load(cluster, *, reads: int, near_cache_ttl_s: int = 1) -> pd.DataFr
                      "server_commands": sum(served.values()), "seconds": elapsed})
         client.close()
     return pd.DataFrame(rows)
+
+
+def near_cache_saved_share(reads_per_s: float, ttl_s: float) -> float:
+    """The share of a task's reads a near cache with ``ttl_s`` answers when the task reads one key as a
+    Poisson stream at ``reads_per_s``: each fetch starts a TTL whose reads all hit, so a renewal cycle is
+    one miss and ``r·T`` hits on average, and the share saved is ``rT / (1 + rT)``."""
+    rt = reads_per_s * ttl_s
+    return rt / (1 + rt)
+
+
+def near_cache_at_rate(cluster, *, reads_per_s: float, ttl_s: float, reads: int, time_scale: float = 0.05,
+                       seed: int = 0) -> dict[str, float]:
+    """One task's near cache on the hot key at the per-task read rate, on real Redis: ``reads`` Poisson reads.
+
+    The run is time-scaled to stay short: the TTL and the gaps between reads are both multiplied by
+    ``time_scale``, which keeps ``r·T`` — all the saved share depends on — and the Poisson shape. Returns
+    the measured share of reads the near cache answered and `near_cache_saved_share`'s."""
+    if reads_per_s <= 0 or ttl_s <= 0 or not 0 < reads <= 1000:
+        raise ParameterError("reads_per_s and ttl_s must be positive and reads between 1 and 1,000")
+    key = "product:B08X1YRSTR"
+    client, near = cluster.client(), LocalCache()
+    client.set(key, b"x" * 2048, ex=300)
+    gaps = np.random.default_rng(seed).exponential(time_scale / reads_per_s, reads)
+    served = 0
+    for gap in gaps:
+        time.sleep(gap)  # the task's own pace of reads (no network is simulated: every miss goes to Redis)
+        if near.get(key) is not None:
+            served += 1
+            continue
+        near.set(key, client.get(key), ttl_s * time_scale)
+    client.close()
+    return {"reads_per_task_s": reads_per_s, "near_ttl_s": ttl_s, "reads": reads, "saved_share": served / reads,
+            "model_saved_share": near_cache_saved_share(reads_per_s, ttl_s)}
 
 
 def throughput(cluster, *, requests: int) -> pd.DataFrame:

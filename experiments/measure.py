@@ -45,6 +45,15 @@ def summarize_ms(samples_ms: np.ndarray) -> dict[str, float]:
     }
 
 
+def summarize_rounds_ms(rounds: list[np.ndarray]) -> dict[str, float]:
+    """p50 and p99 as the median over rounds of each round's percentile, the max over all, the total count:
+    a stall of the machine that falls in one round does not move the result (this machine shows them)."""
+    per_round = [summarize_ms(r) for r in rounds]
+    return {"p50_ms": float(np.median([r["p50_ms"] for r in per_round])),
+            "p99_ms": float(np.median([r["p99_ms"] for r in per_round])),
+            "max_ms": max(r["max_ms"] for r in per_round), "n": sum(r["n"] for r in per_round)}
+
+
 def ecdf(samples: dict[str, np.ndarray], points: int = 200) -> "pd.DataFrame":
     """Empirical CDFs of several latency samples, thinned to ``points`` quantiles each (for charts)."""
     import pandas as pd

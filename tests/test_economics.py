@@ -12,7 +12,7 @@ from experiments.caches.origin import Origin, document
 from experiments.chapters import economics
 from experiments.lab.endpoints import open_redis
 from experiments.ledger import Ledger, load_all
-from experiments.measure import summarize_ms, time_calls_ms
+from experiments.measure import summarize_ms, summarize_rounds_ms, time_calls_ms
 from experiments.models import hitcost
 from experiments.probes import hitvalue
 
@@ -57,12 +57,21 @@ def test_timing_reports_percentiles():
     assert stats["n"] == 1000 and 0 <= stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"] < 5
 
 
+def test_a_stall_in_one_round_does_not_move_the_percentiles():
+    quiet = [np.full(100, 0.1) for _ in range(4)]
+    stalled = np.full(100, 0.1)
+    stalled[:30] = 50.0  # a 1.5 s stall spread over one round's samples
+    stats = summarize_rounds_ms([*quiet, stalled])
+    assert stats["p99_ms"] == 0.1 and stats["p50_ms"] == 0.1 and stats["max_ms"] == 50.0 and stats["n"] == 500
+    assert summarize_ms(np.concatenate([*quiet, stalled]))["p99_ms"] == 50.0  # one pooled sample would move
+
+
 def test_hits_on_real_servers_end_to_end(redis_server):
     target = open_redis(redis_server.url)
     try:
         caches = [LocalCache(), RedisCache(target)]
         hits = hitvalue.time_hits(caches, 300, progress=False)
-        assert len(hits) == 2 * 5
+        assert len(hits) == 2 * 5 and (hits.n == 300).all()
         local = hits[hits.store == "in-process"].p50_ms.max()
         remote = hits[hits.store == "Redis"].p50_ms.min()
         assert local < remote < 2.0  # a network round trip costs more than a dict lookup

@@ -48,18 +48,21 @@ def last_fetch_before_change(tasks: int, trials: int, *, ttl_s: float, reads_per
     return np.where(fetch + ttl_s > 0, fetch, -np.inf)
 
 
+def _stale_counts(fetched: np.ndarray, *, ttl_s: float, minute: float) -> dict[str, float]:
+    """Stale tasks ``minute`` after the change over the trials: mean and 5–95 % range."""
+    stale = (fetched + ttl_s > 60 * minute).sum(axis=1)
+    return {"simulated_mean_tasks": stale.mean(), "simulated_p5_tasks": np.percentile(stale, 5),
+            "simulated_p95_tasks": np.percentile(stale, 95)}
+
+
 def stale_over_time(*, tasks: int, ttl_s: float, reads_per_s_per_task: float, trials: int, seed: int,
                     minutes: list[float]) -> pd.DataFrame:
     """Stale tasks at each minute after the change: simulated mean and 5–95 % range, and the model."""
     fetched = last_fetch_before_change(tasks, trials, ttl_s=ttl_s, reads_per_s_per_task=reads_per_s_per_task, seed=seed)
-    rows = []
-    for minute in minutes:
-        stale = (fetched + ttl_s > 60 * minute).sum(axis=1)
-        rows.append({"minutes_after_change": minute, "simulated_mean_tasks": stale.mean(),
-                     "simulated_p5_tasks": np.percentile(stale, 5), "simulated_p95_tasks": np.percentile(stale, 95),
-                     "model_tasks": tasks * float(model_stale_share(60 * minute, ttl_s=ttl_s,
-                                                                     reads_per_s_per_task=reads_per_s_per_task))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"minutes_after_change": minute, **_stale_counts(fetched, ttl_s=ttl_s, minute=minute),
+                          "model_tasks": tasks * float(model_stale_share(60 * minute, ttl_s=ttl_s,
+                                                                          reads_per_s_per_task=reads_per_s_per_task))}
+                         for minute in minutes])
 
 
 def chance_at_least(stale: int, tasks: int, share: float) -> float:
@@ -78,14 +81,12 @@ def stale_after_rollout(*, tasks: int, ttl_s: float, reads_per_s_per_task: float
                         ends_s_before: list[float], minute: float, trials: int, seed: int) -> pd.DataFrame:
     """Stale tasks ``minute`` after the change when a rolling deployment ended ``ends_s_before`` seconds
     before it: simulated mean and 5–95 % range, beside the stationary model's count."""
+    model = tasks * float(model_stale_share(60 * minute, ttl_s=ttl_s, reads_per_s_per_task=reads_per_s_per_task))
     rows = []
     for i, end in enumerate(ends_s_before):
         starts = rollout_starts(tasks, batch=batch, every_s=every_s, ends_s_before=end)
         fetched = last_fetch_before_change(tasks, trials, ttl_s=ttl_s, reads_per_s_per_task=reads_per_s_per_task,
                                            seed=seed + i, starts_s=starts)
-        stale = (fetched + ttl_s > 60 * minute).sum(axis=1)
-        rows.append({"rollout_ended_s_before": end, "simulated_mean_tasks": stale.mean(),
-                     "simulated_p5_tasks": np.percentile(stale, 5), "simulated_p95_tasks": np.percentile(stale, 95),
-                     "stationary_model_tasks": tasks * float(model_stale_share(60 * minute, ttl_s=ttl_s,
-                                                                                reads_per_s_per_task=reads_per_s_per_task))})
+        rows.append({"rollout_ended_s_before": end, **_stale_counts(fetched, ttl_s=ttl_s, minute=minute),
+                     "stationary_model_tasks": model})
     return pd.DataFrame(rows)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from experiments.caches.cache_aside import CacheAside
 from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import Origin, document
-from experiments.measure import summarize_ms, time_calls_ms
+from experiments.measure import summarize_ms, summarize_rounds_ms, time_calls_ms
 from experiments.models.hitcost import expected_latency_ms
 from experiments.seed import figure, origin_table, value_sizes
 
@@ -33,19 +33,25 @@ def sample_key(family: str, ident: str = ASIN) -> str:
     return fam.key(**{f: ident for f in fam.id_fields})
 
 
-def time_hits(caches: list, repetitions: int, *, progress: bool = True) -> pd.DataFrame:
-    """GET latency of a present key, per cache and value size (raw bytes, no decoding)."""
-    sizes = value_sizes()
-    rows = []
-    jobs = [(c, s) for c in caches for s in sizes.itertuples()]
-    for cache, size in tqdm(jobs, desc="GET latency", disable=not progress):
-        key = sample_key(size.family, f"{ASIN}-{size.variant}")
-        payload = load_key_design().cacheable_payload(key, document(size.family, ASIN, size.size_bytes))
-        cache.set(key, json.dumps(payload).encode(), 3600)
-        samples = time_calls_ms(lambda: cache.get(key), repetitions)
-        rows.append({"store": cache.name, "family": size.family, "variant": size.variant,
-                     "size_bytes": size.size_bytes, **summarize_ms(samples)})
-    return pd.DataFrame(rows)
+def time_hits(caches: list, repetitions: int, *, rounds: int = 5, progress: bool = True) -> pd.DataFrame:
+    """GET latency of a present key, per cache and value size (raw bytes, no decoding): ``repetitions``
+    reads each, in ``rounds`` rounds that visit every cache and size in turn, summarized as the median
+    over rounds of each percentile (`summarize_rounds_ms`)."""
+    jobs = []
+    for cache in caches:
+        for size in value_sizes().itertuples():
+            key = sample_key(size.family, f"{ASIN}-{size.variant}")
+            payload = load_key_design().cacheable_payload(key, document(size.family, ASIN, size.size_bytes))
+            cache.set(key, json.dumps(payload).encode(), 3600)
+            jobs.append((cache, size, key))
+    samples: dict[int, list] = {i: [] for i in range(len(jobs))}
+    per_round = max(1, repetitions // rounds)
+    for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
+        for i, (cache, _size, key) in enumerate(jobs):
+            samples[i].append(time_calls_ms(lambda: cache.get(key), per_round, warmup=50))
+    return pd.DataFrame([{"store": cache.name, "family": size.family, "variant": size.variant,
+                          "size_bytes": size.size_bytes, **summarize_rounds_ms(samples[i])}
+                         for i, (cache, size, key) in enumerate(jobs)])
 
 
 def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int,

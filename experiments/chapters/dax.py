@@ -11,7 +11,7 @@ import pandas as pd
 from experiments import rules
 from experiments.caches.keydesign import load as load_key_design
 from experiments.models.cachemodel import hit_probability
-from experiments.models.daxmodel import GB, ProjectionWorkload
+from experiments.models.daxmodel import GB, ProjectionWorkload, predict
 from experiments.models.daxsim import DEFAULT_TTL_S
 from experiments.models.daxstale import RECOMMENDATION
 from experiments.seed import PRODUCT_READS_INPUTS, figure, product_reads_per_s
@@ -80,6 +80,8 @@ def headline(r: DaxResults) -> dict[str, float]:
         "tls_get_ratio": r.tls_overhead["get_p50_ratio"], "tls_get_extra_us": r.tls_overhead["get_p50_extra_us"],
         "tls_connect_extra_ms": r.tls_overhead["connect_extra_ms"],
         "items_per_node_m": items_per_node / 1e6,
+        "items_per_node_binary_m": figure("dax_node_gb") * 2**30 / (figure("dax_item_bytes") / 1000 * 1024) / 1e6,
+        "hit_p4_at_85_pct": 100 * predict(seed_workload(r.alpha_85, 4), capacity_bytes=SEED_NODE_BYTES)["hit_rate"],
         "catalog_share_of_node_pct": 100 * figure("dax_catalog") / items_per_node,
         "cold_item_pct": 100 * r.cold_tail["cold_item_share"], "cold_read_pct": 100 * r.cold_tail["cold_read_share"],
         "hot_hit_pct": 100 * float(hit_probability(np.array([1.0]), math.inf, DEFAULT_TTL_S)[0]),

@@ -113,6 +113,7 @@ def headline(r: RedisResults) -> dict[str, float]:
         "near_rate_reads_per_task_s": float(r.near_at_rate["reads_per_task_s"]),
         "near_rate_saved_pct": 100 * float(r.near_at_rate["saved_share"]),
         "near_rate_model_saved_pct": 100 * float(r.near_at_rate["model_saved_share"]),
+        "near_rate_time_scale": float(r.near_at_rate["time_scale"]),
         "evicted_counter": int(r.evictions["evictions_counted"]),
         "evicted_notified": int(r.evictions["evictions_named"]),
     }

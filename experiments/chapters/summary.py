@@ -226,6 +226,7 @@ def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
             **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
             "chatbot_redis_hit_pct": float(redis["chatbot"].hit_pct),
             "chatbot_redis_load_pct": float(redis["chatbot"].origin_load_pct),
+            "chatbot_no_cache_load_x": float(ranked["chatbot"].set_index("option").loc["no cache", "origin_load_pct"]) / 100,
             "launch_redis_load_pct": float(redis["launch"].origin_load_pct),
             "launch_cacheable_redis_load_pct": float(redis["launch, every read cacheable"].origin_load_pct),
             "launch_live_share_pct": 100 * figure("launch_live_share"),

@@ -126,7 +126,8 @@ def near_cache_at_rate(cluster, *, reads_per_s: float, ttl_s: float, reads: int,
             continue
         near.set(key, client.get(key), ttl_s * time_scale)
     client.close()
-    return {"reads_per_task_s": reads_per_s, "near_ttl_s": ttl_s, "reads": reads, "saved_share": served / reads,
+    return {"reads_per_task_s": reads_per_s, "near_ttl_s": ttl_s, "reads": reads, "time_scale": time_scale,
+            "saved_share": served / reads,
             "model_saved_share": near_cache_saved_share(reads_per_s, ttl_s)}
 
 

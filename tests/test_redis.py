@@ -7,15 +7,19 @@ ones `make soak` repeats 20 times.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 from chapter_contract import ChapterContract
 
 from experiments.caches.adapters import RedisCache
+from experiments.caches.invalidationlog import FailoverReplayer, InvalidationLog
 from experiments.chapters import redis as chapter
 from experiments.lab import loadgen
 from experiments.lab.endpoints import open_redis
+from experiments.lab.servers import RedisServer
 from experiments.lab.topologies import RedisClusterSet
 from experiments.ledger import Ledger
 from experiments.probes import evictions, failover, invalidation, scaleout, structures
@@ -60,13 +64,48 @@ def test_failover_keeps_every_key_and_recovers_within_bounds(results):
     assert 1.0 <= row.promotion_s <= 6.0 and row.first_read_s <= 10.0
 
 
-def test_acknowledged_delete_is_lost_and_replay_fixes_it(results):
+def test_acknowledged_deletes_are_lost_and_the_logged_replay_restores_them(results):
     lost = results.lost
-    assert (lost["delete_acknowledged"], lost["replicas_with_delete"]) == (1, 0)
-    assert lost["served_after_failover"] == "yesterday's 20%-off coupon"
+    n = failover.LOST_PROMOTIONS
+    assert lost["replicated_before_cut"] and (lost["deletes_acknowledged"], lost["replicas_with_delete"]) == (n, 0)
+    assert lost["invalidations_logged"] == lost["invalidations_replayed"] == 2 * n
+    assert lost["lost_deletes_found"] == n and lost["lost_were_after_cut"]
     assert lost["stale_for_s_without_mitigation"] > 800 and lost["stale_for_s_with_replay"] < 10
+    assert lost["gone_after_replay"] and not lost["stale_read_after_replay"]
     table = failover.mitigations(lost, ttl_cap_s=60)
     assert table.stale_for_s.min() == lost["stale_for_s_with_replay"]
+
+
+def test_the_invalidation_log_is_append_only_and_survives_a_reopen(tmp_path):
+    path = tmp_path / "invalidations.log"
+    log = InvalidationLog(path)
+    first = log.append("promo:a")
+    log.append("promo:b")
+    reopened = InvalidationLog(path)
+    third = reopened.append("promo:c")
+    assert [e.key for e in reopened.entries()] == ["promo:a", "promo:b", "promo:c"]
+    assert [e.seq for e in reopened.entries()] == [0, 1, 2] and third.seq == 2
+    assert [e.key for e in reopened.since(first.at_s + 1e-6)] == ["promo:b", "promo:c"]
+    with pytest.raises(ValueError, match="tab or a newline"):
+        log.append("promo:\tbad")
+
+
+def test_the_replay_deletes_only_within_its_horizon_and_reports_what_it_found(tmp_path):
+    with RedisServer() as server:
+        client = server.client()
+        log = InvalidationLog(tmp_path / "invalidations.log")
+        for key in ("promo:old", "promo:stale", "promo:gone"):
+            client.set(key, b"v", ex=900)
+        log.path.write_text(f"0\t{time.time() - 1000:.6f}\tpromo:old\n")
+        log = InvalidationLog(log.path)
+        log.append("promo:stale")
+        log.append("promo:gone")
+        client.delete("promo:gone")
+        replayer = FailoverReplayer(client, log, horizon_s=900, connect=lambda host, port: client)
+        replay = replayer.replay(client)
+        assert (replay.replayed, replay.still_present) == (2, ["promo:stale"])
+        assert 0 < replay.remaining_ttl_s[0] <= 900
+        assert client.exists("promo:old") == 1 and client.exists("promo:stale") == 0
 
 
 def test_pubsub_loses_and_stream_keeps_a_missed_event(results):
@@ -110,11 +149,16 @@ class TestRedisChapter(ChapterContract):
 
     def breakages(self):
         def no_replay(r): r.lost["gone_after_replay"] = False
+        def late_read(r): r.lost["stale_read_after_replay"] = True
+        def lost_before_cut(r): r.lost["lost_were_after_cut"] = False
         def slow_pubsub(r): r.pubsub_ms = np.full(100, 80.0)
         def lost_key(r): r.failovers.loc[0, "keys_after"] = 1999
         def saves_all(r): r.near_at_rate["saved_share"] = 0.99
         return [(saves_all, "at that rate it saves under three quarters of the reads, not almost all"),
-                (no_replay, "replaying recent invalidations after the failover removed it"),
+                (no_replay, "the durable log's replay removed every lost invalidation, and no read saw one after it"),
+                (late_read, "the durable log's replay removed every lost invalidation, and no read saw one after it"),
+                (lost_before_cut,
+                 "every DEL acknowledged after the replica was cut off was lost in failover, and only those"),
                 (slow_pubsub, "pub/sub invalidation reaches the key in < 50 ms at p99"),
                 (lost_key, "every key survived the primary's SIGKILL on the promoted replica")]
 

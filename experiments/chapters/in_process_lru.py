@@ -11,13 +11,30 @@ from experiments import rules
 from experiments.models.deployment import PromoTraffic
 from experiments.models.taskcache import TaskTraffic, seed_product_alpha
 from experiments.models.taskstale import chance_at_least, model_stale_share
-from experiments.probes.gcpause import entries_for_pause, full_collection_interval_s
+from experiments.probes.gcpause import entries_for_pause, full_collection_interval_s, tracked_per_turn_for_share
 from experiments.seed import PRODUCT_READS_INPUTS, PROMO_READS_INPUTS, figure, product_reads_per_s, promo_reads_per_s
 
 PROOF = "in-process-lru.ipynb"
 TASKS = int(figure("task_count"))
 PROMO_TTL_S = figure("promo_ttl_s")
 PRODUCT_TTL_S = figure("product_cache_ttl_s")
+
+
+GC_TURN_MESSAGES = (20, 200, 1000)
+"""Turn sizes (messages of history a turn parses and holds) for the GC-under-traffic run. 20 is the
+representative turn (ours: the note does not describe its request path); 200 and 1,000 stand for request
+paths that keep more Python objects alive per turn (long histories, parsed LLM payloads, framework objects)."""
+GC_SHARE_FOR_P99_PCT = 1.0
+"""The share of the time in full collections needed to move P99: a pause in fewer than 1 % of the turns
+cannot reach the 99th percentile."""
+
+
+def gc_traffic_setting() -> dict[str, float]:
+    """Turns per task per second and how long each turn's objects live, for `gcpause.under_traffic`: the
+    product read rate per task (40,000/min over 60 tasks) and the note's P99 turn time of 1.9 s, an upper
+    end of a turn's lifetime."""
+    return {"turns_per_s": product_reads_per_s() / TASKS, "in_flight_s": figure("p99_before_s"),
+            "entries": int(figure("product_cache_entries")), "ttl_s": PRODUCT_TTL_S}
 
 
 def product_traffic(alpha: float = 1.0) -> TaskTraffic:
@@ -48,6 +65,7 @@ class InProcessResults:
     deploy: pd.DataFrame
     deploy_summary: pd.DataFrame
     gc: pd.DataFrame
+    gc_traffic: pd.DataFrame
     near_ms: np.ndarray
     near_compare: pd.DataFrame
     drop_tracking: dict
@@ -103,6 +121,7 @@ def headline(r: InProcessResults) -> dict[str, float]:
         "entries_for_20ms": entries_for_pause(r.gc, figure("gc_pause_low_ms")),
         "entries_for_80ms": entries_for_pause(r.gc, figure("gc_pause_high_ms")),
         "gc_interval_s": interval, "gc_time_share_pct": 100 * float(parsed.full_collect_p50_ms) / 1000 / interval,
+        **_gc_under_traffic(r.gc_traffic),
         "task_budget_used_mb": figure("product_cache_mb") + figure("llm_buffer_mb") + figure("interpreter_mb"),
         "q1_cache_mb": figure("q1_entries") * figure("product_entry_kb") / 1000,
         "near_p50_ms": float(np.percentile(r.near_ms, 50)), "near_p99_ms": float(np.percentile(r.near_ms, 99)),
@@ -114,6 +133,17 @@ def headline(r: InProcessResults) -> dict[str, float]:
         "lookup_p99_us": 1000 * float(np.percentile(r.lookup_ms, 99)),
     }
     return {key: value.item() if isinstance(value, np.generic) else value for key, value in numbers.items()}
+
+
+def _gc_under_traffic(traffic: pd.DataFrame) -> dict[str, float]:
+    rows = traffic.set_index("messages")
+    light, heavy = rows.loc[GC_TURN_MESSAGES[0]], rows.loc[GC_TURN_MESSAGES[-1]]
+    return {"gc_turns_per_s": gc_traffic_setting()["turns_per_s"], "gc_in_flight": int(light.in_flight),
+            "gc_traffic_s": float(light.traffic_s), "gc_light_tracked": int(light.tracked_per_turn),
+            "gc_light_collections": int(light.full_collections), "gc_light_share_pct": float(light.gc_time_share_pct),
+            "gc_heavy_tracked": int(heavy.tracked_per_turn), "gc_heavy_interval_s": float(heavy.interval_s),
+            "gc_heavy_share_pct": float(heavy.gc_time_share_pct), "gc_heavy_pause_ms": float(heavy.pause_p50_ms),
+            "gc_tracked_for_p99": tracked_per_turn_for_share(traffic, GC_SHARE_FOR_P99_PCT)}
 
 
 def findings(r: InProcessResults) -> dict[str, bool]:
@@ -134,7 +164,12 @@ def findings(r: InProcessResults) -> dict[str, bool]:
             h["roll_origin_peak_ratio"] / h["roll_small_batches_peak_ratio"] >= 4,
         "5,000 parsed products take more memory and a longer full collection than 5,000 as bytes":
             h["parsed_rss_mb"] > h["bytes_rss_mb"] and h["parsed_gc_ms"] > h["bytes_gc_ms"],
-        "full collections pause the task for under 1 % of the time": h["gc_time_share_pct"] < 1,
+        "with the cache's own churn alone, full collections pause the task for under 1 % of the time":
+            h["gc_time_share_pct"] < 1,
+        "with a representative turn alive, full collections still take under 1 % of the time":
+            h["gc_light_share_pct"] < GC_SHARE_FOR_P99_PCT,
+        "a request path holding thousands of objects per turn makes full collections 10x more frequent than churn":
+            h["gc_heavy_interval_s"] < 0.1 * h["gc_interval_s"] and h["gc_heavy_share_pct"] > GC_SHARE_FOR_P99_PCT,
         "every task's near cache dropped a changed promotion within 50 ms (max)": h["near_max_ms"] < 50,
         "the tracked near cache served no stale read; TTL-only caches did":
             h["near_stale_reads"] == 0 and h["ttl_stale_pct"] > 0,
@@ -228,11 +263,17 @@ def record_claims(ledger, r: InProcessResults) -> pd.DataFrame:
         proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
     rec("in-process-lru.p99-2.4s", claim="GC pressure moves the chatbot's P99 from 1.9 s to 2.4 s",
         seed_value="+500 ms at P99",
-        measured=(f"full collections run every ~{h['gc_interval_s']:.0f} s under TTL churn, {h['gc_time_share_pct']:.3f} % "
-                  f"of the time; a {h['parsed_gc_ms']:.0f} ms pause in < 1 % of requests cannot add "
-                  f"{1000 * (figure('p99_after_s') - figure('p99_before_s')):.0f} ms to P99"),
-        rule=rules.at_least(1.0, h["gc_time_share_pct"], unit="% of the time in full collections (needed to reach P99)"),
-        inputs=("p99_before_s", "p99_after_s", "product_cache_entries", "product_cache_ttl_s"),
+        measured=(f"full collections every ~{h['gc_interval_s']:.0f} s from TTL churn; with {h['gc_in_flight']} "
+                  f"representative turns alive ({h['gc_light_tracked']} tracked objects each) "
+                  f"{h['gc_light_collections']} in {h['gc_traffic_s']:.0f} s of traffic, ≤ {h['gc_light_share_pct']:.2f} % "
+                  f"of the time; it takes ~{h['gc_tracked_for_p99']:,.0f} tracked objects per turn to reach "
+                  f"{GC_SHARE_FOR_P99_PCT:.0f} % (the request path sets how often, the cache how long)"),
+        rule=rules.at_least(GC_SHARE_FOR_P99_PCT, h["gc_light_share_pct"],
+                            unit="% of the time in full collections, representative turns alive (needed to reach P99)"),
+        inputs=("p99_before_s", "p99_after_s", "product_cache_entries", "product_cache_ttl_s", *PRODUCT_READS_INPUTS),
+        reconciled=("the memory failure gives no request rate: the turns per task are the product reads of the "
+                    "Memcached failure's catalog (40,000/min) over the configuration's 60 tasks, and a turn lives "
+                    "for the memory failure's P99 of 1.9 s"),
         proof=f"{PROOF}#failure-2-memory-and-garbage-collection")
     rec("in-process-lru.q1-200kb", claim="1,000 entries cost 200 KB per task",
         seed_value="200 KB", measured=f"1,000 x 100 KB = {h['q1_cache_mb']:.0f} MB",

@@ -53,6 +53,11 @@ def _layout(frame: pd.DataFrame, layout: str, read_prefix: str, column: str) -> 
     return float(rows[column].iloc[0])
 
 
+def _lost_acknowledged(lost: dict) -> bool:
+    """The primary acknowledged the invalidations, no replica had them, and the promoted replica still held some."""
+    return lost["deletes_acknowledged"] > 0 and lost["replicas_with_delete"] == 0 and lost["lost_deletes_found"] > 0
+
+
 def promotion_at_default(failovers: pd.DataFrame) -> dict[str, float]:
     """Time to promotion at Sentinel's documented 30 s detection time, through the straight line fitted
     to the measured (detection time, promotion time) pairs: the book runs 1-2 s detections to stay fast."""
@@ -101,6 +106,9 @@ def headline(r: RedisResults) -> dict[str, float]:
         "lost_promotion_s": float(r.lost["promotion_s"]),
         "lost_stale_s": float(r.lost["stale_for_s_without_mitigation"]),
         "replay_stale_s": float(r.lost["stale_for_s_with_replay"]),
+        "lost_deletes": int(r.lost["lost_deletes_found"]),
+        "replayed_deletes": int(r.lost["invalidations_replayed"]),
+        "stale_reads_seen": int(r.lost["stale_reads_seen"]),
         "hot_shard_max": int(shards.max()),
         "hot_shard_min": int(shards.min()),
         "hot_key_share_pct": 100 * float(hot.iloc[0].busiest_node_share),
@@ -139,10 +147,11 @@ def findings(r: RedisResults) -> dict[str, bool]:
             bool(missed.loc["Stream", "caught_up"]) and h["missed_stream_stale_s"] < h["downtime_s"] + 1,
         "every key survived the primary's SIGKILL on the promoted replica": h["keys_after"] == h["keys_before"],
         "promotion took between the detection time and detection + 5 s in every run": promotions_ok,
-        "an acknowledged DEL was lost in failover and the stale promotion was served":
-            r.lost["delete_acknowledged"] == 1 and r.lost["replicas_with_delete"] == 0
-            and r.lost["served_after_failover"] is not None,
-        "replaying recent invalidations after the failover removed it": bool(r.lost["gone_after_replay"]),
+        "every DEL acknowledged after the replica was cut off was lost in failover, and only those":
+            _lost_acknowledged(r.lost) and r.lost["lost_deletes_found"] == r.lost["deletes_acknowledged"]
+            and bool(r.lost["lost_were_after_cut"]),
+        "the durable log's replay removed every lost invalidation, and no read saw one after it":
+            bool(r.lost["gone_after_replay"]) and not r.lost["stale_read_after_replay"],
         "the top-100 products spread over all 3 shards": r.placement.shard.nunique() == 3,
         "one hot key sends over 99 % of its reads to one node": h["hot_key_share_pct"] > 99,
         "reading from replicas leaves the busiest node under 60 % of the reads": h["replica_share_pct"] < 60,
@@ -160,7 +169,7 @@ def record_claims(ledger, r: RedisResults) -> pd.DataFrame:
     h = headline(r)
     rec = ledger.record
     missed = r.missed.set_index("transport")
-    lost_ack = r.lost["delete_acknowledged"] == 1 and r.lost["replicas_with_delete"] == 0
+    lost_ack = _lost_acknowledged(r.lost)
     rec("redis.structures", claim="Redis structures fit the key design: hashes for objects, sets for recommendation lists",
         seed_value="Hashes; Sets",
         measured=(f"a hash cuts the recommendation read from {h['string_returned']:.0f} B to {h['hash_returned']:.0f} B "

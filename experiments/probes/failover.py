@@ -5,15 +5,19 @@ The seed counts on replication: "the promoted replica already has all keys", and
 
 * `run_failover` — SIGKILL the primary; time until a sentinel names the new primary, time until a
   client that only knows the sentinels reads again, and how many keys the new primary holds.
-* `lost_invalidation` — the replica is cut off, an invalidation (``DEL``) is acknowledged by the
-  primary but never replicated, the primary dies: the promoted replica serves the stale promotion
-  until its TTL expires. Replication in Redis is asynchronous; an acknowledgement is not a promise.
+* `lost_invalidation` — the replica is cut off, invalidations (``DEL``) are acknowledged by the
+  primary but never replicated, the primary dies: the promoted replica holds the stale promotions
+  until their TTL expires. Replication in Redis is asynchronous; an acknowledgement is not a promise.
+  A replay from a durable invalidation log kept outside the Redis (`caches.invalidationlog`) removes
+  them when Sentinel announces the new primary; the experiment measures how soon.
 
 Both refuse to run on anything but servers the book started (`SentinelSet`).
 """
 
 from __future__ import annotations
 
+import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +27,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from experiments.caches.invalidationlog import FailoverReplayer, InvalidationLog
+from experiments.lab.spawner import make_workdir
 from experiments.lab.topologies import SentinelSet
 
 POLL_S = 0.01
@@ -120,42 +126,91 @@ def failover_sweep(groups: list[SentinelSet], keys: int) -> pd.DataFrame:
     return pd.DataFrame([run_failover(g, keys).__dict__ for g in groups])
 
 
-def lost_invalidation(group: SentinelSet, *, ttl_s: int = 900) -> dict:
-    """An acknowledged ``DEL`` that the failover loses (deterministic recipe, FIELD-NOTES).
+LOST_PROMOTIONS = 5
+"""Promotions invalidated after the replica was cut off (their DELs are lost), and as many before it."""
 
-    1. the promotion is cached and replicated (``WAIT`` confirms);
-    2. the replica loses its link and cannot re-authenticate (the primary's password changes);
-    3. the invalidation ``DEL`` is acknowledged by the primary (``WAIT`` now returns 0);
-    4. the primary is SIGKILLed; Sentinel promotes the replica, which still holds the promotion.
-    """
-    primary = group.primary.client()
-    primary.set(KEY, b"yesterday's 20%-off coupon", ex=ttl_s)
-    synced_before = primary.wait(1, 2000)
-    primary.config_set("requirepass", "rotated-password")
-    primary.client_kill_filter(_type="replica")
-    deleted = primary.delete(KEY)
-    synced_after = primary.wait(1, 100)
-    old_port = group.primary.port
-    start = time.perf_counter()
-    group.primary.kill()
-    while _master_port(group) in (None, old_port):
-        if time.perf_counter() - start > 30:
-            raise TimeoutError("no failover within 30 s")
+
+def _poll_key(group: SentinelSet, stop: threading.Event, start: float, seen: list[tuple[float, bool]]) -> None:
+    """A client that knows only the sentinels, reading ``KEY`` every 10 ms: (seconds after the kill, stale?)."""
+    reader = group.sentinel_client().master_for(group.master_name, socket_timeout=0.2,
+                                                socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    while not stop.is_set():
+        try:
+            seen.append((time.perf_counter() - start, reader.get(KEY) is not None))
+        except (redis.RedisError, OSError):
+            reader.connection_pool.disconnect()
         time.sleep(POLL_S)
-    promotion_s = time.perf_counter() - start
+
+
+def lost_invalidation(group: SentinelSet, *, ttl_s: int = 900) -> dict:
+    """Acknowledged ``DEL`` s that the failover loses, and the replay from a durable log that restores them.
+
+    1. ``2 × LOST_PROMOTIONS`` promotions are cached and replicated (``WAIT`` confirms);
+    2. half are invalidated and replicated; every invalidation goes to the `InvalidationLog` first;
+    3. the replica loses its link and cannot re-authenticate (the primary's password changes);
+    4. the other half, ``KEY`` among them, are invalidated: acknowledged, logged, ``WAIT`` returns 0;
+    5. the primary is SIGKILLed; Sentinel promotes the replica, which still holds those promotions.
+
+    A `FailoverReplayer` watches a sentinel's ``+switch-master`` throughout and, on the switch, re-sends
+    every logged invalidation younger than ``ttl_s``; a reader polls ``KEY`` through Sentinel meanwhile.
+    """
+    keys = [KEY] + [f"promo:campaign-{i}" for i in range(2 * LOST_PROMOTIONS - 1)]
+    before_cut, after_cut = keys[LOST_PROMOTIONS:], keys[:LOST_PROMOTIONS]
+    primary = group.primary.client()
+    workdir = make_workdir("invalidation-log")
+    log = InvalidationLog(workdir / "invalidations.log")
+    replayer = FailoverReplayer(group.sentinels[0].client(), log, horizon_s=ttl_s,
+                                connect=lambda host, port: redis.Redis(host, port, password=group.password, protocol=2))
+    stop, seen = threading.Event(), []
+    try:
+        with replayer:
+            for key in keys:
+                primary.set(key, b"yesterday's 20%-off coupon", ex=ttl_s)
+            synced_before = primary.wait(1, 2000)
+            for key in before_cut:
+                log.append(key)
+                primary.delete(key)
+            synced_between = primary.wait(1, 2000)
+            primary.config_set("requirepass", "rotated-password")
+            primary.client_kill_filter(_type="replica")
+            deleted = 0
+            for key in after_cut:
+                log.append(key)
+                deleted += primary.delete(key)
+            synced_after = primary.wait(1, 100)
+            old_port = group.primary.port
+            start = time.perf_counter()
+            poller = threading.Thread(target=_poll_key, args=(group, stop, start, seen), daemon=True)
+            poller.start()
+            group.primary.kill()
+            promotion_s = None
+            while promotion_s is None or not replayer.replays:
+                if time.perf_counter() - start > 30:
+                    raise TimeoutError("no failover and replay within 30 s")
+                if promotion_s is None and _master_port(group) not in (None, old_port):
+                    promotion_s = time.perf_counter() - start
+                time.sleep(POLL_S)
+            time.sleep(0.2)  # the reader goes on reading after the replay
+            stop.set()
+            poller.join(timeout=5)
+            logged = len(log.entries())
+    finally:
+        stop.set()
+        shutil.rmtree(workdir, ignore_errors=True)
+    replay = replayer.replays[0]
+    replay_s = replay.finished_at - start
     new_primary = next(r for r in group.replicas if r.port == _master_port(group)).client()
-    served = new_primary.get(KEY)
-    remaining_ttl = new_primary.ttl(KEY)
-    replay_start = time.perf_counter()
-    new_primary.delete(KEY)  # mitigation: replay the invalidations of the last minutes
-    replay_s = time.perf_counter() - replay_start
+    stale_reads = [t for t, stale in seen if stale]
     return {
-        "replicated_before_delete": synced_before, "delete_acknowledged": deleted,
-        "replicas_with_delete": synced_after, "promotion_s": promotion_s,
-        "served_after_failover": served.decode() if served else None,
-        "stale_for_s_without_mitigation": remaining_ttl + promotion_s,
-        "stale_for_s_with_replay": promotion_s + replay_s,
-        "gone_after_replay": new_primary.get(KEY) is None,
+        "replicated_before_cut": synced_before == 1 and synced_between == 1,
+        "deletes_acknowledged": deleted, "replicas_with_delete": synced_after, "promotion_s": promotion_s,
+        "invalidations_logged": logged, "invalidations_replayed": replay.replayed,
+        "lost_deletes_found": len(replay.still_present), "lost_were_after_cut": sorted(replay.still_present) == sorted(after_cut),
+        "stale_for_s_without_mitigation": max(replay.remaining_ttl_s, default=0) + replay_s,
+        "stale_for_s_with_replay": replay_s,
+        "stale_reads_seen": len(stale_reads),
+        "stale_read_after_replay": any(t > replay_s for t in stale_reads),
+        "gone_after_replay": all(new_primary.get(k) is None for k in keys),
     }
 
 
@@ -166,8 +221,9 @@ def mitigations(lost: dict, *, ttl_cap_s: int) -> pd.DataFrame:
          "how it is known": "measured: the key's remaining TTL on the promoted replica"},
         {"mitigation": "WAIT 1 after each DEL", "stale_for_s": lost["stale_for_s_without_mitigation"],
          "how it is known": f"WAIT returned {lost['replicas_with_delete']}: the loss is detected, not prevented"},
-        {"mitigation": "replay recent invalidations after a failover", "stale_for_s": lost["stale_for_s_with_replay"],
-         "how it is known": "measured: promotion time + the replayed DEL"},
+        {"mitigation": "replay a durable invalidation log on +switch-master", "stale_for_s": lost["stale_for_s_with_replay"],
+         "how it is known": (f"measured: kill → replay done; {lost['lost_deletes_found']} of "
+                             f"{lost['invalidations_replayed']} replayed DELs found a stale entry")},
         {"mitigation": f"cap the TTL at {ttl_cap_s} s", "stale_for_s": float(ttl_cap_s),
          "how it is known": "bound: the entry cannot outlive its TTL"},
     ])

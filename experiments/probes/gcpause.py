@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import deque
 
 import numpy as np
 import pandas as pd
@@ -86,19 +87,25 @@ def _measure_here(entries: int, representation: str, size_kb: int, repeats: int)
             "full_collect_p50_ms": float(np.median(explicit)), "full_collect_max_ms": max(explicit)}
 
 
+def _in_fresh_interpreter(what: str, timeout_s: float, **kwargs) -> dict:
+    """Run ``_measure_here`` or ``_traffic_here`` (``kwargs`` as JSON) in a new interpreter; one-line errors."""
+    command = [sys.executable, "-m", "experiments.probes.gcpause", json.dumps({"what": what, **kwargs})]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise BookError(f"the GC measurement {kwargs} took over {timeout_s:.0f} s") from None
+    if done.returncode != 0:
+        raise BookError(f"the GC measurement failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout)
+
+
 def measure(entries: int, representation: str, *, size_kb: int = 100, repeats: int = 5,
             timeout_s: float = 120) -> dict:
     """`_measure_here` in a fresh interpreter; a one-line error if it fails or takes too long."""
     if representation not in REPRESENTATIONS:
         raise BookError(f"representation={representation!r} is not one of {REPRESENTATIONS}")
-    command = [sys.executable, "-m", "experiments.probes.gcpause", str(entries), representation, str(size_kb), str(repeats)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise BookError(f"the GC measurement of {entries} {representation} entries took over {timeout_s:.0f} s") from None
-    if done.returncode != 0:
-        raise BookError(f"the GC measurement failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout)
+    return _in_fresh_interpreter("fill", timeout_s, entries=entries, representation=representation,
+                                 size_kb=size_kb, repeats=repeats)
 
 
 def sweep(entry_counts: list[int], *, size_kb: int = 100, repeats: int = 5) -> pd.DataFrame:
@@ -134,6 +141,104 @@ def full_collection_interval_s(table: pd.DataFrame, *, entries: int, ttl_s: floa
     return 0.25 * row.tracked_objects / churn_per_s
 
 
+def turn_document(messages: int) -> bytes:
+    """The JSON one chatbot turn parses and holds until it answers: a chat request with ``messages`` of
+    history and the model's reply calling a tool (the shape is ours: chat-completions-style messages)."""
+    history = [{"role": ("user", "assistant")[i % 2], "content": f"message {i} about manga volume {i % 40 + 1}",
+                "tool_calls": [{"id": f"call-{i}", "function": {"name": "get_product", "arguments": {"asin": f"B{i:09d}"}}}]}
+               for i in range(messages)]
+    reply = {"choices": [{"message": {"role": "assistant", "tool_calls": [
+        {"id": "call-new", "function": {"name": "get_price", "arguments": {"asin": "B000000001"}}}]}}]}
+    return json.dumps({"messages": history, "reply": reply}).encode()
+
+
+def _traffic_here(entries: int, size_kb: int, message_counts: list[int], in_flight: int, refills_per_turn: float,
+                  turns: int) -> list[dict]:
+    """A full parsed-JSON cache, then for each turn size ``turns`` turns, ``in_flight`` alive at once, the
+    cache refilled at its TTL rate; counts and times the full collections CPython starts by itself.
+    Runs in the child interpreter; the cache is filled once and the sizes run one after another."""
+    template = product_json(0, size_kb)
+    cache = {i: json.loads(template) for i in range(entries)}
+    pauses: list[float] = []
+    started: dict[str, float] = {}
+
+    def timer(phase: str, info: dict) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                started["t"] = time.perf_counter()
+            elif "t" in started:
+                pauses.append(1000 * (time.perf_counter() - started.pop("t")))
+
+    rows, refilled = [], 0
+    for messages in message_counts:
+        turn = turn_document(messages)
+        gc.collect()
+        gc.disable()
+        tracked = len(gc.get_objects())
+        probe = json.loads(turn)
+        tracked_per_turn = len(gc.get_objects()) - tracked - 1
+        del probe
+        gc.enable()
+        window: deque = deque(maxlen=in_flight)
+        due = 0.0
+        pauses.clear()
+        gc.callbacks.append(timer)
+        for _ in range(turns):
+            window.append(json.loads(turn))
+            due += refills_per_turn
+            while due >= 1:
+                cache[refilled % entries] = json.loads(template)
+                refilled, due = refilled + 1, due - 1
+        gc.callbacks.remove(timer)
+        window.clear()
+        start = time.perf_counter()
+        gc.collect()
+        rows.append({"messages": messages, "tracked_per_turn": tracked_per_turn, "tracked_objects": tracked,
+                     "turns": turns, "full_collections": len(pauses),
+                     "pause_p50_ms": float(np.median(pauses)) if pauses else None,
+                     "explicit_full_ms": 1000 * (time.perf_counter() - start)})
+    return rows
+
+
+def under_traffic(message_counts: list[int], *, turns_per_s: float, in_flight_s: float, entries: int, ttl_s: float,
+                  size_kb: int = 100, turns: int = 3000, timeout_s: float = 300) -> pd.DataFrame:
+    """Full collections with the request path counted: `_traffic_here` for each turn size, at ``turns_per_s``
+    turns per task each alive ``in_flight_s``, the cache refilled once per ``ttl_s``.
+
+    Each size's run covers ``turns / turns_per_s`` seconds of a task's traffic. ``gc_time_share_pct`` is
+    the full collections' share of that time; a run that saw none counts one (an upper bound)."""
+    if turns_per_s <= 0 or in_flight_s <= 0 or turns < 1 or not message_counts:
+        raise BookError(f"turns_per_s={turns_per_s}, in_flight_s={in_flight_s}, turns={turns}, "
+                        f"message_counts={message_counts}: all must be positive and the list not empty")
+    in_flight = max(1, round(turns_per_s * in_flight_s))
+    table = pd.DataFrame(_in_fresh_interpreter(
+        "traffic", timeout_s, entries=entries, size_kb=size_kb, message_counts=list(message_counts),
+        in_flight=in_flight, refills_per_turn=entries / ttl_s / turns_per_s, turns=turns))
+    covered_s = table.turns / turns_per_s
+    pause = table.pause_p50_ms.fillna(table.explicit_full_ms)
+    return table.assign(in_flight=in_flight, traffic_s=covered_s,
+                        interval_s=covered_s / table.full_collections.where(table.full_collections > 0),
+                        gc_time_share_pct=100 * table.full_collections.clip(lower=1) * pause / 1000 / covered_s)
+
+
+def tracked_per_turn_for_share(traffic: pd.DataFrame, share_pct: float) -> float:
+    """Tracked objects per turn at which full collections take ``share_pct`` of the time, interpolated
+    (log-log) between the measured turn sizes around it; infinite if no measured size reaches it."""
+    rows = traffic[traffic.full_collections > 0].sort_values("tracked_per_turn")
+    above = rows[rows.gc_time_share_pct >= share_pct]
+    if above.empty:
+        return float("inf")
+    hi = above.iloc[0]
+    below = rows[rows.tracked_per_turn < hi.tracked_per_turn]
+    if below.empty:
+        return float(hi.tracked_per_turn)
+    lo = below.iloc[-1]
+    x = np.log([lo.tracked_per_turn, hi.tracked_per_turn])
+    y = np.log([lo.gc_time_share_pct, hi.gc_time_share_pct])
+    return float(np.exp(x[0] + (np.log(share_pct) - y[0]) * (x[1] - x[0]) / (y[1] - y[0])))
+
+
 if __name__ == "__main__":
-    count, rep, kb, reps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    print(json.dumps(_measure_here(count, rep, kb, reps)))
+    job = json.loads(sys.argv[1])
+    run = {"fill": _measure_here, "traffic": _traffic_here}[job.pop("what")]
+    print(json.dumps(run(**job)))

@@ -91,6 +91,24 @@ def test_gc_arithmetic_on_a_known_table():
     assert gcpause.full_collection_interval_s(table, entries=2000, ttl_s=100) == pytest.approx(337.5)
 
 
+def test_launches_put_new_products_on_top_and_slide_the_rest_down():
+    launches = taskcache.Launches(every_s=10, new=2)
+    ranks = np.array([0, 1, 2, 3, 0, 1, 2, 5, 9])
+    times = np.array([5, 5, 5, 5, 15, 15, 15, 25, 25.0])
+    # epoch 0 is the stationary catalog; in epoch 1 ranks 0-1 are ids 102-103; in epoch 2 rank 5 is original 1
+    assert launches.items(ranks, times, catalog=100).tolist() == [0, 1, 2, 3, 102, 103, 0, 1, 5]
+    assert taskcache.STATIONARY.items(ranks, times, catalog=100).tolist() == ranks.tolist()
+
+
+def test_moving_popularity_costs_per_task_caches_more_than_a_shared_one():
+    traffic = taskcache.TaskTraffic(catalog=20_000, alpha=1.0, reads_per_s=600)
+    moving = taskcache.moving_check(traffic, tasks=20, maxsize=200, ttl_s=60, requests_count=300_000, seed=2,
+                                    launches=[taskcache.Launches(every_s=5, new=50)])
+    still, stress = moving.iloc[0], moving.iloc[1]
+    assert abs(still.moved_pp) < 1.5 and stress.moved_pp < -3
+    assert stress.shared_moved_pp > stress.moved_pp
+
+
 def test_gc_under_traffic_counts_the_request_path():
     traffic = gcpause.under_traffic([0, 400], turns_per_s=10, in_flight_s=2, entries=200, ttl_s=60, size_kb=20, turns=600)
     none, heavy = traffic.set_index("messages").loc[0], traffic.set_index("messages").loc[400]
@@ -156,6 +174,9 @@ def results(traffic):
         sweep=taskcache.sweep(traffic, tasks_list=[1, 50], maxsize=1000, ttl_s=300, requests_count=1_000_000,
                               seed=1, progress=False),
         q1=taskcache.predict(traffic, tasks=50, maxsize=1000, ttl_s=300),
+        moving=taskcache.moving_check(traffic, tasks=50, maxsize=1000, ttl_s=300, requests_count=600_000, seed=1,
+                                      launches=[taskcache.Launches(every_s=60, new=5),
+                                                taskcache.Launches(every_s=60, new=100)]),
         benchmark={"replay_per_s": 3e7, "cachetools_per_s": 6e5, "speedup": 50.0, "same_hits": True},
         after_rollout=taskstale.stale_after_rollout(tasks=60, ttl_s=900, reads_per_s_per_task=promo.reads_per_s / 60,
                                                     batch=10, every_s=100, ends_s_before=[0, 120, 600], minute=5,
@@ -177,10 +198,13 @@ class TestInProcessChapter(ChapterContract):
         def model_off(r): r.sweep["gap_pp"] = 2.5
         def stale_near(r): r.drop_tracking["stale_after_reconnect"] = True
         def two_odd(r): r.odd_tasks = [0, 2]
+        def gap_steady(r): r.moving["shared_simulated_hit_rate"] = r.moving.simulated_hit_rate + 0.1
         def heavy_light_turn(r): r.gc_traffic.loc[0, "gc_time_share_pct"] = 2.0
         return [(model_off, "the per-task model is within 2 points of the simulation for every task count"),
                 (stale_near, "after its invalidation link broke, the tracked near cache stayed fresh; the naive one did not"),
                 (two_odd, "the per-task status check names exactly the stale task"),
+                (gap_steady,
+                 "renewing the hot set every minute widens the per-task caches' gap to a shared cache by over 2 points"),
                 (heavy_light_turn, "with a representative turn alive, full collections still take under 1 % of the time")]
 
     def test_verdicts(self, results):

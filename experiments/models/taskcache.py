@@ -59,20 +59,46 @@ def predict(traffic: TaskTraffic, *, tasks: int, maxsize: float, ttl_s: float) -
             "t_char_s": out["t_char_s"], "entries_per_task": out["resident"]}
 
 
-def requests(traffic: TaskTraffic, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` product reads: the item (0 = most popular) and the arrival time of each (Poisson)."""
+@dataclass(frozen=True)
+class Launches:
+    """Popularity that moves: every ``every_s`` seconds ``new`` products never read before take the top
+    ranks (new volumes launched) and every other product slides down ``new`` ranks. The stationary Zipf
+    of the model and of the plain simulation is ``Launches(every_s=inf)``."""
+
+    every_s: float
+    new: int = 5
+
+    def items(self, ranks: np.ndarray, times: np.ndarray, catalog: int) -> np.ndarray:
+        """The product at each read's rank at its time; products launched in epoch e get ids from
+        ``catalog + e * new``; a product that slid past the catalog's end is the last one."""
+        if not np.isfinite(self.every_s):
+            return ranks
+        epoch = (times // self.every_s).astype(np.int64)
+        launched = ranks < self.new * epoch  # a product launched in an epoch at most `epoch` ago
+        born = epoch - ranks // self.new
+        original = np.minimum(ranks - self.new * epoch, catalog - 1)
+        return np.where(launched, catalog + born * self.new + ranks % self.new, np.maximum(original, 0))
+
+
+STATIONARY = Launches(every_s=float("inf"))
+
+
+def requests(traffic: TaskTraffic, count: int, seed: int,
+             launches: Launches = STATIONARY) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` product reads: the item (0 = most popular at the start) and the arrival time of each (Poisson)."""
     rng = np.random.default_rng(seed)
     cdf = np.cumsum(traffic.popularity())
-    items = np.minimum(np.searchsorted(cdf, rng.random(count) * cdf[-1]), traffic.catalog - 1)
-    return items.astype(np.int64), np.cumsum(rng.exponential(1 / traffic.reads_per_s, count))
+    ranks = np.minimum(np.searchsorted(cdf, rng.random(count) * cdf[-1]), traffic.catalog - 1).astype(np.int64)
+    times = np.cumsum(rng.exponential(1 / traffic.reads_per_s, count))
+    return launches.items(ranks, times, traffic.catalog), times
 
 
 def simulate(traffic: TaskTraffic, *, tasks: int, maxsize: int, ttl_s: float, requests_count: int,
-             seed: int) -> dict[str, float]:
+             seed: int, launches: Launches = STATIONARY) -> dict[str, float]:
     """Route every read to a random task and replay each task's cache exactly (after a 2-TTL warm-up)."""
-    items, times = requests(traffic, requests_count, seed)
+    items, times = requests(traffic, requests_count, seed, launches)
     route = np.random.default_rng(seed + 1).integers(0, tasks, requests_count)
-    ones = np.ones(traffic.catalog)
+    ones = np.ones(int(items.max()) + 1)
     per_task = [replay(items[route == k], times[route == k], ones, capacity=maxsize, ttl_s=ttl_s,
                        warmup_s=2 * ttl_s, expiry="eager") for k in range(tasks)]
     hits = sum(r["hits"] for r in per_task)
@@ -96,6 +122,26 @@ def sweep(traffic: TaskTraffic, *, tasks_list: list[int], maxsize: int, ttl_s: f
                      "requests": requests_count})
     frame = pd.DataFrame(rows)
     return frame.assign(gap_pp=100 * (frame.model_hit_rate - frame.simulated_hit_rate))
+
+
+def moving_check(traffic: TaskTraffic, *, tasks: int, maxsize: int, ttl_s: float, requests_count: int, seed: int,
+                 launches: list[Launches]) -> pd.DataFrame:
+    """The stationary model against simulations whose popularity moves (`Launches`): per-task caches and
+    one shared cache of the same total size, so a reader sees how far the model's answer moves."""
+    model = predict(traffic, tasks=tasks, maxsize=maxsize, ttl_s=ttl_s)["hit_rate"]
+    shared_model = predict(traffic, tasks=1, maxsize=tasks * maxsize, ttl_s=ttl_s)["hit_rate"]
+    rows = []
+    for moving in [STATIONARY, *launches]:
+        per_task = simulate(traffic, tasks=tasks, maxsize=maxsize, ttl_s=ttl_s, requests_count=requests_count,
+                            seed=seed, launches=moving)["hit_rate"]
+        shared = simulate(traffic, tasks=1, maxsize=tasks * maxsize, ttl_s=ttl_s, requests_count=requests_count,
+                          seed=seed, launches=moving)["hit_rate"]
+        rows.append({"launch_every_s": moving.every_s, "new_products": moving.new if np.isfinite(moving.every_s) else 0,
+                     "model_hit_rate": model, "simulated_hit_rate": per_task, "shared_model_hit_rate": shared_model,
+                     "shared_simulated_hit_rate": shared})
+    frame = pd.DataFrame(rows)
+    return frame.assign(moved_pp=100 * (frame.simulated_hit_rate - frame.model_hit_rate),
+                        shared_moved_pp=100 * (frame.shared_simulated_hit_rate - frame.shared_model_hit_rate))
 
 
 def naive_cachetools(items: np.ndarray, times: np.ndarray, *, maxsize: int, ttl_s: float) -> dict[str, float]:

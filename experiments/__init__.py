@@ -10,7 +10,7 @@ without a server:
   servers (`lab.servers`, `lab.topologies`), endpoints and the chapter's `Lab` session, worker pools
   and load generators;
 * `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,
-  the stand-in origins;
+  the durable invalidation log replayed after a failover, the stand-in origins;
 * `models` — pure maths and simulators;
 * `probes` — experiments on real servers;
 * `chapters` — one module per notebook, with its name: results, headline numbers, findings, ledger
@@ -22,7 +22,7 @@ Each chapter and the modules it uses:
 * ``economics.ipynb`` — `chapters.economics`; `probes.hitvalue`, `models.hitcost`, `caches.adapters`,
   `caches.keydesign`.
 * ``redis.ipynb`` — `chapters.redis`; `probes.structures`, `probes.invalidation`, `probes.failover`,
-  `probes.scaleout`, `probes.evictions`, `lab.topologies`, `caches.adapters`.
+  `probes.scaleout`, `probes.evictions`, `lab.topologies`, `caches.adapters`, `caches.invalidationlog`.
 * ``memcached.ipynb`` — `chapters.memcached`; `lab.loadgen`, `probes.invalidation`, `models.pollmodel`,
   `probes.coldnode`, `probes.hashing`, `probes.listupdates`, `probes.evictions`, `caches.adapters`.
 * ``dax.ipynb`` — `chapters.dax`; `models.daxmodel`, `models.daxsim`, `models.daxstale`,

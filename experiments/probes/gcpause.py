@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -54,10 +55,8 @@ def _rss_mb() -> float:
     raise BookError("/proc/self/status has no VmRSS line (is this Linux?)")
 
 
-def _measure_here(entries: int, representation: str, size_kb: int, repeats: int) -> dict:
-    """Fill a cache in this process and time its collections (runs inside the child interpreter)."""
-    template = product_json(0, size_kb)
-    pauses: list[float] = []
+def _full_collection_timer(pauses: list[float]) -> Callable[[str, dict], None]:
+    """A ``gc.callbacks`` hook that appends the length of each full (generation-2) collection to ``pauses`` (ms)."""
     started: dict[str, float] = {}
 
     def timer(phase: str, info: dict) -> None:
@@ -66,6 +65,15 @@ def _measure_here(entries: int, representation: str, size_kb: int, repeats: int)
                 started["t"] = time.perf_counter()
             elif "t" in started:
                 pauses.append(1000 * (time.perf_counter() - started.pop("t")))
+
+    return timer
+
+
+def _measure_here(entries: int, representation: str, size_kb: int, repeats: int) -> dict:
+    """Fill a cache in this process and time its collections (runs inside the child interpreter)."""
+    template = product_json(0, size_kb)
+    pauses: list[float] = []
+    timer = _full_collection_timer(pauses)
 
     gc.collect()
     before = _rss_mb()
@@ -160,14 +168,7 @@ def _traffic_here(entries: int, size_kb: int, message_counts: list[int], in_flig
     template = product_json(0, size_kb)
     cache = {i: json.loads(template) for i in range(entries)}
     pauses: list[float] = []
-    started: dict[str, float] = {}
-
-    def timer(phase: str, info: dict) -> None:
-        if info["generation"] == 2:
-            if phase == "start":
-                started["t"] = time.perf_counter()
-            elif "t" in started:
-                pauses.append(1000 * (time.perf_counter() - started.pop("t")))
+    timer = _full_collection_timer(pauses)
 
     rows, refilled = [], 0
     for messages in message_counts:

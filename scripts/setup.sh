@@ -9,9 +9,17 @@ VENV=_build/venv
 NEEDED="redis-server:redis-server redis-sentinel:redis-sentinel redis-cli:redis-tools
 memcached:memcached memcaslap:libmemcached-tools chromium:chromium openssl:openssl"
 
+# Valkey 8 is only in Debian's bookworm-backports suite: those three packages come from there (the
+# `package/suite` form takes nothing else from it); redis-server stays Debian's own.
+BACKPORTED="valkey-server:valkey-server valkey-sentinel:valkey-sentinel valkey-cli:valkey-tools"
+BACKPORTS_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
+
 missing=()
 for pair in $NEEDED; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+for pair in $BACKPORTED; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}/bookworm-backports")
 done
 stamp=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 need_venv=no
@@ -30,8 +38,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   elif command -v sudo >/dev/null && sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then
     apt_get=(sudo -n apt-get)
   else
-    echo "setup: missing ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    echo "setup: missing ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]} (a /bookworm-backports package needs that suite in apt's sources)" >&2
     exit 1
+  fi
+  if [[ " ${missing[*]}" == *"/bookworm-backports"* ]] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    if [ "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" != bookworm ]; then
+      echo "setup: Valkey 8 comes from Debian bookworm-backports and this is not bookworm; install valkey-server, valkey-sentinel and valkey-tools 8.x yourself" >&2
+      exit 1
+    fi
+    echo "setup: adding Debian's bookworm-backports suite to apt (for Valkey only) in $BACKPORTS_LIST"
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      | if [ "$(id -u)" = 0 ]; then cat > "$BACKPORTS_LIST"; else sudo -n tee "$BACKPORTS_LIST" >/dev/null; fi
   fi
   echo "setup: installing ${missing[*]} with apt-get"
   "${apt_get[@]}" update -qq

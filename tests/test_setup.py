@@ -29,6 +29,7 @@ def test_without_apt_or_root_it_names_what_to_install(tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    for package in ("redis-server", "redis-sentinel", "redis-tools", "memcached", "libmemcached-tools", "chromium"):
+    for package in ("redis-server", "redis-sentinel", "redis-tools", "memcached", "libmemcached-tools", "chromium",
+                    "valkey-server/bookworm-backports", "valkey-tools/bookworm-backports"):
         assert package in lines[0]
     assert "sudo apt-get install -y redis-server" in lines[0]

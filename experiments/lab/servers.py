@@ -1,9 +1,11 @@
-"""Real Redis and Memcached servers on loopback ports, started through `experiments.lab.spawner`.
+"""Real Redis, Valkey and Memcached servers on loopback ports, started through `experiments.lab.spawner`.
 
-Every experiment in the book talks to real server processes (Debian's ``redis-server`` and
-``memcached``), never to a fake. A server here listens on a port the OS hands out, bound to
-127.0.0.1, with persistence off and a password on Redis, and is *ready* only when it answers
-(``PING``, ``version``). Groups of servers (Sentinel, Cluster) are in `experiments.lab.topologies`.
+Every experiment in the book talks to real server processes (Debian's ``redis-server``,
+``valkey-server`` from bookworm-backports and ``memcached``), never to a fake. Redis and Valkey
+speak one protocol and take one configuration, so one class runs either: its ``engine``. A server
+here listens on a port the OS hands out, bound to 127.0.0.1, with persistence off and a password on
+Redis, and is *ready* only when it answers (``PING``, ``version``). Groups of servers (Sentinel,
+Cluster) are in `experiments.lab.topologies`.
 """
 
 from __future__ import annotations
@@ -16,15 +18,48 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from experiments.errors import ServerStartError
+from experiments.errors import ParameterError, ServerStartError
 from experiments.lab.spawner import LOOPBACK, ServerProcess, check_port_free, free_port, log_tail, make_workdir, require_binary
 
 DEFAULT_PASSWORD = "cache-book-local"
 """Password of every Redis and Sentinel the book starts (they only listen on 127.0.0.1)."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The programs of one Redis-protocol engine: server, sentinel, command line and benchmark."""
+
+    name: str
+    server: str
+    sentinel: str
+    cli: str
+    benchmark: str
+
+
+ENGINES = {name: Engine(name, f"{name}-server", f"{name}-sentinel", f"{name}-cli", f"{name}-benchmark")
+           for name in ("redis", "valkey")}
+"""Redis OSS (Debian's 7.0) and Valkey (bookworm-backports' 8.0), the engines ElastiCache sells."""
+
+
+def engine_named(name: str) -> Engine:
+    """The `Engine` called ``name``, or a one-line error listing the ones there are."""
+    if name not in ENGINES:
+        raise ParameterError(f"engine={name!r} is not known: use one of {', '.join(ENGINES)}")
+    return ENGINES[name]
+
+
+def server_identity(client: redis.Redis) -> dict[str, str]:
+    """What a Redis-protocol server says it is: its name and version, and Valkey's own version when it
+    is Valkey (Valkey 8 reports ``redis_version:7.2.4`` for clients that check it)."""
+    info = client.info("server")
+    name = str(info.get("server_name", "redis"))
+    return {"server_name": name, "redis_version": str(info["redis_version"]),
+            "version": str(info.get("valkey_version", info["redis_version"]))}
 
 
 def _wait_until(check: Callable[[], bool], proc: ServerProcess, timeout_s: float, what: str) -> None:
@@ -132,13 +167,14 @@ class _SingleServer(_Managed):
 
 
 class RedisServer(_SingleServer):
-    """A real ``redis-server``: loopback only, password on, no RDB/AOF, foreground, owned by us.
+    """A real ``redis-server`` or ``valkey-server``: loopback only, password on, no RDB/AOF,
+    foreground, owned by us.
 
-    ``extra_args`` are passed as ``--name value`` pairs, e.g. ``("--maxmemory", "2mb")``.
-    ``port=None`` lets the OS choose; a given port that is taken raises `PortInUseError`.
+    ``engine`` is ``"redis"`` or ``"valkey"`` (`ENGINES`). ``extra_args`` are passed as
+    ``--name value`` pairs, e.g. ``("--maxmemory", "2mb")``. ``port=None`` lets the OS choose; a
+    given port that is taken raises `PortInUseError`.
     """
 
-    binary = "redis-server"
     ready_what = "answering PING"
 
     def __init__(
@@ -147,10 +183,13 @@ class RedisServer(_SingleServer):
         port: int | None = None,
         password: str = DEFAULT_PASSWORD,
         extra_args: tuple[str, ...] = (),
-        name: str = "redis",
+        name: str | None = None,
+        engine: str = "redis",
         startup_timeout_s: float = 10.0,
     ) -> None:
-        super().__init__(port=port, name=name, startup_timeout_s=startup_timeout_s)
+        self.engine = engine_named(engine)
+        self.binary = self.engine.server
+        super().__init__(port=port, name=name or engine, startup_timeout_s=startup_timeout_s)
         self.password = password
         self.extra_args = tuple(extra_args)
 

@@ -44,6 +44,10 @@ APT_PACKAGE = {
     "memcached": "memcached",
     "memcaslap": "libmemcached-tools",
     "openssl": "openssl",
+    "valkey-server": "-t bookworm-backports valkey-server",
+    "valkey-sentinel": "-t bookworm-backports valkey-sentinel",
+    "valkey-cli": "-t bookworm-backports valkey-tools",
+    "valkey-benchmark": "-t bookworm-backports valkey-tools",
 }
 
 _PR_SET_PDEATHSIG = 1

@@ -1,4 +1,5 @@
-"""Groups of real servers: a Sentinel-watched primary with replicas, and a Redis Cluster.
+"""Groups of real servers: a Sentinel-watched primary with replicas, and a Redis Cluster — on
+either engine of `experiments.lab.servers.ENGINES`.
 
 Ready means more than listening: a replica's link is up, the sentinels know each other and every
 replica, the cluster reports ``cluster_state:ok``. Each group starts and stops its members together.
@@ -12,7 +13,7 @@ from pathlib import Path
 import redis
 
 from experiments.errors import ServerStartError
-from experiments.lab.servers import DEFAULT_PASSWORD, RedisServer, _Managed, _SingleServer, _wait_until
+from experiments.lab.servers import DEFAULT_PASSWORD, RedisServer, _Managed, _SingleServer, _wait_until, engine_named
 from experiments.lab.spawner import LOOPBACK, free_port, require_binary
 
 
@@ -39,8 +40,10 @@ class SentinelSet(_Managed):
         failover_timeout_ms: int = 3000,
         master_name: str = "book",
         password: str = DEFAULT_PASSWORD,
+        engine: str = "redis",
         startup_timeout_s: float = 30.0,
     ) -> None:
+        self.engine = engine_named(engine)
         if replicas < 1 or sentinels < 1 or not 1 <= quorum <= sentinels:
             raise ServerStartError(
                 f"replicas={replicas}, sentinels={sentinels}, quorum={quorum}: need ≥1 replica, "
@@ -63,11 +66,13 @@ class SentinelSet(_Managed):
         return [p for p in [*(s.pid for s in self.servers), *(s.pid for s in self.sentinels)] if p]
 
     def _start(self) -> None:
-        self.primary = RedisServer(password=self.password, name="redis-primary").start()
+        engine = self.engine.name
+        self.primary = RedisServer(password=self.password, name=f"{engine}-primary", engine=engine).start()
         for i in range(self.n_replicas):
             replica = RedisServer(
                 password=self.password,
-                name=f"redis-replica{i}",
+                name=f"{engine}-replica{i}",
+                engine=engine,
                 extra_args=("--replicaof", LOOPBACK, str(self.primary.port)),
             )
             self.replicas.append(replica.start())
@@ -108,14 +113,14 @@ class SentinelSet(_Managed):
 
 
 class _SentinelProcess(_SingleServer):
-    """One ``redis-sentinel`` of a `SentinelSet`, with a config file of its own (sentinel rewrites it)."""
+    """One ``redis-sentinel`` (or ``valkey-sentinel``) of a `SentinelSet`, with a config file of its
+    own (sentinel rewrites it)."""
 
-    binary = "redis-sentinel"
     ready_what = "answering PING"
 
     def __init__(self, owner: SentinelSet, name: str) -> None:
         super().__init__(port=None, name=name, startup_timeout_s=owner.startup_timeout_s)
-        self.owner = owner
+        self.owner, self.binary = owner, owner.engine.sentinel
 
     def client(self) -> redis.Redis:
         return redis.Redis(host=LOOPBACK, port=self.port, password=self.owner.password,
@@ -146,7 +151,7 @@ class _SentinelProcess(_SingleServer):
 
 
 class RedisClusterSet(_Managed):
-    """A Redis Cluster of ``primaries`` primaries with ``replicas_per_primary`` replicas each.
+    """A Redis (or Valkey) Cluster of ``primaries`` primaries with ``replicas_per_primary`` replicas each.
 
     Ready means ``cluster_state:ok`` on every node and ``master_link_status:up`` on every replica
     (a primary killed before its replica has synced leaves the cluster failed for good).
@@ -159,8 +164,10 @@ class RedisClusterSet(_Managed):
         replicas_per_primary: int = 1,
         node_timeout_ms: int = 1000,
         password: str = DEFAULT_PASSWORD,
+        engine: str = "redis",
         startup_timeout_s: float = 30.0,
     ) -> None:
+        self.engine = engine_named(engine)
         if primaries < 3:
             raise ServerStartError(f"primaries={primaries}: Redis Cluster needs at least 3 primaries")
         if replicas_per_primary < 0:
@@ -179,7 +186,8 @@ class RedisClusterSet(_Managed):
         for i in range(total):
             node = RedisServer(
                 password=self.password,
-                name=f"redis-cluster{i}",
+                name=f"{self.engine.name}-cluster{i}",
+                engine=self.engine.name,
                 extra_args=(
                     "--cluster-enabled", "yes",
                     "--cluster-config-file", "nodes.conf",
@@ -190,7 +198,7 @@ class RedisClusterSet(_Managed):
             )
             self.nodes.append(node.start())
         create = subprocess.run(
-            [require_binary("redis-cli"), "-a", self.password, "--no-auth-warning", "--cluster", "create",
+            [require_binary(self.engine.cli), "-a", self.password, "--no-auth-warning", "--cluster", "create",
              *(f"{LOOPBACK}:{n.port}" for n in self.nodes),
              "--cluster-replicas", str(self.n_replicas), "--cluster-yes"],
             capture_output=True, text=True, timeout=self.startup_timeout_s,

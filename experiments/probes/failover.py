@@ -38,8 +38,9 @@ KEY = "promo:manga-home"
 class ParallelSets:
     """Several `SentinelSet` groups started at once (each needs seconds of gossip before it is ready)."""
 
-    def __init__(self, down_after_ms: list[int]) -> None:
-        self.groups = [SentinelSet(down_after_ms=ms, failover_timeout_ms=max(3000, 3 * ms)) for ms in down_after_ms]
+    def __init__(self, down_after_ms: list[int], *, engine: str = "redis") -> None:
+        self.groups = [SentinelSet(down_after_ms=ms, failover_timeout_ms=max(3000, 3 * ms), engine=engine)
+                       for ms in down_after_ms]
 
     def start(self) -> "ParallelSets":
         with ThreadPoolExecutor(len(self.groups)) as pool:

@@ -143,11 +143,12 @@ def _batched(items, size):
         yield batch
 
 
-def open_redis(redis_url: str | None = None) -> RedisTarget:
-    """Connect to ``redis_url`` (or ``$CACHE_BOOK_REDIS_URL``), or start a private redis-server."""
+def open_redis(redis_url: str | None = None, *, engine: str = "redis") -> RedisTarget:
+    """Connect to ``redis_url`` (or ``$CACHE_BOOK_REDIS_URL``), or start a private server of ``engine``
+    (``redis-server`` or ``valkey-server``)."""
     url = redis_url if redis_url else os.environ.get(REDIS_URL_ENV, "")
     if not url:
-        server = RedisServer().start()
+        server = RedisServer(engine=engine).start()
         return RedisTarget(server.client(), f"127.0.0.1:{server.port}", server)
     options = parse_redis_url(url)
     address = f"{options['host']}:{options['port']}"

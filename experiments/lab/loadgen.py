@@ -1,7 +1,8 @@
 """The field's own load generators, run against the book's servers and parsed.
 
-* `redis_benchmark` — ``redis-benchmark`` (redis-tools): GET throughput and latency percentiles.
-  A SET pass fills the key space first, so every GET returns a value of the requested size.
+* `redis_benchmark` — ``redis-benchmark`` (redis-tools) or ``valkey-benchmark`` (valkey-tools): GET
+  throughput and latency percentiles. A SET pass fills the key space first, so every GET returns a
+  value of the requested size; its rate is reported too.
 * `memaslap` — ``memcaslap`` (libmemcached-tools): its default mix of 90 % GET and 10 % SET over
   a 10k-key window per connection; the values are ``value_bytes`` long.
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from experiments.lab.servers import engine_named
 from experiments.lab.spawner import LOOPBACK, require_binary
 
 if TYPE_CHECKING:  # pandas is imported lazily: these modules load in worker processes too
@@ -33,8 +35,9 @@ def _keyspace(value_bytes: int) -> int:
 
 
 def redis_benchmark(port: int, password: str, *, requests: int, clients: int = 50, cluster: bool = False,
-                    threads: int = 1, value_bytes: int = 2048) -> dict:
-    """``redis-benchmark -t get`` after a SET pass: requests per second and p50/p99 latency (ms).
+                    threads: int = 1, value_bytes: int = 2048, engine: str = "redis") -> dict:
+    """``redis-benchmark -t get`` (``valkey-benchmark`` for ``engine="valkey"``) after a SET pass: GET
+    requests per second and p50/p99 latency (ms), and the SET pass's requests per second.
 
     redis-benchmark retries a dead endpoint forever, so the server is pinged first.
     """
@@ -47,20 +50,19 @@ def redis_benchmark(port: int, password: str, *, requests: int, clients: int = 5
     keys = _keyspace(value_bytes)
 
     def run(test: str, count: int) -> subprocess.CompletedProcess:
-        argv = [require_binary("redis-benchmark"), "-h", LOOPBACK, "-p", str(port), "-a", password,
+        argv = [require_binary(engine_named(engine).benchmark), "-h", LOOPBACK, "-p", str(port), "-a", password,
                 "-t", test, "-n", str(count), "-c", str(clients), "-d", str(value_bytes), "-r", str(keys),
                 "--threads", str(threads), "--csv"] + (["--cluster"] if cluster else [])
         out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
-            raise RuntimeError(f"redis-benchmark failed: {out.stderr.strip()[-300:]}")
-        return out
+            raise RuntimeError(f"{argv[0]} failed: {out.stderr.strip()[-300:]}")
+        table = out.stdout[out.stdout.index('"test"'):]  # cluster mode prints its node list first
+        return [r for r in csv.DictReader(io.StringIO(table)) if r.get("test", "").startswith(test.upper())][-1]
 
-    run("set", 3 * keys)  # -r draws keys at random: three passes leave few keys missing
-    out = run("get", requests)
-    table = out.stdout[out.stdout.index('"test"'):]  # cluster mode prints its node list first
-    rows = [r for r in csv.DictReader(io.StringIO(table)) if r.get("test", "").startswith("GET")]
-    row = rows[-1]
-    return {"rps": float(row["rps"]), "p50_ms": float(row["p50_latency_ms"]), "p99_ms": float(row["p99_latency_ms"])}
+    fill = run("set", 3 * keys)  # -r draws keys at random: three passes leave few keys missing
+    row = run("get", requests)
+    return {"rps": float(row["rps"]), "p50_ms": float(row["p50_latency_ms"]), "p99_ms": float(row["p99_latency_ms"]),
+            "set_rps": float(fill["rps"])}
 
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -29,39 +28,18 @@ from redis.retry import Retry
 
 from experiments.caches.invalidationlog import FailoverReplayer, InvalidationLog
 from experiments.lab.spawner import make_workdir
-from experiments.lab.topologies import SentinelSet
+from experiments.lab.topologies import SentinelSet, Together
 
 POLL_S = 0.01
 KEY = "promo:manga-home"
 
 
-class ParallelSets:
+class ParallelSets(Together):
     """Several `SentinelSet` groups started at once (each needs seconds of gossip before it is ready)."""
 
     def __init__(self, down_after_ms: list[int], *, engine: str = "redis") -> None:
-        self.groups = [SentinelSet(down_after_ms=ms, failover_timeout_ms=max(3000, 3 * ms), engine=engine)
-                       for ms in down_after_ms]
-
-    def start(self) -> "ParallelSets":
-        with ThreadPoolExecutor(len(self.groups)) as pool:
-            futures = [pool.submit(g.start) for g in self.groups]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        for group in self.groups:
-            group.stop()
-
-    def __enter__(self) -> "ParallelSets":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__init__([SentinelSet(down_after_ms=ms, failover_timeout_ms=max(3000, 3 * ms), engine=engine)
+                          for ms in down_after_ms])
 
 
 def _master_port(group: SentinelSet) -> int | None:

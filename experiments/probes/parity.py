@@ -1,0 +1,131 @@
+"""Redis OSS 7.0 and Valkey 8.0 side by side: the current choice's key experiments on both engines.
+
+Valkey forked Redis 7.2.4 and keeps its protocol, so every experiment of the Redis chapter runs on it
+unchanged; the question is whether any result moves. Timings are taken in interleaved rounds — one
+round visits every engine and case in turn — so a stall of the machine lands on both engines alike.
+The *noise* of a timing is the spread of its per-round medians within one engine (largest minus
+smallest); a difference between engines counts only where it exceeds both engines' noise.
+
+* `get_latency` — GET of every value size of ``data/value_sizes.csv``;
+* `invalidation_latency` — event to key gone, through pub/sub and through a stream;
+* `failover` — Sentinel promotion after a SIGKILL and the acknowledged ``DEL`` s the promotion loses
+  (`experiments.probes.failover`), one Sentinel group per engine for each;
+* `engine_threads` — the field's benchmark tools against each engine with ``io-threads`` 1 and 2,
+  and memcached with 1 and 2 worker threads, at one GET/SET mix.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from experiments.caches.adapters import RedisCache
+from experiments.caches.keydesign import load as load_key_design
+from experiments.caches.origin import document
+from experiments.lab.loadgen import memaslap, redis_benchmark
+from experiments.lab.servers import MemcachedServer, RedisServer
+from experiments.measure import time_calls_ms
+from experiments.probes import failover as failover_probe
+from experiments.probes import invalidation
+from experiments.probes.hitvalue import ASIN, sample_key
+from experiments.seed import value_sizes
+
+GET_SHARE = 0.9
+"""The GET/SET mix of the throughput runs: memaslap's own default (90 % GET, 10 % SET)."""
+
+
+def _rounds_summary(rounds: list[np.ndarray]) -> dict[str, float]:
+    p50 = [float(np.percentile(r, 50)) for r in rounds]
+    return {"p50_ms": float(np.median(p50)), "p99_ms": float(np.median([np.percentile(r, 99) for r in rounds])),
+            "noise_ms": max(p50) - min(p50), "n": int(sum(len(r) for r in rounds))}
+
+
+def beyond_noise(frame: pd.DataFrame, by: list[str], *, metric: str = "p50_ms") -> pd.DataFrame:
+    """One row per case: Valkey's ``metric`` minus Redis's, and whether it exceeds both engines' noise."""
+    wide = frame.pivot_table(index=by, columns="engine", values=[metric, "noise_ms"], aggfunc="first")
+    out = pd.DataFrame({"redis": wide[(metric, "redis")], "valkey": wide[(metric, "valkey")]})
+    out["difference"] = out.valkey - out.redis
+    out["noise"] = np.maximum(wide[("noise_ms", "redis")], wide[("noise_ms", "valkey")])
+    out["beyond_noise"] = out.difference.abs() > out.noise
+    return out.reset_index()
+
+
+def get_latency(targets: dict, repetitions: int, *, rounds: int = 5, progress: bool = True) -> pd.DataFrame:
+    """GET latency per engine and value size; ``targets`` maps engine name to a `RedisTarget`."""
+    jobs = []
+    for engine, target in targets.items():
+        for size in value_sizes().itertuples():
+            key = sample_key(size.family, f"{ASIN}-{size.variant}")
+            payload = load_key_design().cacheable_payload(key, document(size.family, ASIN, size.size_bytes))
+            target.client.set(target.key(key), json.dumps(payload).encode(), ex=3600)
+            jobs.append((engine, size, target.key(key), target.client))
+    samples: list[list[np.ndarray]] = [[] for _ in jobs]
+    for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
+        for i, (_engine, _size, key, client) in enumerate(jobs):
+            samples[i].append(time_calls_ms(lambda: client.get(key), max(1, repetitions // rounds), warmup=50))
+    return pd.DataFrame([{"engine": engine, "family": size.family, "variant": size.variant,
+                          "size_bytes": size.size_bytes, **_rounds_summary(samples[i])}
+                         for i, (engine, size, _key, _client) in enumerate(jobs)])
+
+
+def invalidation_latency(targets: dict, events: int, *, rounds: int = 5) -> pd.DataFrame:
+    """Event to key gone per engine and path (pub/sub, stream + consumer group), in interleaved rounds."""
+    paths = {"pub/sub": invalidation.PubSubInvalidator, "stream + consumer group": invalidation.StreamInvalidator}
+    subscribers = {(engine, path): kind(RedisCache(target)).start()
+                   for engine, target in targets.items() for path, kind in paths.items()}
+    samples: dict[tuple, list[np.ndarray]] = {case: [] for case in subscribers}
+    try:
+        for _ in tqdm(range(rounds), desc="invalidation rounds"):
+            for case, subscriber in subscribers.items():
+                samples[case].append(invalidation.event_to_gone_ms(subscriber, max(1, events // rounds), progress=False))
+    finally:
+        for subscriber in subscribers.values():
+            subscriber.stop()
+    return pd.DataFrame([{"engine": engine, "path": path, **_rounds_summary(samples[(engine, path)])}
+                         for engine, path in subscribers])
+
+
+def failover(groups: dict, *, keys: int) -> pd.DataFrame:
+    """Per engine: promotion after SIGKILL, first read, keys kept, and the ``DEL`` s the promotion loses.
+
+    ``groups`` maps engine name to two ready `SentinelSet` groups: one is failed over with ``keys``
+    keys, the other runs `failover.lost_invalidation`."""
+    rows = []
+    for engine, (sweep_group, lost_group) in groups.items():
+        run = failover_probe.run_failover(sweep_group, keys)
+        lost = failover_probe.lost_invalidation(lost_group, ttl_s=900)
+        rows.append({"engine": engine, "down_after_ms": run.down_after_ms, "promotion_s": run.promotion_s,
+                     "first_read_s": run.first_read_s, "keys_before": run.keys_before, "keys_after": run.keys_after,
+                     "deletes_acknowledged": lost["deletes_acknowledged"],
+                     "replicas_with_delete": lost["replicas_with_delete"],
+                     "lost_deletes_found": lost["lost_deletes_found"],
+                     "stale_for_s_with_replay": lost["stale_for_s_with_replay"]})
+    return pd.DataFrame(rows)
+
+
+def mixed_rps(get_rps: float, set_rps: float, *, get_share: float = GET_SHARE) -> float:
+    """Operations per second of a GET/SET mix run as its two passes: the mix's mean time per operation."""
+    return 1 / (get_share / get_rps + (1 - get_share) / set_rps)
+
+
+def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048) -> pd.DataFrame:
+    """Throughput with the field's tools: redis-benchmark and valkey-benchmark (one client thread, 50
+    connections) against each engine at ``io-threads`` 1 and 2, and memaslap (one thread, 50
+    connections, its 90/10 mix) against memcached ``-t 1`` and ``-t 2``."""
+    rows = []
+    for engine in ("redis", "valkey"):
+        for io_threads in (1, 2):
+            args = ("--io-threads", str(io_threads)) + (("--io-threads-do-reads", "yes") if io_threads > 1 else ())
+            with RedisServer(name=f"{engine}-threads", engine=engine, extra_args=args) as node:
+                r = redis_benchmark(node.port, node.password, requests=requests, value_bytes=value_bytes, engine=engine)
+            rows.append({"server": engine, "threads": io_threads, "tool": f"{engine}-benchmark", "get_rps": r["rps"],
+                         "set_rps": r["set_rps"], "mix_rps": mixed_rps(r["rps"], r["set_rps"])})
+    for threads in (1, 2):
+        with MemcachedServer(name=f"memcached-t{threads}", threads=threads, memory_mb=256) as node:
+            r = memaslap(node.address, seconds=seconds, value_bytes=value_bytes, threads=1)
+        rows.append({"server": "memcached", "threads": threads, "tool": "memcaslap", "get_rps": None,
+                     "set_rps": None, "mix_rps": r["rps"]})
+    return pd.DataFrame(rows)

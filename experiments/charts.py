@@ -119,3 +119,18 @@ def share_bars(frame: pd.DataFrame, *, x: str, y: str, title: str, x_title: str)
                 tooltip=list(frame.columns))
         .properties(height=alt.Step(36))
     )
+
+
+def grouped_bars(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_title: str,
+                 x_format: str | None = None, color_order: list | None = None) -> alt.Chart:
+    """Horizontal bars of ``x`` per ``y`` category, one bar per ``color`` value side by side."""
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format) if x_format else alt.Axis()),
+                y=alt.Y(f"{y}:N", title="", sort=None, axis=alt.Axis(labelLimit=320)),
+                yOffset=alt.YOffset(f"{color}:N", sort=color_order),
+                color=alt.Color(f"{color}:N", title=color.replace("_", " "), sort=color_order),
+                tooltip=list(frame.columns))
+        .properties(height=alt.Step(14))
+    )

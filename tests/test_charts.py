@@ -31,6 +31,11 @@ def layered_chart():
                                        x_title="GB", y_title="hit", log_x=True)
 
 
+def grouped_chart():
+    frame = pd.DataFrame({"ratio": [1.1, 1.2], "layout": ["a", "a"], "engine": ["redis", "valkey"]})
+    return charts.grouped_bars(frame, x="ratio", y="layout", color="engine", title="t", x_title="x")
+
+
 def test_renderer_emits_the_mime_type_jupyterlab_renders():
     bundle = sample_chart()._repr_mimebundle_()
     bundle = bundle[0] if isinstance(bundle, tuple) else bundle
@@ -39,7 +44,7 @@ def test_renderer_emits_the_mime_type_jupyterlab_renders():
 
 
 def test_book_charts_compile_with_the_vega_lite_jupyterlab_bundles():
-    for chart in (sample_chart(), bars_chart(), layered_chart()):
+    for chart in (sample_chart(), bars_chart(), layered_chart(), grouped_chart()):
         vega = vl_convert.vegalite_to_vega(chart.to_dict(), vl_version="5.20")
         assert vega["marks"], "Vega-Lite 5 compiled the chart to nothing"
 

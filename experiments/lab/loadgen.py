@@ -35,9 +35,10 @@ def _keyspace(value_bytes: int) -> int:
 
 
 def redis_benchmark(port: int, password: str, *, requests: int, clients: int = 50, cluster: bool = False,
-                    threads: int = 1, value_bytes: int = 2048, engine: str = "redis") -> dict:
+                    threads: int = 1, value_bytes: int = 2048, engine: str = "redis", keys: int | None = None) -> dict:
     """``redis-benchmark -t get`` (``valkey-benchmark`` for ``engine="valkey"``) after a SET pass: GET
-    requests per second and p50/p99 latency (ms), and the SET pass's requests per second.
+    requests per second and p50/p99 latency (ms), and the SET pass's requests per second. ``keys``: the
+    key space (default: as many values as fit `MEMORY_BUDGET_BYTES`).
 
     redis-benchmark retries a dead endpoint forever, so the server is pinged first.
     """
@@ -47,7 +48,7 @@ def redis_benchmark(port: int, password: str, *, requests: int, clients: int = 5
             probe.ping()
     except (redis.RedisError, OSError) as exc:
         raise RuntimeError(f"redis-benchmark has nothing to measure: 127.0.0.1:{port} does not answer ({exc})") from None
-    keys = _keyspace(value_bytes)
+    keys = keys or _keyspace(value_bytes)
 
     def run(test: str, count: int) -> subprocess.CompletedProcess:
         argv = [require_binary(engine_named(engine).benchmark), "-h", LOOPBACK, "-p", str(port), "-a", password,

@@ -70,10 +70,11 @@ class Lab:
                 parts.append(f"{target.kind} at {target.address} ({origin})")
         return "; ".join(parts) or "no servers opened yet"
 
-    def own(self, servers):
-        """Start ``servers`` (a server or group of `experiments.lab.servers`) and stop it in `close`."""
+    def own(self, servers, *, background: bool = False):
+        """Start ``servers`` (a server or group of `experiments.lab.servers`) and stop it in `close`;
+        ``background``: a `Together` group starts while the chapter goes on (its ``wait`` joins it)."""
         self._owned.append(servers)
-        return servers.start()
+        return servers.start_in_background() if background else servers.start()
 
     def close(self) -> None:
         """Delete this run's keys on external endpoints and stop the servers the book started."""

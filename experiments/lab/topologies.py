@@ -8,7 +8,7 @@ replica, the cluster reports ``cluster_state:ok``. Each group starts and stops i
 from __future__ import annotations
 
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import redis
@@ -239,6 +239,7 @@ class Together(_Managed):
 
     def __init__(self, groups: list[_Managed]) -> None:
         self.groups = list(groups)
+        self._starting: Future | None = None
 
     def _start(self) -> None:
         with ThreadPoolExecutor(len(self.groups)) as pool:
@@ -246,6 +247,19 @@ class Together(_Managed):
         for future in futures:
             future.result()
 
+    def start_in_background(self) -> "Together":
+        """Begin starting the groups and return at once, so that other work overlaps their gossip;
+        `wait` blocks until they are ready (and raises what a start raised)."""
+        self._starting = ThreadPoolExecutor(1, thread_name_prefix="together").submit(self.start)
+        return self
+
+    def wait(self) -> "Together":
+        if self._starting is not None:
+            self._starting.result()
+        return self
+
     def stop(self) -> None:
+        if self._starting is not None:  # a start still under way finishes (or fails) before the stop
+            wait([self._starting])
         for group in self.groups:
             group.stop()

@@ -194,10 +194,11 @@ def ttl_only_staleness() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 900) -> dict:
+def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 900, wait_s: float = 2.0) -> dict:
     """Stop the subscriber, publish one invalidation, restart it ``downtime_s`` later.
 
-    Returns how many subscribers the event reached at publish time, whether the key was still
+    An event not applied within ``wait_s`` of the restart counts as lost. Returns how many subscribers
+    the event reached at publish time, whether the key was still
     stale after the subscriber came back, and the stale window: until the ``DEL`` if the event was
     caught up, else until the TTL expires (the key's remaining TTL).
     """
@@ -209,7 +210,7 @@ def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 9
     reached = invalidator.publish(10**9, key)
     time.sleep(downtime_s)
     invalidator.start()
-    finished = invalidator.wait_for(10**9, timeout_s=2)
+    finished = invalidator.wait_for(10**9, timeout_s=wait_s)
     stale_now = cache.get(key) is not None
     if finished is not None:
         window_s = (finished - start) / 1e9

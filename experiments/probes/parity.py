@@ -6,10 +6,13 @@ round visits every engine and case in turn — so a stall of the machine lands o
 The *noise* of a timing is the spread of its per-round medians within one engine (largest minus
 smallest); a difference between engines counts only where it exceeds both engines' noise.
 
+* `versions` — each engine's version and the defaults that matter here;
 * `get_latency` — GET of every value size of ``data/value_sizes.csv``;
-* `invalidation_latency` — event to key gone, through pub/sub and through a stream;
+* `invalidation_latency` — event to key gone, through pub/sub and through a stream; `missed_events` —
+  an event sent while the subscriber is away;
 * `failover` — Sentinel promotion after a SIGKILL and the acknowledged ``DEL`` s the promotion loses
   (`experiments.probes.failover`), one Sentinel group per engine for each;
+* `cluster` — hot products over the shards and one hot key's reads, on a 3-primary cluster;
 * `engine_threads` — the field's benchmark tools against each engine with ``io-threads`` 1 and 2,
   and memcached with 1 and 2 worker threads, at one GET/SET mix.
 """
@@ -17,6 +20,7 @@ smallest); a difference between engines counts only where it exceeds both engine
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -26,15 +30,41 @@ from experiments.caches.adapters import RedisCache
 from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import document
 from experiments.lab.loadgen import memaslap, redis_benchmark
-from experiments.lab.servers import MemcachedServer, RedisServer
+from experiments.lab.servers import MemcachedServer, RedisServer, server_identity
+from experiments.lab.spawner import require_binary
 from experiments.measure import time_calls_ms
 from experiments.probes import failover as failover_probe
-from experiments.probes import invalidation
+from experiments.probes import invalidation, scaleout
 from experiments.probes.hitvalue import ASIN, sample_key
 from experiments.seed import value_sizes
 
 GET_SHARE = 0.9
 """The GET/SET mix of the throughput runs: memaslap's own default (90 % GET, 10 % SET)."""
+
+
+def versions() -> pd.DataFrame:
+    """What each engine the book runs is: its binary, its version, the version it reports to clients,
+    and the defaults that matter here (threads, eviction policy, TLS built in)."""
+    rows = []
+    for engine in ("redis", "valkey"):
+        with RedisServer(name=f"{engine}-version", engine=engine) as node, node.client(decode_responses=True) as c:
+            identity = server_identity(c)
+            rows.append({"engine": engine, "binary": node.engine.server, "version": identity["version"],
+                         "redis_version": identity["redis_version"], "server_name": identity["server_name"],
+                         "io_threads": c.config_get("io-threads")["io-threads"],
+                         "maxmemory_policy": c.config_get("maxmemory-policy")["maxmemory-policy"],
+                         "tls_built_in": "tls-port" in c.config_get("tls-port")})
+    with MemcachedServer(name="memcached-version") as node:
+        client = node.client()
+        try:
+            version = client.version().decode()
+        finally:
+            client.close()
+    rows.append({"engine": "memcached", "binary": "memcached", "version": version, "redis_version": "",
+                 "server_name": "memcached", "io_threads": str(node.threads), "maxmemory_policy": "LRU per slab class",
+                 "tls_built_in": "--enable-ssl" in subprocess.run([require_binary("memcached"), "-h"], capture_output=True,
+                                                                   text=True).stdout})
+    return pd.DataFrame(rows)
 
 
 def _rounds_summary(rounds: list[np.ndarray]) -> dict[str, float]:
@@ -88,6 +118,32 @@ def invalidation_latency(targets: dict, events: int, *, rounds: int = 5) -> pd.D
                          for engine, path in subscribers])
 
 
+def missed_events(targets: dict, *, downtime_s: float = 0.3) -> pd.DataFrame:
+    """Per engine: an invalidation published while the subscriber is away, by pub/sub and by stream."""
+    rows = []
+    for engine, target in targets.items():
+        for kind in (invalidation.PubSubInvalidator, invalidation.StreamInvalidator):
+            subscriber = kind(RedisCache(target)).start()
+            try:
+                rows.append({"engine": engine, **invalidation.missed_event(subscriber, downtime_s=downtime_s, wait_s=0.5)})
+            finally:
+                subscriber.stop()
+    return pd.DataFrame(rows)
+
+
+def cluster(clusters: dict, *, reads: int) -> pd.DataFrame:
+    """Per engine: how the top-100 products spread over the shards (counts, sorted), and the share of one
+    hot key's reads that reach the busiest node, without mitigation and reading from replicas too."""
+    rows = []
+    for engine, nodes in clusters.items():
+        placement = scaleout.hot_asin_placement(nodes, [f"B{n:09d}" for n in range(100)])
+        hot = scaleout.hot_key_load(nodes, reads=reads).set_index("setup")
+        rows.append({"engine": engine, "shard_counts": sorted(placement.shard.value_counts().tolist()),
+                     "hot_key_share": float(hot.iloc[0].busiest_node_share),
+                     "replica_read_share": float(hot.iloc[1].busiest_node_share)})
+    return pd.DataFrame(rows)
+
+
 def failover(groups: dict, *, keys: int) -> pd.DataFrame:
     """Per engine: promotion after SIGKILL, first read, keys kept, and the ``DEL`` s the promotion loses.
 
@@ -113,14 +169,15 @@ def mixed_rps(get_rps: float, set_rps: float, *, get_share: float = GET_SHARE) -
 
 def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048) -> pd.DataFrame:
     """Throughput with the field's tools: redis-benchmark and valkey-benchmark (one client thread, 50
-    connections) against each engine at ``io-threads`` 1 and 2, and memaslap (one thread, 50
+    connections, 2,000 keys) against each engine at ``io-threads`` 1 and 2, and memaslap (one thread, 50
     connections, its 90/10 mix) against memcached ``-t 1`` and ``-t 2``."""
     rows = []
     for engine in ("redis", "valkey"):
         for io_threads in (1, 2):
             args = ("--io-threads", str(io_threads)) + (("--io-threads-do-reads", "yes") if io_threads > 1 else ())
             with RedisServer(name=f"{engine}-threads", engine=engine, extra_args=args) as node:
-                r = redis_benchmark(node.port, node.password, requests=requests, value_bytes=value_bytes, engine=engine)
+                r = redis_benchmark(node.port, node.password, requests=requests, value_bytes=value_bytes, engine=engine,
+                                    keys=2000)
             rows.append({"server": engine, "threads": io_threads, "tool": f"{engine}-benchmark", "get_rps": r["rps"],
                          "set_rps": r["set_rps"], "mix_rps": mixed_rps(r["rps"], r["set_rps"])})
     for threads in (1, 2):

@@ -27,9 +27,13 @@ def _first(workload: decision.Workload) -> str:
     return table.option.iloc[0]
 
 
-def test_the_seed_chatbot_gets_redis_and_rejects_per_task_caches(chatbot):
+def test_the_seed_chatbot_gets_valkey_and_rejects_per_task_caches(chatbot):
     table = decision.rank(chatbot).set_index("option")
-    assert _first(chatbot) == "ElastiCache Redis"
+    assert _first(chatbot) == "ElastiCache Valkey"
+    # Valkey behaves as Redis (the Valkey chapter): the two tie on every number but the price
+    assert "ties with ElastiCache Redis" in table.loc["ElastiCache Valkey", "reasons"]
+    assert "less on demand" in table.loc["ElastiCache Valkey", "reasons"]
+    assert table.loc["ElastiCache Valkey", "usd_per_month"] < table.loc["ElastiCache Redis", "usd_per_month"]
     assert table.loc["in-process LRU", "verdict"] == "rejected"
     assert "stale for up to 300 s" in table.loc["in-process LRU", "reasons"]
     assert table.loc["DAX", "reasons"] == "the data is not in DynamoDB"
@@ -46,10 +50,24 @@ def test_the_launch_is_lost_to_its_live_reads_whatever_the_cache(chatbot):
     live (as the key design has them), no option keeps the catalog under capacity."""
     cacheable = decision.rank(decision.launch_workload(chatbot.zipf_alpha, live_share=0.0))
     live = decision.rank(decision.launch_workload(chatbot.zipf_alpha)).set_index("option")
-    assert cacheable.verdict.iloc[0] == "recommended" and cacheable.option.iloc[0] == "ElastiCache Redis"
+    assert cacheable.verdict.iloc[0] == "recommended" and cacheable.option.iloc[0] == "ElastiCache Valkey"
     assert (live.verdict == "rejected").all()
     assert live.loc["ElastiCache Redis", "origin_load_pct"] > 400
     assert "serve the live reads from a path that scales" in live.loc["ElastiCache Redis", "reasons"]
+
+
+def test_serverless_wins_a_small_catalog_and_needs_pre_scaling_for_a_big_peak():
+    """Below the storage break-even Serverless costs less than the smallest node pair; a peak beyond what an
+    empty Serverless cache supports adds a pre-scaling step, which ranks it after the node-based option."""
+    small = decision.Workload(name="small", reads_per_s=20, origin_capacity_per_s=10, catalog=20_000, item_kb=2.0,
+                              changes_by_event=True, max_stale_s=5)
+    table = decision.rank(small).set_index("option")
+    assert table.loc["ElastiCache Serverless (Valkey)", "usd_per_month"] < table.loc["ElastiCache Valkey", "usd_per_month"]
+    assert _first(small) == "ElastiCache Serverless (Valkey)"
+    spiky = dataclasses.replace(small, peak_multiple=2_000, origin_capacity_per_s=1_000)
+    spiked = decision.rank(spiky).set_index("option")
+    assert "pre-scaling step" in spiked.loc["ElastiCache Serverless (Valkey)", "reasons"]
+    assert spiked.loc["ElastiCache Serverless (Valkey)", "rank"] > spiked.loc["ElastiCache Valkey", "rank"]
 
 
 def test_values_that_must_never_be_stale_get_no_cache():

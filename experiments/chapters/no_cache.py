@@ -141,10 +141,6 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
                           h["answered_95_live_pct"] > 50}),
         inputs=("cache_cost_per_month", "sale_revenue", "cost_share_pct", "launch_live_share", *launch),
         proof=f"{PROOF}#cost-per-revenue")
-    rec("no-cache.cluster-cost", claim="An ElastiCache cluster costs about $400 a month", seed_value="$400/month",
-        measured="the model takes the seed's figure as its input",
-        rule=rules.unmeasurable("no price list is reachable from this machine; the note's figure is used as given"),
-        inputs=("cache_cost_per_month",), proof=f"{PROOF}#cost-per-revenue")
     rec("no-cache.q1-autoscaling", claim="Autoscaling takes 90-180 s while the spike takes 15 s",
         seed_value="90-180 s vs 15 s",
         measured=("in the gap the catalog answers nothing in time (FCFS) and a scale-up to the offered load never "

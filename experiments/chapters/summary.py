@@ -14,24 +14,28 @@ import json
 import pandas as pd
 
 from experiments import rules
-from experiments.chapters import dax, in_process_lru, memcached, no_cache, read_through, redis
+from experiments.chapters import dax, in_process_lru, memcached, no_cache, read_through, redis, valkey
 from experiments.errors import BookError
 from experiments.ledger import VERDICTS, load_all
 from experiments.models import decision, whatif
 from experiments.paths import DATA, results_dir
 from experiments.seed import figure
 
-CHAPTERS = ["economics", "redis", "memcached", "dax", "in-process-lru", "no-cache", "read-through"]
+CHAPTERS = ["economics", "redis", "valkey", "memcached", "dax", "in-process-lru", "no-cache", "read-through"]
 """The chapters whose results the summary needs, in reading order."""
 
-OPTIONS = {"ElastiCache Redis": ("redis", redis), "Memcached": ("memcached", memcached), "DAX": ("dax", dax),
+OPTIONS = {"ElastiCache Redis": ("redis", redis), "ElastiCache Valkey": ("valkey", valkey),
+           "Memcached": ("memcached", memcached), "DAX": ("dax", dax),
            "In-process LRU": ("in-process-lru", in_process_lru), "No cache": ("no-cache", no_cache),
            "Read-through": ("read-through", read_through)}
-"""The seed's summary-table rows: option → (chapter, claims module)."""
+"""The seed's summary-table rows, and Valkey's (not in the note: its cells judge the note's Redis row on
+Valkey): option → (chapter, claims module)."""
 
 TABLE_CLAIMS = {
     "ElastiCache Redis": ["economics.redis-sub-ms", "redis.table.invalidation", "redis.table.consistency",
                           "redis.table.failure-risk"],
+    "ElastiCache Valkey": ["valkey.table.latency", "valkey.table.invalidation", "valkey.table.consistency",
+                           "valkey.table.failure-risk"],
     "Memcached": ["economics.table.memcached-latency", "memcached.table.invalidation", "memcached.table.consistency",
                   "memcached.table.failure-risk"],
     "DAX": ["dax.table.latency", "dax.table.invalidation", "dax.table.consistency", "dax.table.failure-risk"],
@@ -238,17 +242,21 @@ def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
              grids: list[pd.DataFrame]) -> dict[str, bool]:
     """This page's conclusions as statements that must hold (asserted; compared by nbval)."""
     covered = coverage(claims, ledger)
-    strong = table[(table.column == "Consistency") & table.option.isin(["ElastiCache Redis", "DAX", "Read-through"])]
+    strong = table[(table.column == "Consistency") & table.option.isin(["ElastiCache Redis", "ElastiCache Valkey", "DAX",
+                                                                         "Read-through"])]
     verdicts = ranked["chatbot"].set_index("option").verdict
     return {
         "every claim and judgement of the note has its rows in the ledger":
             (covered.loc[["claim", "judgement"], "without_a_row"] == "").all(),
         "every unverifiable ledger row gives its reason":
             bool((ledger[ledger.verdict == "unverifiable"].rule.str.len() > 20).all()),
-        "the rebuilt table has a judged cell for each of the note's 24": len(table) == 24 and table.verdict.notna().all(),
-        "the note's 'strong' consistency fails for Redis, DAX and read-through": bool((strong.verdict == "fails").all()),
-        "the decision function recommends Redis for the note's chatbot and rejects per-task caches":
-            verdicts["ElastiCache Redis"] == "recommended" and verdicts["in-process LRU"] == "rejected",
+        "the rebuilt table has a judged cell for each of the note's 24, and Valkey's 4":
+            len(table) == 28 and table.verdict.notna().all(),
+        "the note's 'strong' consistency fails for Redis, Valkey, DAX and read-through":
+            bool((strong.verdict == "fails").all()),
+        "the decision function recommends Valkey for the note's chatbot, Redis next, and rejects per-task caches":
+            verdicts["ElastiCache Valkey"] == "recommended" and verdicts["ElastiCache Redis"] == "viable"
+            and verdicts["in-process LRU"] == "rejected",
         "with its price and stock read live, the note's launch overloads the catalog whatever the cache":
             bool((ranked["launch"].verdict == "rejected").all()),
         "with every read cacheable, a cache would carry the same launch":

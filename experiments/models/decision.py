@@ -12,11 +12,15 @@ It applies the book's findings as rules, using the same models the chapters chec
   events (Redis pub/sub; Memcached fed by a queue), the TTL without (per-task caches, DAX written
   around) — and an option that cannot meet the workload's limit is rejected;
 * DAX needs the data in DynamoDB and is scored with `experiments.models.daxmodel` for the projections read;
-* a per-task cache must fit in the memory a task can spare.
+* a per-task cache must fit in the memory a task can spare;
+* a cache service costs what the dated price table says (`experiments.models.pricing`): the cheapest
+  on-demand cluster of one node type that holds the catalog — primary + replica for Redis OSS and
+  Valkey, no replica for Memcached — which is what orders Valkey before Redis, whose behaviour the
+  Valkey chapter found the same.
 
 Options that leave the origins comfortable rank by what they ask of the team (a component to build —
-a queue-fed invalidator, a near cache —, a service to run, data lost with a node); the others rank by
-the origin load they leave. Every verdict carries the numbers behind it.
+a queue-fed invalidator, a near cache —, a service to run, data lost with a node) and then by cost; the
+others rank by the origin load they leave. Every verdict carries the numbers behind it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from experiments.errors import ParameterError
-from experiments.models import daxmodel, taskcache
+from experiments.models import daxmodel, pricing, taskcache
 from experiments.models.flashsale import origin_share
 from experiments.seed import figure, product_reads_per_s
 
@@ -77,6 +81,47 @@ class Assessment:
     survives_node_loss: bool = True
     rejected_because: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    usd_per_month: float = 0.0
+
+
+ITEM_OVERHEAD = 1.15
+"""Memory per cached item over its own bytes: 6–12 % measured for 2–100 KB values on Redis, Valkey and
+memcached (the Valkey chapter), rounded up."""
+
+ENGINES = {"ElastiCache Redis": "redis", "ElastiCache Valkey": "valkey", "Memcached": "memcached"}
+"""The options that are an ElastiCache engine, priced by `pricing.cheapest_cluster`."""
+
+
+def _catalog_gb(w: Workload) -> float:
+    return w.catalog * w.item_kb * 1000 * ITEM_OVERHEAD / 1e9
+
+
+def _price(w: Workload, a: "Assessment") -> None:
+    """Price an engine option's node-based cluster for the workload's catalog, and say so in its reasons."""
+    engine = ENGINES[a.option]
+    cluster = pricing.cheapest_cluster(engine, _catalog_gb(w), replicas=0 if engine == "memcached" else 1)
+    a.usd_per_month = cluster.usd_per_month
+    a.reasons.append(f"{cluster.nodes} × {cluster.node_type} hold the {_catalog_gb(w):,.1f} GB catalog: "
+                     f"${cluster.usd_per_month:,.0f}/month on demand")
+
+
+def _serverless(w: Workload, node_based: "Assessment") -> "Assessment":
+    """ElastiCache Serverless for Valkey: the node-based option's numbers, billed per ECPU and GB-hour;
+    a peak above what an empty cache supports needs a pre-scaling step before it (TLS is always on)."""
+    a = Assessment("ElastiCache Serverless (Valkey)", node_based.hit_rate, node_based.origin_load,
+                   node_based.stale_bound_s, list(node_based.builds),
+                   rejected_because=list(node_based.rejected_because))
+    a.reasons.append(node_based.reasons[0])
+    per_read = pricing.ecpus_per_command(w.item_kb)
+    cost = pricing.serverless_per_month("valkey", ecpus_per_s=w.reads_per_s * per_read, stored_gb=_catalog_gb(w))
+    a.usd_per_month = cost["usd_per_month"]
+    a.reasons.append(f"{_catalog_gb(w):,.1f} GB stored and {w.reads_per_s * per_read:,.0f} ECPU/s: "
+                     f"${a.usd_per_month:,.0f}/month; TLS always on")
+    peak = w.peak_reads_per_s * per_read
+    if peak > pricing.SERVERLESS_FLOOR_ECPU_PER_S:
+        a.builds.append(f"a pre-scaling step an hour before each known peak ({peak:,.0f} ECPU/s against the "
+                        f"{pricing.SERVERLESS_FLOOR_ECPU_PER_S:,} an empty cache supports)")
+    return a
 
 
 SHARED_CACHE_ENTRIES = 5_000_000
@@ -109,10 +154,14 @@ def assess(w: Workload) -> list[Assessment]:
     options = [
         _assess(w, "no cache", 0.0, 0.0, []),
         _assess(w, "ElastiCache Redis", shared, event_bound, replay),
+        _assess(w, "ElastiCache Valkey", shared, event_bound, replay),
         _assess(w, "Memcached", shared, event_bound, ["a queue-fed invalidator"] if w.changes_by_event else []),
     ]
-    options[2].survives_node_loss = False
-    options[2].reasons.append("no replication: a replaced node starts empty")
+    options[3].survives_node_loss = False
+    options[3].reasons.append("no replication: a replaced node starts empty")
+    for a in options[1:]:
+        _price(w, a)
+    options.insert(3, _serverless(w, options[2]))
     per_task_entries = w.task_cache_mb * 1000 / w.item_kb
     per_task = _assess(w, "in-process LRU", _hit(w, tasks=w.tasks, entries=per_task_entries), w.ttl_s, [])
     per_task.survives_node_loss = False
@@ -148,7 +197,7 @@ planned misses), not an overload."""
 
 def _order(a: Assessment) -> tuple:
     """Comfortable options by what they ask of the team; the others by the origin load they leave."""
-    simplicity = (len(a.builds), SERVICES_TO_RUN.get(a.option, 1), not a.survives_node_loss)
+    simplicity = (len(a.builds), SERVICES_TO_RUN.get(a.option, 1), not a.survives_node_loss, round(a.usd_per_month))
     if a.origin_load <= HEADROOM:
         return (0, *simplicity, a.origin_load)
     return (1, round(a.origin_load, 2), *simplicity)
@@ -167,6 +216,8 @@ def _tie_break(a: Assessment, b: Assessment) -> str:
         return "it adds no cache service to run"
     if a.survives_node_loss != b.survives_node_loss:
         return "a failed node keeps its keys (a promoted replica), where the other's replacement starts empty"
+    if round(a.usd_per_month) != round(b.usd_per_month):
+        return f"it costs ${b.usd_per_month - a.usd_per_month:,.0f}/month less on demand"
     return "of the order the options are listed in"
 
 
@@ -176,7 +227,7 @@ def rank(w: Workload) -> pd.DataFrame:
     can avoid it, all stay in the ranking with that warning). Options that leave the origins under
     70 % of capacity rank by what they ask of the team — components to build, then a service to run,
     then whether the cached data survives losing a node (Redis's promoted replica kept every key; a
-    replaced Memcached node starts empty) — and the rest by the origin load they leave."""
+    replaced Memcached node starts empty), then cost — and the rest by the origin load they leave."""
     options = assess(w)
     candidates = [a for a in options if not a.rejected_because]
     for a in candidates:
@@ -193,13 +244,15 @@ def rank(w: Workload) -> pd.DataFrame:
             first.reasons.append(f"ties with {second.option} on hit rate, origin load and staleness; ranked first "
                                  f"because {_tie_break(first, second)}")
     rejected = sorted((a for a in options if a.rejected_because),
-                      key=lambda a: (len(a.rejected_because), math.inf if math.isnan(a.origin_load) else a.origin_load))
+                      key=lambda a: (len(a.rejected_because), math.inf if math.isnan(a.origin_load) else a.origin_load,
+                                     round(a.usd_per_month)))
     rows = []
     for position, a in enumerate(viable + rejected, start=1):
         reasons = a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because
         rows.append({"rank": position, "option": a.option, "verdict": "rejected" if a.rejected_because else "viable",
                      "hit_pct": 100 * a.hit_rate, "origin_load_pct": 100 * a.origin_load,
-                     "stale_bound_s": a.stale_bound_s, "reasons": "; ".join(reasons)})
+                     "stale_bound_s": a.stale_bound_s, "usd_per_month": a.usd_per_month,
+                     "reasons": "; ".join(reasons)})
     table = pd.DataFrame(rows)
     if viable:
         table.loc[0, "verdict"] = "recommended"

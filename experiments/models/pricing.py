@@ -30,6 +30,11 @@ from experiments.seed import service_default
 HOURS_PER_MONTH = 730
 """Hours in a month as AWS's pricing pages count them."""
 
+SERVERLESS_FLOOR_ECPU_PER_S = 30_000
+"""What an empty ElastiCache Serverless cache supports before it scales (90,000 with read from replica);
+a minimum set ahead of a known peak ("pre-scaling") takes effect within an hour (Amazon ElastiCache User
+Guide, "Scaling ElastiCache", pre-scaling)."""
+
 ENGINES = ("redis", "valkey", "memcached")
 
 
@@ -131,3 +136,15 @@ def cross_az_per_month(bytes_per_s: float, *, cross_share: float) -> float:
     if not 0 <= cross_share <= 1:
         raise ParameterError(f"cross_share={cross_share} must lie in [0, 1]")
     return bytes_per_s * cross_share * 3600 * HOURS_PER_MONTH / 1e9 * _one("cross_az", "all", "node-based")
+
+
+def serverless_break_even_gb(engine: str, *, replicas: int = 1, step_gb: float = 0.05) -> float:
+    """Data size below which Serverless storage costs less than the cheapest node-based cluster that holds
+    it (ECPUs aside): the first size, in ``step_gb`` steps, where the nodes become cheaper."""
+    size = step_gb
+    while size < 1000:
+        nodes = cheapest_cluster(engine, size, replicas=replicas).usd_per_month
+        if nodes < serverless_per_month(engine, ecpus_per_s=0.0, stored_gb=size)["usd_per_month"]:
+            return size
+        size += step_gb
+    raise ParameterError(f"no break-even below 1 TB for {engine}")  # pragma: no cover - prices would be absurd

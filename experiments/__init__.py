@@ -7,7 +7,7 @@ without a server:
 * core (flat): `paths`, `errors`, `params`, `seed` (the note's figures), `rules` (verdict rules), `ledger`,
   `measure`, `charts`;
 * `lab` — child processes that never outlive their owner (`lab.spawner`, `lab.processes`), the
-  servers (`lab.servers`, `lab.topologies`), endpoints and the chapter's `Lab` session, worker pools
+  servers of either Redis-protocol engine and memcached (`lab.servers`, `lab.topologies`), endpoints and the chapter's `Lab` session, worker pools
   and load generators;
 * `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,
   the durable invalidation log replayed after a failover, the stand-in origins;
@@ -23,6 +23,9 @@ Each chapter and the modules it uses:
   `caches.keydesign`.
 * ``redis.ipynb`` — `chapters.redis`; `probes.structures`, `probes.invalidation`, `probes.failover`,
   `probes.scaleout`, `probes.evictions`, `lab.topologies`, `caches.adapters`, `caches.invalidationlog`.
+* ``valkey.ipynb`` — `chapters.valkey`; `probes.parity` (the Redis chapter's experiments on both engines),
+  `probes.itembytes`, `probes.clientcache`, `models.pricing` (the dated price table), `lab.loadgen`,
+  `caches.nearcache`.
 * ``memcached.ipynb`` — `chapters.memcached`; `lab.loadgen`, `probes.invalidation`, `models.pollmodel`,
   `probes.coldnode`, `probes.hashing`, `probes.listupdates`, `probes.evictions`, `caches.adapters`.
 * ``dax.ipynb`` — `chapters.dax`; `models.daxmodel`, `models.daxsim`, `models.daxstale`,
@@ -33,7 +36,8 @@ Each chapter and the modules it uses:
   `models.costmodel`, `models.safetocache`.
 * ``read-through.ipynb`` — `chapters.read_through`; `caches.readthrough`, `probes.stampede`,
   `models.herd`, `probes.staleset`.
-* ``summary.ipynb`` — `chapters.summary`; `models.whatif`, `models.decision`, and every chapter
+* ``summary.ipynb`` — `chapters.summary`; `models.whatif`, `models.decision` (which prices the engine
+  options with `models.pricing`), and every chapter
   module's ``summary_row``.
 
 Import `experiments.charts` before drawing: it enables the book's theme and renderer.

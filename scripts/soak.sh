@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-20}
 PY=_build/venv/bin/python
-tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis.py tests/test_memcached.py
+tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis.py tests/test_valkey.py tests/test_memcached.py
   tests/test_in_process_lru.py::test_near_cache_invalidates_every_process_and_survives_a_broken_link
   tests/test_read_through.py"}
 # servers of this soak only: every process it starts carries CACHEBOOK_SESSION (see experiments/processes.py)

@@ -17,7 +17,7 @@ import pytest
 from experiments.lab.processes import SESSION_ENV, server_processes
 from experiments.lab.servers import MemcachedServer, RedisServer
 
-CHAPTER_RUNS = ("test_redis.py", "test_memcached.py")
+CHAPTER_RUNS = ("test_redis.py", "test_memcached.py", "test_valkey.py")
 """Test modules whose ``results`` fixture re-runs a chapter's failover, cluster and cold-node experiments."""
 
 

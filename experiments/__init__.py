@@ -7,8 +7,8 @@ without a server:
 * core (flat): `paths`, `errors`, `params`, `seed` (the note's figures), `rules` (verdict rules), `ledger`,
   `measure`, `charts`;
 * `lab` — child processes that never outlive their owner (`lab.spawner`, `lab.processes`), the
-  servers of either Redis-protocol engine and memcached (`lab.servers`, `lab.topologies`), endpoints and the chapter's `Lab` session, worker pools
-  and load generators;
+  servers of either Redis-protocol engine and memcached (`lab.servers`, `lab.topologies`), endpoints
+  and the chapter's `Lab` session, worker pools and load generators;
 * `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,
   the durable invalidation log replayed after a failover, the stand-in origins;
 * `models` — pure maths and simulators;

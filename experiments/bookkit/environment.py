@@ -16,6 +16,8 @@ from experiments.paths import ROOT
 SERVER_COMMANDS = {
     "redis-server": ["redis-server", "--version"],
     "redis-sentinel": ["redis-sentinel", "--version"],
+    "valkey-server": ["valkey-server", "--version"],
+    "valkey-sentinel": ["valkey-sentinel", "--version"],
     "memcached": ["memcached", "-V"],
     "chromium": ["chromium", "--version"],
 }

@@ -165,6 +165,10 @@ def headline(r: ValkeyResults) -> dict[str, float]:
         "seed_break_even_s": costmodel.break_even_outage_s(costmodel.CostInputs(), sale_hours=24),
         "launch_reads_per_s": t["launch_reads_per_s"], "launch_gbps": t["launch_reads_per_s"] * t["item_bytes"] * 8 / 1e9,
         "launch_nodes": launch_bandwidth_nodes(), "steady_reads_per_s": t["steady_reads_per_s"],
+        "launch_ecpus_per_s": t["launch_reads_per_s"] * pricing.ecpus_per_command(t["item_bytes"] / 1024),
+        "serverless_floor_ecpus": float(pricing.SERVERLESS_FLOOR_ECPU_PER_S),
+        "serverless_break_even_gb": pricing.serverless_break_even_gb("valkey"),
+        "page_catalog_gb_valkey": figure("dax_catalog") * _bytes(r, "valkey", "product, 100 KB JSON") / 1e9,
         "glide_local_reads": int(r.glide["local_reads_of_100"]), "glide_change_ms": float(r.glide["change_seen_p50_ms"]),
         "glide_stale_after_drop_s": float(r.glide["stale_after_drop_s"]), "glide_entry_ttl_s": float(r.glide["entry_ttl_s"]),
         "near_stale_after_reconnect": bool(r.near_cache_drop["stale_after_reconnect"]),
@@ -224,6 +228,10 @@ def findings(r: ValkeyResults) -> dict[str, bool]:
             h["redis_pair_usd"] < figure("cache_cost_per_month"),
         "for the note's catalog and traffic, Serverless Valkey is the cheapest deployment":
             cost.idxmin() == ("valkey", "Serverless"),
+        "the launch needs more ECPU/s than an empty Serverless cache supports: it must be pre-scaled":
+            h["launch_ecpus_per_s"] > h["serverless_floor_ecpus"],
+        "the note's 2 KB catalog is below Serverless's storage break-even, its 100 KB documents far above it":
+            h["catalog_gb_valkey"] < h["serverless_break_even_gb"] < h["page_catalog_gb_valkey"] / 5,
         "Valkey costs less than Redis OSS in both deployments":
             cost[("valkey", "node-based")] < cost[("redis", "node-based")]
             and cost[("valkey", "Serverless")] < cost[("redis", "Serverless")],

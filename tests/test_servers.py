@@ -203,3 +203,23 @@ def test_directories_of_killed_owners_are_swept(tmp_path, monkeypatch):
     with RedisServer():
         assert not any(d.exists() for d in left)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_groups_started_in_the_background_are_ready_after_wait_and_gone_after_stop():
+    from experiments.lab.topologies import Together
+
+    group = Together([RedisServer(engine="valkey"), RedisServer(engine="redis")]).start_in_background()
+    group.wait()
+    pids = [s.pid for s in group.groups]
+    assert all(s.client().ping() for s in group.groups)
+    group.stop()
+    assert gone_within(pids, 5)
+
+
+def test_a_stop_during_a_background_start_leaves_nothing():
+    from experiments.lab.topologies import Together
+
+    group = Together([SentinelSet(engine="valkey")]).start_in_background()
+    group.stop()  # waits for the start under way, then stops every member
+    assert not group.groups[0].pids or gone_within(group.groups[0].pids, 5)
+    assert not any(running(p) for p in live_server_pids())

@@ -17,7 +17,7 @@ from experiments.errors import MissingBinaryError, PortInUseError, ServerStartEr
 from experiments.lab.processes import running
 from experiments.lab.servers import DEFAULT_PASSWORD, MemcachedServer, RedisServer
 from experiments.lab.spawner import live_server_pids
-from experiments.lab.topologies import RedisClusterSet, SentinelSet
+from experiments.lab.topologies import RedisClusterSet, SentinelSet, Together
 
 
 def gone_within(pids, seconds: float) -> bool:
@@ -206,8 +206,6 @@ def test_directories_of_killed_owners_are_swept(tmp_path, monkeypatch):
 
 
 def test_groups_started_in_the_background_are_ready_after_wait_and_gone_after_stop():
-    from experiments.lab.topologies import Together
-
     group = Together([RedisServer(engine="valkey"), RedisServer(engine="redis")]).start_in_background()
     group.wait()
     pids = [s.pid for s in group.groups]
@@ -217,8 +215,6 @@ def test_groups_started_in_the_background_are_ready_after_wait_and_gone_after_st
 
 
 def test_a_stop_during_a_background_start_leaves_nothing():
-    from experiments.lab.topologies import Together
-
     group = Together([SentinelSet(engine="valkey")]).start_in_background()
     group.stop()  # waits for the start under way, then stops every member
     assert not group.groups[0].pids or gone_within(group.groups[0].pids, 5)

@@ -11,7 +11,7 @@ without a server:
   and the chapter's `Lab` session, worker pools and load generators;
 * `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,
   the durable invalidation log replayed after a failover, the stand-in origins;
-* `models` — pure maths and simulators;
+* `models` — pure maths and simulators (`models.peer` hands streams to libCacheSim, the peer simulator);
 * `probes` — experiments on real servers;
 * `chapters` — one module per notebook, with its name: results, headline numbers, findings, ledger
   rows and summary-table row;

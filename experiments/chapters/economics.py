@@ -70,7 +70,7 @@ def findings(r: EconomicsResults) -> dict[str, bool]:
         "an in-process read has p99 < 0.1 ms": bool(hits.loc[hits.store == "in-process", "p99_ms"].max() < 0.1),
         "every key family's hit saves at least the seed's figure": bool((aside.save_per_hit_ms >= aside.seed_save_ms).all()),
         "a miss adds less than 1 ms to the origin call": h["miss_overhead_us"] < 1000,
-        "cache-aside pays off above a 1 % hit rate": h["break_even_pct"] < 1.0,
+        "cache-aside pays off above a 5 % hit rate (the note plans 95 %)": h["break_even_pct"] < 5.0,
         "no price reached any cache": h["price_fields_cached"] == 0,
     }
 

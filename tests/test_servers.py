@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import redis
 
 from experiments.errors import MissingBinaryError, PortInUseError, ServerStartError
-from experiments.lab.processes import running
+from experiments.lab.processes import SESSION_ENV, running, server_processes
 from experiments.lab.servers import DEFAULT_PASSWORD, MemcachedServer, RedisServer
 from experiments.lab.spawner import live_server_pids
 from experiments.lab.topologies import RedisClusterSet, SentinelSet, Together
@@ -60,6 +61,15 @@ def test_exception_inside_with_stops_the_server():
             pid = server.pid
             raise RuntimeError("boom")
     assert not running(pid)
+
+
+@pytest.mark.parametrize("engine", ["redis", "valkey"])
+def test_the_leak_check_sees_every_engines_servers_and_sentinels(engine):
+    session = os.environ[SESSION_ENV]
+    with SentinelSet(engine=engine) as group:
+        pids = set(group.pids())
+        assert pids <= set(server_processes(session))
+    assert not pids & set(server_processes(session))
 
 
 def test_sentinel_set_is_ready_when_returned():

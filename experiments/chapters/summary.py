@@ -206,13 +206,17 @@ def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
     return ledger.table()
 
 
-def decisions(alpha: float) -> dict[str, pd.DataFrame]:
+def decisions(alpha: float, item_overhead: float) -> dict[str, pd.DataFrame]:
     """The decision function on the note's two scenarios, each workload from one of them: the chatbot at its
     plan (the Memcached failure's figures) and the launch (the no-cache failure's), the launch also with
-    its price and stock reads taken as cacheable to show what the live reads decide."""
-    return {"chatbot": decision.rank(decision.seed_workload(alpha)),
-            "launch": decision.rank(decision.launch_workload(alpha)),
-            "launch, every read cacheable": decision.rank(decision.launch_workload(alpha, live_share=0.0))}
+    its price and stock reads taken as cacheable to show what the live reads decide. ``alpha`` is the
+    in-process chapter's calibrated exponent, ``item_overhead`` the memory per 100 KB document over its own
+    bytes that the Valkey chapter measured."""
+    def w(make, **kw):
+        return decision.rank(make(alpha, item_overhead=item_overhead, **kw))
+
+    return {"chatbot": w(decision.seed_workload), "launch": w(decision.launch_workload),
+            "launch, every read cacheable": w(decision.launch_workload, live_share=0.0)}
 
 
 def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: dict[str, pd.DataFrame],

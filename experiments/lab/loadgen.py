@@ -35,8 +35,8 @@ def _keyspace(value_bytes: int) -> int:
 
 
 def redis_benchmark(port: int, password: str, *, requests: int, clients: int = 50, cluster: bool = False,
-                    threads: int = 1, value_bytes: int = 2048, engine: str = "redis", keys: int | None = None) -> dict:
-    """``redis-benchmark -t get`` (``valkey-benchmark`` for ``engine="valkey"``) after a SET pass: GET
+                    threads: int = 1, value_bytes: int = 2048, tool: str = "redis", keys: int | None = None) -> dict:
+    """``redis-benchmark -t get`` (``valkey-benchmark`` for ``tool="valkey"``, against either engine) after a SET pass: GET
     requests per second and p50/p99 latency (ms), and the SET pass's requests per second. ``keys``: the
     key space (default: as many values as fit `MEMORY_BUDGET_BYTES`).
 
@@ -51,7 +51,7 @@ def redis_benchmark(port: int, password: str, *, requests: int, clients: int = 5
     keys = keys or _keyspace(value_bytes)
 
     def run(test: str, count: int) -> subprocess.CompletedProcess:
-        argv = [require_binary(engine_named(engine).benchmark), "-h", LOOPBACK, "-p", str(port), "-a", password,
+        argv = [require_binary(engine_named(tool).benchmark), "-h", LOOPBACK, "-p", str(port), "-a", password,
                 "-t", test, "-n", str(count), "-c", str(clients), "-d", str(value_bytes), "-r", str(keys),
                 "--threads", str(threads), "--csv"] + (["--cluster"] if cluster else [])
         out = subprocess.run(argv, capture_output=True, text=True, timeout=120)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SERVER_NAMES = ("redis-server", "redis-sentinel", "memcached")
+SERVER_NAMES = ("redis-server", "redis-sentinel", "valkey-server", "valkey-sentinel", "memcached")
 WORKER_MODULES = ("experiments.caches.nearcache_worker", "experiments.caches.origin_server", "experiments.probes.stampede_worker")
 """Python modules the book runs as helper processes; they must not outlive their owner either."""
 
@@ -70,7 +70,7 @@ def _is_worker(pid: str) -> bool:
 
 
 def server_processes(session: str | None = None) -> list[int]:
-    """PIDs of running redis-server, redis-sentinel and memcached processes and of the book's worker
+    """PIDs of running Redis, Valkey (servers and sentinels) and memcached processes and of the book's worker
     processes — of one run's session if ``session`` is given, else of any owner."""
     found = []
     for entry in os.listdir("/proc"):

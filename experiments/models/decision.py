@@ -55,9 +55,14 @@ class Workload:
     projections: int = 1
     task_cache_mb: float = 500.0
     live_share: float = 0.0
+    item_overhead: float = 1.15
+    """Memory per cached item over its own bytes. The default is the 6–12 % the Valkey chapter measured for
+    2–100 KB values on Redis, Valkey and memcached, rounded up; the summary passes that chapter's own
+    measurement for the workload's item size."""
 
     def __post_init__(self) -> None:
-        for name in ("reads_per_s", "origin_capacity_per_s", "peak_multiple", "item_kb", "ttl_s", "task_cache_mb"):
+        for name in ("reads_per_s", "origin_capacity_per_s", "peak_multiple", "item_kb", "ttl_s", "task_cache_mb",
+                     "item_overhead"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"workload {self.name!r}: {name} must be positive")
         if not 0 <= self.live_share <= 1:
@@ -84,16 +89,12 @@ class Assessment:
     usd_per_month: float = 0.0
 
 
-ITEM_OVERHEAD = 1.15
-"""Memory per cached item over its own bytes: 6–12 % measured for 2–100 KB values on Redis, Valkey and
-memcached (the Valkey chapter), rounded up."""
-
 ENGINES = {"ElastiCache Redis": "redis", "ElastiCache Valkey": "valkey", "Memcached": "memcached"}
 """The options that are an ElastiCache engine, priced by `pricing.cheapest_cluster`."""
 
 
 def _catalog_gb(w: Workload) -> float:
-    return w.catalog * w.item_kb * 1000 * ITEM_OVERHEAD / 1e9
+    return w.catalog * w.item_kb * 1000 * w.item_overhead / 1e9
 
 
 def _price(w: Workload, a: "Assessment") -> None:
@@ -259,21 +260,22 @@ def rank(w: Workload) -> pd.DataFrame:
     return table
 
 
-def seed_workload(alpha: float) -> Workload:
+def seed_workload(alpha: float, **measured) -> Workload:
     """The note's chatbot, its traffic from one scenario — the Memcached failure 2: product reads of a
     catalog sized for 2,000 requests/min at a 95 % hit rate (40,000 reads/min), with no launch multiple
     (that scenario states none). ``alpha`` is the Zipf exponent that gives the 95 %, which the in-process
     chapter calibrates and saves. The system's own figures complete it: 60 tasks, the 5-minute TTL, the
     500K-ASIN catalog (the only catalog size the note gives, in its DAX Q3), 100 KB product documents (its
-    in-process failure 2), products changed by events and wanted fresh within seconds (ours: 5 s)."""
+    in-process failure 2), products changed by events and wanted fresh within seconds (ours: 5 s). ``measured``
+    overrides fields with the chapters' measurements (``item_overhead``)."""
     return Workload(name="the note's chatbot", reads_per_s=product_reads_per_s(),
                     origin_capacity_per_s=figure("catalog_capacity_per_min") / 60, peak_multiple=1.0,
                     tasks=int(figure("task_count")), catalog=int(figure("dax_catalog")), zipf_alpha=alpha,
                     item_kb=100.0, ttl_s=figure("product_cache_ttl_s"), max_stale_s=5.0, changes_by_event=True,
-                    in_dynamodb=False)
+                    in_dynamodb=False, **measured)
 
 
-def launch_workload(alpha: float, *, live_share: float | None = None) -> Workload:
+def launch_workload(alpha: float, *, live_share: float | None = None, **measured) -> Workload:
     """The note's launch, its traffic from one scenario — the no-cache failure: a catalog sized for 5,000
     concurrent requests on a 10 % miss baseline, i.e. for planned reads of ten times its capacity, and
     50,000 concurrent requests at the launch — the planned traffic itself, arriving at once (rates here are
@@ -285,4 +287,4 @@ def launch_workload(alpha: float, *, live_share: float | None = None) -> Workloa
                     origin_capacity_per_s=capacity, peak_multiple=1.0, tasks=int(figure("task_count")),
                     catalog=int(figure("dax_catalog")), zipf_alpha=alpha, item_kb=100.0,
                     ttl_s=figure("product_cache_ttl_s"), max_stale_s=5.0, changes_by_event=True, in_dynamodb=False,
-                    live_share=share)
+                    live_share=share, **measured)

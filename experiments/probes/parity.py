@@ -167,22 +167,28 @@ def mixed_rps(get_rps: float, set_rps: float, *, get_share: float = GET_SHARE) -
     return 1 / (get_share / get_rps + (1 - get_share) / set_rps)
 
 
-def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048) -> pd.DataFrame:
-    """Throughput with the field's tools: redis-benchmark and valkey-benchmark (one client thread, 50
-    connections, 2,000 keys) against each engine at ``io-threads`` 1 and 2, and memaslap (one thread, 50
-    connections, its 90/10 mix) against memcached ``-t 1`` and ``-t 2``."""
-    rows = []
+def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048, repeats: int = 3) -> pd.DataFrame:
+    """Throughput with the field's tools, each run ``repeats`` times: redis-benchmark *and* valkey-benchmark
+    (one client thread, 50 connections, 2,000 keys) against each engine at ``io-threads`` 1 and 2 — so an
+    engine's difference is seen through the same tool — and memaslap (one thread, 50 connections, its 90/10
+    mix) against memcached ``-t 1`` and ``-t 2``. One row per server, threads and tool: the median of the
+    repeats and their spread (max − min), the noise a difference must exceed."""
+    runs = []
     for engine in ("redis", "valkey"):
         for io_threads in (1, 2):
             args = ("--io-threads", str(io_threads)) + (("--io-threads-do-reads", "yes") if io_threads > 1 else ())
             with RedisServer(name=f"{engine}-threads", engine=engine, extra_args=args) as node:
-                r = redis_benchmark(node.port, node.password, requests=requests, value_bytes=value_bytes, engine=engine,
-                                    keys=2000)
-            rows.append({"server": engine, "threads": io_threads, "tool": f"{engine}-benchmark", "get_rps": r["rps"],
-                         "set_rps": r["set_rps"], "mix_rps": mixed_rps(r["rps"], r["set_rps"])})
+                for _ in range(repeats):
+                    for tool in ("redis", "valkey"):
+                        r = redis_benchmark(node.port, node.password, requests=requests, value_bytes=value_bytes,
+                                            tool=tool, keys=2000)
+                        runs.append({"server": engine, "threads": io_threads, "tool": f"{tool}-benchmark",
+                                     "mix_rps": mixed_rps(r["rps"], r["set_rps"])})
     for threads in (1, 2):
         with MemcachedServer(name=f"memcached-t{threads}", threads=threads, memory_mb=256) as node:
-            r = memaslap(node.address, seconds=seconds, value_bytes=value_bytes, threads=1)
-        rows.append({"server": "memcached", "threads": threads, "tool": "memcaslap", "get_rps": None,
-                     "set_rps": None, "mix_rps": r["rps"]})
-    return pd.DataFrame(rows)
+            for _ in range(repeats):
+                r = memaslap(node.address, seconds=seconds, value_bytes=value_bytes, threads=1)
+                runs.append({"server": "memcached", "threads": threads, "tool": "memcaslap", "mix_rps": r["rps"]})
+    grouped = pd.DataFrame(runs).groupby(["server", "threads", "tool"], sort=False).mix_rps
+    return pd.DataFrame({"mix_rps": grouped.median(), "spread_rps": grouped.max() - grouped.min(),
+                         "repeats": grouped.size()}).reset_index()

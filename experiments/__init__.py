@@ -32,6 +32,9 @@ Each chapter and the modules it uses:
   `models.cachemodel`, `models.lrusim`, `probes.tlscost`.
 * ``in-process-lru.ipynb`` — `chapters.in_process_lru`; `models.taskcache`, `models.taskstale`,
   `models.deployment`, `models.cachemodel`, `models.lrusim`, `probes.gcpause`, `caches.nearcache`.
+* ``traffic.ipynb`` — `chapters.traffic`; `models.traffic` (the key families' stream), `models.policies`
+  (libCacheSim's policies, pools, the in-process libraries), `models.peer`, `models.lrusim`,
+  `probes.evictionpolicy` (Redis's allkeys-lru and allkeys-lfu).
 * ``no-cache.ipynb`` — `chapters.no_cache`; `models.flashsale`, `probes.collapse`, `models.fanout`,
   `models.costmodel`, `models.safetocache`.
 * ``read-through.ipynb`` — `chapters.read_through`; `caches.readthrough`, `probes.stampede`,

@@ -276,7 +276,8 @@ def findings(r: ValkeyResults) -> dict[str, bool]:
         "both engines lose every DEL acknowledged after the replica was cut off":
             bool((fo.lost_deletes_found == LOST_PROMOTIONS).all() and (fo.replicas_with_delete == 0).all()),
         "one hot key sends all its reads to one cluster node on both engines": bool((clusters.hot_key_share > 0.99).all()),
-        "Valkey stores every layout in no more memory than Redis 7.0": bool((layouts.valkey <= layouts.redis).all()),
+        "Valkey stores every layout in no more memory than Redis 7.0 (within 1 %)":
+            bool((layouts.valkey <= 1.01 * layouts.redis).all()),
         "Valkey's sorted set is at least 20 % smaller than Redis 7.0's (the scores' text)":
             h["zset_bytes_valkey"] <= 0.8 * h["zset_bytes_redis"],
         "jemalloc's size classes cost a 100 KB value over 10 %, memcached's slab under 5 %":

@@ -113,13 +113,20 @@ def _turns(t: ChatTraffic, duration_s: float, rng: np.random.Generator) -> tuple
     times = starts[session] + offsets
     fresh = first | (rng.random(session.size) >= t.stay_on_product)
     keep = (times >= 0) & (times < duration_s)
-    return times[keep], session[keep], fresh[keep]
+    times, session, fresh = times[keep], session[keep], fresh[keep]
+    # a session under way at time 0 starts its visible turns on a fresh product (its earlier turns are gone)
+    fresh |= np.r_[True, session[1:] != session[:-1]]
+    return times, session, fresh
 
 
-def generate(t: ChatTraffic, *, duration_s: float, seed: int) -> Trace:
-    """``duration_s`` of the chatbot's traffic, every family interleaved in time (seeded)."""
+def generate(t: ChatTraffic, *, duration_s: float, seed: int, share: float = 1.0) -> Trace:
+    """``duration_s`` of the chatbot's traffic, every family interleaved in time (seeded). ``share`` < 1 keeps
+    each turn with that probability: one task's stream when a load balancer spreads turns at random over
+    ``1 / share`` tasks (a session's turns land on different tasks)."""
     if not 0 < duration_s < 1e7:
         raise ParameterError(f"duration_s={duration_s} must lie in (0, 1e7)")
+    if not 0 < share <= 1:
+        raise ParameterError(f"share={share} must lie in (0, 1]")
     rng = np.random.default_rng(seed)
     times, session, fresh = _turns(t, duration_s, rng)
     if times.size == 0:
@@ -129,6 +136,10 @@ def generate(t: ChatTraffic, *, duration_s: float, seed: int) -> Trace:
     # a turn that stays on its product re-reads the product of the session's last fresh turn
     last_fresh = np.maximum.accumulate(np.where(fresh, np.arange(times.size), 0))
     product = drawn[last_fresh]
+    task = rng.random(times.size) < share
+    times, session, product = times[task], session[task], product[task]
+    if times.size == 0:
+        raise ParameterError(f"no turn of {duration_s} s is kept at share={share}; lengthen the trace")
     products = int(product.max()) + 1
     _, reco = np.unique(session * np.int64(products) + product, return_inverse=True)
     promo = _zipf_ranks(rng, times.size, t.sections, t.promo_alpha)
@@ -159,6 +170,8 @@ def one_hit_wonders(trace: Trace) -> pd.DataFrame:
     for i, f in enumerate((*FAMILIES, "all")):
         mask = (trace.object_family == i) if f != "all" else np.ones(counts.size, bool)
         seen = counts[mask & (counts > 0)]
+        if seen.size == 0:
+            continue
         rows.append({"family": f, "objects": int(seen.size), "one_hit_share": float((seen == 1).mean()),
                      "reads_per_s": rates.get(f, sum(rates.values()))})
     return pd.DataFrame(rows)

@@ -1,0 +1,73 @@
+"""Redis's own eviction policies on the chatbot's mixed traffic, on a real server at a tight ``maxmemory``.
+
+The stream of `experiments.models.traffic` is replayed as the orchestrator would send it — a GET, and on a
+miss a SET of the family's value size (cache-aside) — through one Lua script per request, so the read and
+the fill are one round trip and the hit is counted where it happens. Requests go in pipelined batches; the
+count is bounded by ``requests`` and the time by ``timeout_s``.
+
+Redis approximates both policies by sampling (``maxmemory-samples``, 5 by default): ``allkeys-lru`` evicts
+the least recently used of the sampled keys, ``allkeys-lfu`` the least frequently used by a logarithmic
+counter that decays by one per ``lfu-decay-time`` minute (1 by default). A replay runs the stream's minutes
+in seconds, so the counters decay less than they would in production: the replay favours frequency.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from experiments.errors import ParameterError
+from experiments.lab.servers import RedisServer
+from experiments.models.traffic import FAMILIES, Trace
+
+READ_OR_FILL = """
+if redis.call('GET', KEYS[1]) then return 1 end
+redis.call('SET', KEYS[1], string.rep('x', tonumber(ARGV[1])))
+return 0
+"""
+
+POLICIES = ("allkeys-lru", "allkeys-lfu")
+
+
+def replay(trace: Trace, *, policy: str, cache_bytes: int, requests: int, engine: str = "redis",
+           batch: int = 500, timeout_s: float = 60.0) -> dict:
+    """The first ``requests`` of the stream through a fresh server with ``maxmemory`` = its empty memory +
+    ``cache_bytes`` and ``policy``: hit rate per family, keys evicted, the server's resident keys."""
+    if policy not in POLICIES:
+        raise ParameterError(f"policy={policy!r} is not one of {POLICIES}")
+    if cache_bytes < 1 << 16 or requests < 1:
+        raise ParameterError(f"cache_bytes={cache_bytes} must be at least 64 KiB and requests={requests} positive")
+    entry, family = trace.entry[:requests], trace.family[:requests]
+    sizes = trace.sizes[entry].astype(np.int64)
+    flags = np.empty(entry.size, bool)
+    with RedisServer(name=f"{engine}-{policy}", engine=engine) as server, server.client() as client:
+        empty = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory", empty + cache_bytes)
+        client.config_set("maxmemory-policy", policy)
+        script = client.register_script(READ_OR_FILL)
+        deadline = time.monotonic() + timeout_s
+        for start in range(0, entry.size, batch):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {policy} replay took over {timeout_s} s; give fewer requests")
+            pipe = client.pipeline(transaction=False)
+            for obj, size in zip(entry[start:start + batch].tolist(), sizes[start:start + batch].tolist()):
+                script(keys=[f"o:{obj}"], args=[size], client=pipe)
+            flags[start:start + batch] = pipe.execute()
+        stats = client.info("stats")
+        keys = int(client.dbsize())
+        samples = int(client.config_get("maxmemory-samples")["maxmemory-samples"])
+    out = {"policy": policy, "engine": engine, "requests": int(entry.size), "cache_mb": cache_bytes / 1e6,
+           "hit_rate": float(flags.mean()), "evicted_keys": int(stats["evicted_keys"]), "resident_keys": keys,
+           "maxmemory_samples": samples}
+    for i, name in enumerate(FAMILIES):
+        mine = family == i
+        out[f"{name}_hit_rate"] = float(flags[mine].mean()) if mine.any() else float("nan")
+    return out
+
+
+def compare(trace: Trace, *, cache_bytes: int, requests: int, engine: str = "redis") -> pd.DataFrame:
+    """`replay` under ``allkeys-lru`` and ``allkeys-lfu``, one row each."""
+    return pd.DataFrame([replay(trace, policy=p, cache_bytes=cache_bytes, requests=requests, engine=engine)
+                         for p in POLICIES])

@@ -94,7 +94,8 @@ class Trace:
         return Trace(self.entry[keep], self.times[keep], self.family[keep], self.sizes, self.object_family)
 
 
-def _zipf_ranks(rng: np.random.Generator, n: int, keys: int, alpha: float) -> np.ndarray:
+def zipf_ranks(rng: np.random.Generator, n: int, keys: int, alpha: float) -> np.ndarray:
+    """``n`` draws of a rank in ``[0, keys)`` with probability proportional to ``(rank + 1) ** -alpha``."""
     cdf = np.cumsum(np.arange(1, keys + 1, dtype=float) ** -alpha)
     return np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1]), keys - 1).astype(np.int64)
 
@@ -132,7 +133,7 @@ def generate(t: ChatTraffic, *, duration_s: float, seed: int, share: float = 1.0
     if times.size == 0:
         raise ParameterError(f"no turn falls in {duration_s} s at {t.turns_per_s} turns/s; lengthen the trace")
     launches = Launches(every_s=t.launch_at_s, new=1)
-    drawn = launches.items(_zipf_ranks(rng, times.size, t.catalog, t.product_alpha), times, t.catalog)
+    drawn = launches.items(zipf_ranks(rng, times.size, t.catalog, t.product_alpha), times, t.catalog)
     # a turn that stays on its product re-reads the product of the session's last fresh turn
     last_fresh = np.maximum.accumulate(np.where(fresh, np.arange(times.size), 0))
     product = drawn[last_fresh]
@@ -142,7 +143,7 @@ def generate(t: ChatTraffic, *, duration_s: float, seed: int, share: float = 1.0
         raise ParameterError(f"no turn of {duration_s} s is kept at share={share}; lengthen the trace")
     products = int(product.max()) + 1
     _, reco = np.unique(session * np.int64(products) + product, return_inverse=True)
-    promo = _zipf_ranks(rng, times.size, t.sections, t.promo_alpha)
+    promo = zipf_ranks(rng, times.size, t.sections, t.promo_alpha)
     review = rng.random(times.size) < t.review_share
 
     base = {"product": 0, "review": products, "promo": 2 * products, "reco": 2 * products + t.sections}

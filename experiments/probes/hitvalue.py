@@ -33,10 +33,11 @@ def sample_key(family: str, ident: str = ASIN) -> str:
     return fam.key(**{f: ident for f in fam.id_fields})
 
 
-def time_hits(caches: list, repetitions: int, *, rounds: int = 5, progress: bool = True) -> pd.DataFrame:
+def time_hits(caches: list, repetitions: int, *, rounds: int = 9, progress: bool = True) -> pd.DataFrame:
     """GET latency of a present key, per cache and value size (raw bytes, no decoding): ``repetitions``
     reads each, in ``rounds`` rounds that visit every cache and size in turn, summarized as the median
-    over rounds of each percentile (`summarize_rounds_ms`)."""
+    over rounds of each percentile (`summarize_rounds_ms`). Nine rounds: a stretch of stalls on a busy machine
+    must spoil five of them, not three, to move a percentile (a CI run on a contended machine once did)."""
     jobs = []
     for cache in caches:
         for size in value_sizes().itertuples():

@@ -95,7 +95,16 @@ def test_dax_is_considered_only_for_dynamodb_data(chatbot):
     assert table.loc["DAX", "verdict"] != "rejected" and table.loc["DAX", "hit_pct"] > 50
 
 
+def test_the_memory_per_item_sizes_and_prices_the_cluster(chatbot):
+    lean = decision.rank(dataclasses.replace(chatbot, item_overhead=1.0)).set_index("option")
+    fat = decision.rank(dataclasses.replace(chatbot, item_overhead=3.0)).set_index("option")
+    assert fat.loc["ElastiCache Valkey", "usd_per_month"] > lean.loc["ElastiCache Valkey", "usd_per_month"]
+    assert "GB catalog" in lean.loc["ElastiCache Valkey", "reasons"]
+
+
 def test_bad_workloads_are_one_line_errors():
+    with pytest.raises(ParameterError, match="item_overhead must be positive"):
+        decision.Workload(name="x", reads_per_s=1, origin_capacity_per_s=1, item_overhead=0)
     with pytest.raises(ParameterError, match="reads_per_s must be positive"):
         decision.Workload(name="x", reads_per_s=0, origin_capacity_per_s=1)
     with pytest.raises(ParameterError, match="tasks and projections"):

@@ -180,8 +180,8 @@ def headline(r: ValkeyResults) -> dict[str, float]:
         **{f"rps_{e}_{n}": float(threads.loc[(e, n, tool), "mix_rps"])
            for e, tool in (("redis", SHARED_TOOL), ("valkey", SHARED_TOOL), ("memcached", "memcaslap")) for n in (1, 2)},
         "thread_repeats": int(r.threads.repeats.min()),
-        "engine_rps_diff_pct": 100 * float(_engine_gap(r.threads).gap.abs().max()),
-        "engine_rps_noise_pct": 100 * float(_engine_gap(r.threads).noise.max()),
+        "engine_rps_diff_pct": 100 * float(_engine_gap(r.threads).xs(1, level="threads").gap.abs().max()),
+        "engine_rps_noise_pct": 100 * float(_engine_gap(r.threads).xs(1, level="threads").noise.max()),
         "redis_pair_usd": float(redis_pair.service_usd), "redis_pair_nodes": str(redis_pair.configuration),
         "valkey_pair_usd": float(cost.loc[("valkey", "node-based"), "service_usd"]),
         "valkey_node_total_usd": float(cost.loc[("valkey", "node-based"), "usd_per_month"]),
@@ -261,6 +261,8 @@ def findings(r: ValkeyResults) -> dict[str, bool]:
     layouts = r.item_bytes.pivot_table(index="layout", columns="engine", values="bytes_per_item")
     missed = r.missed.set_index(["engine", "transport"])
     cost = costs(r.item_bytes).set_index(["engine", "deployment"]).usd_per_month
+    # two I/O threads on two cores compete with the benchmark client: runs that chaotic compare nothing
+    one_thread = _engine_gap(r.threads).xs(1, level="threads")
     return {
         "Valkey 8.0 answers as Redis 7.2.4 to clients that check the version": h["valkey_reports_redis"] == "7.2.4",
         "GET latency differs between the engines by no more than the noise or 25 % at any value size":
@@ -284,9 +286,8 @@ def findings(r: ValkeyResults) -> dict[str, bool]:
             h["page_overhead_redis_pct"] > 10 and h["page_overhead_memcached_pct"] < 5,
         "on two shared cores a second I/O thread does not raise either engine's throughput, through either tool":
             bool((threads_ratio(r.threads) < 1.1).all()),
-        "through the same tool the engines' throughputs differ by less than 25 % or the noise":
-            bool(((_engine_gap(r.threads).gap.abs() < MARGIN) | (_engine_gap(r.threads).gap.abs()
-                                                                  <= _engine_gap(r.threads).noise)).all()),
+        "with one I/O thread, through the same tool, the engines' throughputs differ by less than 25 % or the noise":
+            bool(((one_thread.gap.abs() < MARGIN) | (one_thread.gap.abs() <= one_thread.noise)).all()),
         "redis-py's built-in client cache refuses Redis 7.0 and Valkey 8.0":
             not r.client_cache.redis_py_cache_accepted.any(),
         "glide's cache serves repeated reads locally and sees a change within 10 ms":

@@ -7,8 +7,9 @@ does not implement (FIFO, S3-FIFO, SIEVE, W-TinyLFU, LFU). Streams are handed ov
 ``uint32`` size, ``int64`` next access — so the simulation runs in its compiled loop, never a
 per-request Python loop.
 
-That format carries no TTL and whole-second times, so libCacheSim never expires an entry here: it agrees
-with the book's replay exactly without a TTL, and a TTL replay stays the book's own.
+The format carries whole-second times and no TTL, and the bindings (0.3.5) expire nothing even when given
+one (a cache's ``default_ttl`` or a request's ``ttl``: an entry still hits long after either): libCacheSim
+agrees with the book's replay exactly without a TTL, and a TTL replay stays the book's own.
 """
 
 from __future__ import annotations

@@ -7,11 +7,17 @@
 * `pools` — the same capacity split into a pool for the recommendations and one for the rest (Facebook's
   pools: keys that churn kept away from keys that stay), against one shared cache;
 * `in_process` — one task's share of the traffic through the in-process libraries themselves:
-  ``cachetools.LRUCache`` against ``theine`` (W-TinyLFU), with libCacheSim's W-TinyLFU beside theine's.
+  ``cachetools.LRUCache`` against ``theine`` (W-TinyLFU), with libCacheSim's W-TinyLFU beside theine's;
+* `ttl_headroom` — with the TTL, what any policy could add to a per-task cache: LRU with the TTL against an
+  unbounded cache with the same TTL (the book's exact replay).
 
-libCacheSim's oracleGeneral streams carry no TTL, so these are capacity-only comparisons: they hold where
-the TTL outlives an entry's time in the cache, which is what a tight cache means. No TTL applies to the
-in-process comparison either (theine's expiry runs on the wall clock, which a replay compresses).
+libCacheSim's Python bindings (0.3.5) expire nothing — neither a per-request TTL nor a cache's default TTL —
+so its comparisons are capacity-only: they hold where the TTL outlives an entry's time in the cache, which
+is what a tight cache means. No TTL applies to the in-process library comparison either (theine's expiry
+runs on the wall clock, which a replay compresses); `ttl_headroom` brings the TTL back with the book's replay.
+
+libCacheSim's parameters are its defaults: S3-FIFO's small queue is 10 % of the cache with a move-to-main
+threshold of 2; W-TinyLFU's window is a fixed 1 % with an SLRU main cache (Caffeine and theine adapt theirs).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from cachetools import LRUCache
 from tqdm import tqdm
 
 from experiments.errors import ParameterError
-from experiments.models import peer
+from experiments.models import lrusim, peer
 from experiments.models.traffic import FAMILIES, Trace
 
 LABELS = {"lru": "LRU", "fifo": "FIFO", "s3fifo": "S3-FIFO", "sieve": "SIEVE", "wtinylfu": "W-TinyLFU", "lfu": "LFU"}
@@ -71,21 +77,42 @@ def per_family(trace: Trace, *, fraction: float, policies=peer.POLICIES, progres
 
 def pools(trace: Trace, *, fraction: float, policy: str, reco_shares: list[float]) -> pd.DataFrame:
     """One shared cache against two pools of the same total size — the recommendations in one, products,
-    promotions and reviews in the other — for each share of the capacity given to the recommendations."""
+    promotions and reviews in the other — for each share of the capacity given to the recommendations
+    (0: recommendations are not cached at all, the rest has the whole capacity)."""
     capacity = fraction * working_set_bytes(trace)
     rest = tuple(f for f in FAMILIES if f != "reco")
     with peer.Stream(trace.entry, trace.times, trace.sizes) as stream:
         rows = _family_rows(trace, stream.hit_flags(policy, capacity), setup="one shared cache", reco_share=np.nan)
     for share in reco_shares:
-        if not 0 < share < 1:
-            raise ParameterError(f"reco share {share} must lie in (0, 1)")
-        flags = np.empty(trace.entry.size, bool)
+        if not 0 <= share < 1:
+            raise ParameterError(f"reco share {share} must lie in [0, 1)")
+        flags = np.zeros(trace.entry.size, bool)
         for families, pool in ((("reco",), share * capacity), (rest, (1 - share) * capacity)):
             mine = np.isin(trace.family, [FAMILIES.index(f) for f in families])
-            with peer.Stream(trace.entry[mine], trace.times[mine], trace.sizes) as stream:
-                flags[mine] = stream.hit_flags(policy, pool)
-        rows += _family_rows(trace, flags, setup=f"pools, {100 * share:.0f} % for reco", reco_share=share)
+            if pool >= 1:
+                with peer.Stream(trace.entry[mine], trace.times[mine], trace.sizes) as stream:
+                    flags[mine] = stream.hit_flags(policy, pool)
+        label = f"pools, {100 * share:g} % for reco" if share else "recommendations not cached"
+        rows += _family_rows(trace, flags, setup=label, reco_share=share)
     return pd.DataFrame(rows).assign(policy=LABELS[policy])
+
+
+def ttl_headroom(trace: Trace, *, maxsizes: list[int], ttl_s: float) -> pd.DataFrame:
+    """What any eviction policy could add to a per-task ``TTLCache`` on ``trace``: the hit rate of LRU with
+    the TTL at each size (the book's exact replay of `cachetools.TTLCache`, eager expiry, entries counted)
+    against a cache of unbounded size with the same TTL — an upper bound for every policy, since a policy
+    only chooses what to evict and an unbounded cache evicts nothing."""
+    ones = np.ones_like(trace.sizes)
+    objects = float(np.unique(trace.entry).size)
+
+    def hit(capacity: float) -> float:
+        out = lrusim.replay(trace.entry, trace.times, ones, capacity=capacity, ttl_s=ttl_s, warmup_s=2 * ttl_s,
+                            expiry="eager")
+        return out["hit_rate"]
+
+    bound = hit(objects)
+    return pd.DataFrame([{"maxsize": n, "ttl_s": ttl_s, "lru_ttl_hit_rate": hit(n), "any_policy_bound": bound}
+                         for n in maxsizes])
 
 
 def _library_flags(cache_get, cache_set, entry: np.ndarray) -> np.ndarray:

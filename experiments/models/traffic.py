@@ -10,7 +10,8 @@ Chat sessions arrive at random and make turns a think time apart. Every turn rea
 * ``review:{asin}`` — in a share of turns, the product's review summary.
 
 A launch (``launch_at_s``) moves popularity: a new ASIN takes the top rank at that moment and every other
-product slides down one (`experiments.models.taskcache.Launches`). Value sizes are the key design's
+product slides down one (`experiments.models.taskcache.Launches`, which repeats it every ``launch_at_s``: a
+stream shorter than twice that holds one launch). Value sizes are the key design's
 (``data/value_sizes.csv``); the parameters the note does not give are in ``data/traffic.csv`` with their
 sources. Object ids are disjoint per family, so a cache replay can count hits per family.
 """
@@ -102,7 +103,8 @@ def zipf_ranks(rng: np.random.Generator, n: int, keys: int, alpha: float) -> np.
 
 def _turns(t: ChatTraffic, duration_s: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Turn times, session of each turn and whether it starts a session's new topic, in session order."""
-    lead = 3 * t.turns_per_session * t.think_time_s  # sessions already under way at time 0
+    # sessions already under way at time 0: long enough a lead that fewer than 1 in 1,000 are cut short
+    lead = math.log(1e-3) / math.log(1 - 1 / t.turns_per_session) * t.think_time_s if t.turns_per_session > 1 else 0.0
     sessions = rng.poisson(t.turns_per_s / t.turns_per_session * (duration_s + lead))
     starts = rng.uniform(-lead, duration_s, sessions)
     lengths = rng.geometric(1 / t.turns_per_session, sessions)

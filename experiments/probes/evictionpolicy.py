@@ -20,6 +20,7 @@ import pandas as pd
 
 from experiments.errors import ParameterError
 from experiments.lab.servers import RedisServer
+from experiments.models import peer
 from experiments.models.traffic import FAMILIES, Trace
 
 READ_OR_FILL = """
@@ -68,6 +69,23 @@ def replay(trace: Trace, *, policy: str, cache_bytes: int, requests: int, engine
 
 
 def compare(trace: Trace, *, cache_bytes: int, requests: int, engine: str = "redis") -> pd.DataFrame:
-    """`replay` under ``allkeys-lru`` and ``allkeys-lfu``, one row each."""
-    return pd.DataFrame([replay(trace, policy=p, cache_bytes=cache_bytes, requests=requests, engine=engine)
-                         for p in POLICIES])
+    """`replay` under ``allkeys-lru`` and ``allkeys-lfu``, and libCacheSim's exact LRU and LFU on the same
+    requests and the same bytes beside them (a simulator counts value bytes only; the server also spends
+    memory on each key, so it holds fewer items). Origin calls per second are the misses at the stream's rate."""
+    rows = [replay(trace, policy=p, cache_bytes=cache_bytes, requests=requests, engine=engine) for p in POLICIES]
+    prefix = Trace(trace.entry[:requests], trace.times[:requests], trace.family[:requests], trace.sizes,
+                   trace.object_family)
+    with peer.Stream(prefix.entry, prefix.times, prefix.sizes) as stream:
+        for policy in ("lru", "lfu"):
+            flags = stream.hit_flags(policy, cache_bytes)
+            row = {"policy": policy.upper(), "engine": "libCacheSim", "requests": int(prefix.entry.size),
+                   "cache_mb": cache_bytes / 1e6, "hit_rate": float(flags.mean())}
+            for i, name in enumerate(FAMILIES):
+                mine = prefix.family == i
+                row[f"{name}_hit_rate"] = float(flags[mine].mean()) if mine.any() else float("nan")
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    span = float(prefix.times[-1] - prefix.times[0]) or 1.0
+    table["origin_calls_per_s"] = (1 - table.hit_rate) * prefix.entry.size / span
+    table["bytes_per_key"] = table.cache_mb * 1e6 / table.resident_keys
+    return table

@@ -32,6 +32,7 @@ from experiments.caches.origin import document
 from experiments.lab.loadgen import memaslap, redis_benchmark
 from experiments.lab.servers import MemcachedServer, RedisServer, server_identity
 from experiments.lab.spawner import require_binary
+from experiments.lab.topologies import Together
 from experiments.measure import time_calls_ms
 from experiments.probes import failover as failover_probe
 from experiments.probes import invalidation, scaleout
@@ -171,19 +172,22 @@ def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048, repe
     """Throughput with the field's tools, each run ``repeats`` times: redis-benchmark *and* valkey-benchmark
     (one client thread, 50 connections, 2,000 keys) against each engine at ``io-threads`` 1 and 2 — so an
     engine's difference is seen through the same tool — and memaslap (one thread, 50 connections, its 90/10
-    mix) against memcached ``-t 1`` and ``-t 2``. One row per server, threads and tool: the median of the
+    mix) against memcached ``-t 1`` and ``-t 2``. The four Redis-protocol servers run at once and each repeat
+    visits all of them in turn, so a busy spell of the machine falls on every engine alike. One row per
+    server, threads and tool: the median of the
     repeats and their spread (max − min), the noise a difference must exceed."""
     runs = []
-    for engine in ("redis", "valkey"):
-        for io_threads in (1, 2):
-            args = ("--io-threads", str(io_threads)) + (("--io-threads-do-reads", "yes") if io_threads > 1 else ())
-            with RedisServer(name=f"{engine}-threads", engine=engine, extra_args=args) as node:
-                for _ in range(repeats):
-                    for tool in ("redis", "valkey"):
-                        r = redis_benchmark(node.port, node.password, requests=requests, value_bytes=value_bytes,
-                                            tool=tool, keys=2000)
-                        runs.append({"server": engine, "threads": io_threads, "tool": f"{tool}-benchmark",
-                                     "mix_rps": mixed_rps(r["rps"], r["set_rps"])})
+    setups = [(engine, io_threads) for engine in ("redis", "valkey") for io_threads in (1, 2)]
+    servers = {(engine, n): RedisServer(name=f"{engine}-threads-{n}", engine=engine, extra_args=(
+        ("--io-threads", str(n)) + (("--io-threads-do-reads", "yes") if n > 1 else ()))) for engine, n in setups}
+    with Together(list(servers.values())):
+        for _ in range(repeats):  # rounds that visit every server and tool in turn: a busy spell falls on all
+            for (engine, io_threads), node in servers.items():
+                for tool in ("redis", "valkey"):
+                    r = redis_benchmark(node.port, node.password, requests=requests, value_bytes=value_bytes,
+                                        tool=tool, keys=2000)
+                    runs.append({"server": engine, "threads": io_threads, "tool": f"{tool}-benchmark",
+                                 "mix_rps": mixed_rps(r["rps"], r["set_rps"])})
     for threads in (1, 2):
         with MemcachedServer(name=f"memcached-t{threads}", threads=threads, memory_mb=256) as node:
             for _ in range(repeats):

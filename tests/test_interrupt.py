@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from experiments.lab.processes import SESSION_ENV, server_processes
+from experiments.lab.processes import SESSION_ENV, descendants, running, server_processes
 from experiments.paths import ROOT
 
 
@@ -33,3 +33,26 @@ def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
     assert err.strip().splitlines() == ["error: book/economics.ipynb: interrupted; its kernel and servers were stopped"]
     assert not server_processes(session)
     assert not list(tmp_path.glob("cachebook-*")), "the interrupted run left server directories behind"
+
+
+def test_a_sigkilled_runner_takes_its_chapter_kernel_and_servers_with_it(tmp_path):
+    """`kill -9` of the runner: its chapter process (PR_SET_PDEATHSIG), that process's kernel (its parent
+    poller) and the kernel's servers (PR_SET_PDEATHSIG) are all gone within a few seconds."""
+    session = f"sigkill-test-{os.getpid()}"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "experiments.bookkit", "execute", "economics"], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(tmp_path), SESSION_ENV: session}, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not server_processes(session):
+        assert time.monotonic() < deadline and runner.poll() is None, "the chapter never started its servers"
+        time.sleep(0.1)
+    below = descendants(runner.pid)
+    assert below, "the runner has no chapter process"
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 8
+    while (any(running(p) for p in below) or server_processes(session)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in below if running(p)], "the chapter process or its kernel outlived the runner"
+    assert not server_processes(session), "the chapter's servers outlived the runner"

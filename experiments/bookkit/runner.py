@@ -34,7 +34,7 @@ import yaml
 
 from experiments.errors import BookError, ParameterError
 from experiments.lab.processes import SESSION_ENV, descendants, in_session, running, server_processes
-from experiments.lab.spawner import sweep_orphan_workdirs, workdir_owners
+from experiments.lab.spawner import die_with_parent, sweep_orphan_workdirs, workdir_owners
 from experiments.paths import BUILD, ROOT
 
 EXECUTED = BUILD / "executed"
@@ -101,12 +101,14 @@ LAST = {Path("book/summary.ipynb")}
 
 
 def _start(notebook: Path, destination: Path, parameters: dict, log: Path) -> subprocess.Popen:
-    """One chapter in a child process of its own session (see `execute`); its stderr goes to ``log``."""
+    """One chapter in a child process of its own session (see `execute`); its stderr goes to ``log``. The
+    child dies with the runner, even a SIGKILLed one (PR_SET_PDEATHSIG; the runner forks from its main
+    thread), and its kernel and servers follow it."""
     with open(log, "w") as errors:
         return subprocess.Popen(
             [sys.executable, "-m", "experiments.bookkit", "_execute-one", str(notebook), str(destination),
              json.dumps(parameters)],
-            stderr=errors, text=True, start_new_session=True,
+            stderr=errors, text=True, start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
         )
 
 

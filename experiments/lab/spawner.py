@@ -111,8 +111,9 @@ def sweep_orphan_workdirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _child_setup(parent_pid: int) -> Callable[[], None]:
-    """The pre-exec hook of every server: die with the parent, and never get the terminal's Ctrl-C."""
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A pre-exec hook: the child is SIGKILLed when the thread that forks it exits (servers, helper workers,
+    the book runner's chapter processes)."""
 
     def setup() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -155,7 +156,7 @@ class _Spawner:
                         stdout=subprocess.PIPE if pipes else log,
                         stderr=log if pipes else subprocess.STDOUT,
                         text=pipes,
-                        preexec_fn=_child_setup(os.getpid()),
+                        preexec_fn=die_with_parent(os.getpid()),
                         start_new_session=True,
                     )
                 reply.put((True, proc))

@@ -1,7 +1,7 @@
 """The package's shape: one folder per layer, imports that point one way, a module per chapter.
 
-The layers, in order: the flat core modules, ``lab``, ``caches``, ``models``, ``probes``, ``chapters``,
-``bookkit``. A module may import its own layer and the layers its row allows below; ``models`` is
+The layers, in order: the flat core modules, ``lab``, ``caches``, ``models``, ``probes``, ``decide`` (the
+reader's front door), ``chapters``, ``bookkit``. A module may import its own layer and the layers its row allows below; ``models`` is
 the exception that matters most: it sees only the core, so every model is testable without a server.
 """
 
@@ -25,8 +25,9 @@ ALLOWED = {
     "caches": {"core", "lab", "caches"},
     "models": {"core", "models"},
     "probes": {"core", "lab", "caches", "models", "probes"},
-    "chapters": {"core", "lab", "caches", "models", "probes", "chapters"},
-    "bookkit": {"core", "lab", "caches", "models", "probes", "chapters", "bookkit"},
+    "decide": {"core", "lab", "caches", "models", "probes", "decide"},
+    "chapters": {"core", "lab", "caches", "models", "probes", "decide", "chapters"},
+    "bookkit": {"core", "lab", "caches", "models", "probes", "decide", "chapters", "bookkit"},
 }
 """Which layers a module of each layer may import."""
 

@@ -1,0 +1,224 @@
+"""A reader's workload file (TOML), read and checked: every problem is one line naming the field, the value
+and what is allowed, raised as `WorkloadError`.
+
+The file describes the system the book's models decide for — its tasks, its origin, and one ``[[families]]``
+table per key family, with the popularity either a Zipf exponent or a key trace (CSV ``timestamp,key,size``
+with a header row, or libCacheSim's oracleGeneral binary). Unknown fields are errors, not ignored: a typo
+must not silently fall back to a default. The fields are documented in the README ("Decide for your own
+system").
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from experiments.errors import ParameterError
+
+POLICIES = ("lru", "fifo", "s3fifo", "sieve", "wtinylfu", "lfu")
+"""Eviction policies a workload may name (libCacheSim's, `experiments.models.peer`)."""
+
+ORACLE_GENERAL_BYTES = 24
+"""One request of libCacheSim's oracleGeneral binary format: u32 time, u64 id, u32 size, i64 next access."""
+
+
+class WorkloadError(ParameterError):
+    """A workload file that cannot be used; the message is one line saying what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A key trace: per request the key's index, its time (s), and per key its size (bytes)."""
+
+    entry: np.ndarray
+    times: np.ndarray
+    sizes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    reads_per_s: float
+    value_kb: float
+    ttl_s: float
+    max_stale_s: float
+    changed_by_events: bool
+    cacheable: bool
+    in_dynamodb: bool
+    keys: int | None = None
+    zipf_alpha: float | None = None
+    trace: Trace | None = None
+    projections: int = 1
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    tasks: int
+    peak_multiple: float
+    turn_budget_ms: float
+    origin_capacity_per_s: float
+    origin_latency_ms: float
+    families: tuple[Family, ...]
+    task_cache_mb: float = 500.0
+    eviction: str = "lru"
+    source: Path = field(default=Path("."), compare=False)
+
+
+def _where(path: Path, key: str) -> str:
+    return f"{path.name}: {key}"
+
+
+def _number(table: dict, key: str, where: str, *, minimum: float = 0.0, strict: bool = True, integer: bool = False,
+            default=None):
+    if key not in table:
+        if default is not None:
+            return default
+        raise WorkloadError(f"{where}.{key} is missing: add it ({'an integer' if integer else 'a number'})")
+    value = table[key]
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or (isinstance(value, float) and not math.isfinite(value)):
+        raise WorkloadError(f"{where}.{key} = {value!r}: must be {'an integer' if integer else 'a number'}")
+    if value < minimum or (strict and value == minimum):
+        bound = f"above {minimum:g}" if strict else f"at least {minimum:g}"
+        raise WorkloadError(f"{where}.{key} = {value!r}: must be {bound}")
+    return value
+
+
+def _flag(table: dict, key: str, where: str) -> bool:
+    if key not in table:
+        raise WorkloadError(f"{where}.{key} is missing: add it (true or false)")
+    if not isinstance(table[key], bool):
+        raise WorkloadError(f"{where}.{key} = {table[key]!r}: must be true or false")
+    return table[key]
+
+
+def _text(table: dict, key: str, where: str) -> str:
+    if key not in table:
+        raise WorkloadError(f"{where}.{key} is missing: add it (a string)")
+    if not isinstance(table[key], str) or not table[key].strip():
+        raise WorkloadError(f"{where}.{key} = {table[key]!r}: must be a non-empty string")
+    return table[key]
+
+
+def _no_unknown(table: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise WorkloadError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def read_trace(path: Path, where: str) -> Trace:
+    """A CSV trace (``timestamp,key,size`` with a header row) or an oracleGeneral binary (by its ``.bin``
+    suffix); keys become indices in order of first appearance, a key's size its last size seen."""
+    if not path.is_file():
+        raise WorkloadError(f"{where} = {str(path)!r}: no such file (a path is relative to the workload file)")
+    if path.suffix == ".bin":
+        data = path.read_bytes()
+        if not data or len(data) % ORACLE_GENERAL_BYTES:
+            raise WorkloadError(f"{where} = {str(path)!r}: not an oracleGeneral trace ({len(data)} bytes is not a "
+                                f"positive multiple of {ORACLE_GENERAL_BYTES})")
+        records = np.frombuffer(data, np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"),
+                                                ("next_access", "<i8")]))
+        times, keys, sizes = records["time"].astype(float), records["obj_id"], records["obj_size"].astype(float)
+    else:
+        try:
+            with open(path, newline="") as handle:
+                rows = list(csv.reader(handle))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WorkloadError(f"{where} = {str(path)!r}: cannot be read as CSV ({exc})") from None
+        if not rows or [c.strip() for c in rows[0]] != ["timestamp", "key", "size"]:
+            raise WorkloadError(f"{where} = {str(path)!r}: the first row must be the header timestamp,key,size")
+        if len(rows) < 2:
+            raise WorkloadError(f"{where} = {str(path)!r}: has no requests after its header")
+        try:
+            times = np.array([float(r[0]) for r in rows[1:]])
+            keys = np.array([r[1] for r in rows[1:]])
+            sizes = np.array([float(r[2]) for r in rows[1:]])
+        except (ValueError, IndexError):
+            bad = next(i for i, r in enumerate(rows[1:], start=2) if len(r) != 3 or not _numeric(r[0], r[2]))
+            raise WorkloadError(f"{where} = {str(path)!r}: row {bad} is not timestamp,key,size with numbers "
+                                f"for timestamp and size") from None
+    if (sizes <= 0).any() or (np.diff(times) < 0).any():
+        raise WorkloadError(f"{where} = {str(path)!r}: sizes must be positive and timestamps must not go back")
+    _, first, entry = np.unique(keys, return_index=True, return_inverse=True)
+    per_key = np.zeros(first.size)
+    per_key[entry] = sizes
+    return Trace(entry.astype(np.int64), times - times[0], per_key)
+
+
+def _numeric(*values: str) -> bool:
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return False
+    return True
+
+
+FAMILY_FIELDS = {"name", "reads_per_s", "keys", "zipf_alpha", "trace", "value_kb", "ttl_s", "max_stale_s",
+                 "changed_by_events", "cacheable", "in_dynamodb", "projections"}
+TOP_FIELDS = {"name", "tasks", "peak_multiple", "turn_budget_ms", "origin", "families", "task_cache_mb", "eviction"}
+ORIGIN_FIELDS = {"capacity_per_s", "latency_ms"}
+
+
+def _family(table, index: int, path: Path) -> Family:
+    where = _where(path, f"families[{index}]")
+    if not isinstance(table, dict):
+        raise WorkloadError(f"{where}: must be a [[families]] table")
+    _no_unknown(table, FAMILY_FIELDS, where)
+    has_zipf, has_trace = "zipf_alpha" in table, "trace" in table
+    if has_zipf == has_trace:
+        raise WorkloadError(f"{where}: give exactly one of zipf_alpha (with keys) and trace, not "
+                            f"{'both' if has_zipf else 'neither'}")
+    trace = read_trace(path.parent / _text(table, "trace", where), f"{where}.trace") if has_trace else None
+    return Family(
+        name=_text(table, "name", where), reads_per_s=_number(table, "reads_per_s", where),
+        value_kb=_number(table, "value_kb", where), ttl_s=_number(table, "ttl_s", where),
+        max_stale_s=_number(table, "max_stale_s", where, strict=False),
+        changed_by_events=_flag(table, "changed_by_events", where), cacheable=_flag(table, "cacheable", where),
+        in_dynamodb=_flag(table, "in_dynamodb", where),
+        keys=_number(table, "keys", where, minimum=1, strict=False, integer=True) if has_zipf else None,
+        zipf_alpha=_number(table, "zipf_alpha", where) if has_zipf else None, trace=trace,
+        projections=_number(table, "projections", where, minimum=1, strict=False, integer=True, default=1))
+
+
+def load(path: str | Path) -> Workload:
+    """Read and check a workload file; the first problem found is raised as a one-line `WorkloadError`."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise WorkloadError(f"{path}: no such workload file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"{path}: cannot be read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkloadError(f"{path.name}: not valid TOML ({exc})") from None
+    top = _where(path, "workload")
+    _no_unknown(data, TOP_FIELDS, top)
+    origin = data.get("origin")
+    if not isinstance(origin, dict):
+        raise WorkloadError(f"{path.name}: the [origin] table is missing: add capacity_per_s and latency_ms")
+    _no_unknown(origin, ORIGIN_FIELDS, _where(path, "origin"))
+    families = data.get("families")
+    if not isinstance(families, list) or not families:
+        raise WorkloadError(f"{path.name}: no [[families]] table: add one per key family")
+    parsed = tuple(_family(f, i, path) for i, f in enumerate(families))
+    names = [f.name for f in parsed]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise WorkloadError(f"{path.name}: two families are named {duplicate!r}; family names must be unique")
+    eviction = data.get("eviction", "lru")
+    if eviction not in POLICIES:
+        raise WorkloadError(f"{top}.eviction = {eviction!r}: must be one of {', '.join(POLICIES)}")
+    return Workload(
+        name=_text(data, "name", top), tasks=_number(data, "tasks", top, minimum=1, strict=False, integer=True),
+        peak_multiple=_number(data, "peak_multiple", top, minimum=1, strict=False),
+        turn_budget_ms=_number(data, "turn_budget_ms", top),
+        origin_capacity_per_s=_number(origin, "capacity_per_s", _where(path, "origin")),
+        origin_latency_ms=_number(origin, "latency_ms", _where(path, "origin")),
+        families=parsed, task_cache_mb=_number(data, "task_cache_mb", top, default=500.0), eviction=eviction,
+        source=path)

@@ -1,8 +1,9 @@
 """The package's shape: one folder per layer, imports that point one way, a module per chapter.
 
 The layers, in order: the flat core modules, ``lab``, ``caches``, ``models``, ``probes``, ``decide`` (the
-reader's front door), ``chapters``, ``bookkit``. A module may import its own layer and the layers its row allows below; ``models`` is
-the exception that matters most: it sees only the core, so every model is testable without a server.
+reader's front door), ``chapters``, ``bookkit``. A module may import its own layer and the layers its row
+allows below; ``models`` is the exception that matters most: it sees only the core, so every model is
+testable without a server.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def test_exception_inside_with_stops_the_server():
 def test_the_leak_check_sees_every_engines_servers_and_sentinels(engine):
     session = os.environ[SESSION_ENV]
     with SentinelSet(engine=engine) as group:
-        pids = set(group.pids())
+        pids = set(group.pids)
         assert pids <= set(server_processes(session))
     assert not pids & set(server_processes(session))
 

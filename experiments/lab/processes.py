@@ -52,13 +52,30 @@ SESSION_ENV = "CACHEBOOK_SESSION"
 inherit it from whoever started them, so a run can tell its servers from those of a concurrent run."""
 
 
+TEMP_PREFIX = "cachebook-"
+"""The start of every server's temporary working directory: ``cachebook-<owner pid>-<session mark><name>-…``."""
+
+
+def session_mark(session: str) -> str:
+    """The session's part of a working directory's name (empty outside a marked run)."""
+    return f"s={session}=" if session else ""
+
+
 def in_session(pid: int, session: str) -> bool:
-    """True if ``pid`` carries this run's ``CACHEBOOK_SESSION`` marker."""
+    """True if ``pid`` belongs to this run: it carries the run's ``CACHEBOOK_SESSION`` in its environment, or
+    it works in a directory marked with the session. Redis and Valkey rewrite their process title over the
+    memory ``/proc/<pid>/environ`` shows, so for them only the working directory tells."""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
-    return f"{SESSION_ENV}={session}".encode() in environ
+    if f"{SESSION_ENV}={session}".encode() in environ:
+        return True
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return Path(cwd).name.startswith(TEMP_PREFIX) and session_mark(session) in Path(cwd).name
 
 
 def _is_worker(pid: str) -> bool:

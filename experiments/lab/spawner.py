@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.errors import MissingBinaryError, PortInUseError, ServerStartError
-from experiments.lab.processes import running
+from experiments.lab.processes import SESSION_ENV, TEMP_PREFIX, running, session_mark
 
 LOOPBACK = "127.0.0.1"
 
@@ -88,13 +88,12 @@ def check_port_free(port: int) -> None:
             ) from None
 
 
-TEMP_PREFIX = "cachebook-"
-
-
 def make_workdir(name: str) -> Path:
-    """A fresh temporary directory for one server, named after this process so orphans can be found."""
+    """A fresh temporary directory for one server — its working directory —, named after this process so
+    orphans can be found, and after the run's session (`processes.in_session` reads it back)."""
     sweep_orphan_workdirs()
-    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{name}-"))
+    session = os.environ.get(SESSION_ENV, "")
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{session_mark(session)}{name}-"))
 
 
 def workdir_owners() -> set[int]:

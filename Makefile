@@ -7,7 +7,7 @@ export PYTHONPYCACHEPREFIX := $(CURDIR)/_build/pycache
 export JUPYTER_PLATFORM_DIRS := 1
 PARAMS ?=
 
-.PHONY: setup book test lab refresh soak clean distclean
+.PHONY: setup book test lab refresh soak decide clean distclean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,11 @@ test: setup
 	$(VENV)/bin/ruff check experiments tests scripts
 	$(PY) -m pytest -q -m "not chapter_run" tests
 	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(filter-out book/summary.ipynb,$(wildcard book/*.ipynb)) book/appendix book/summary.ipynb
+
+## Rank the cache options for your own system: make decide WORKLOAD=path/to/workload.toml (see README)
+WORKLOAD ?= data/workloads/chatbot.toml
+decide: setup
+	$(PY) -m experiments.decide --workload $(WORKLOAD) $(DECIDE_ARGS)
 
 ## Work through the chapters in JupyterLab (servers start and stop with each chapter's kernel).
 lab: setup

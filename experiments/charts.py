@@ -10,6 +10,8 @@ book's own static files. Importing this module enables both the theme and the re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 
@@ -134,3 +136,18 @@ def grouped_bars(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str,
                 tooltip=list(frame.columns))
         .properties(height=alt.Step(14))
     )
+
+
+def vega_bundle(folder: Path) -> Path:
+    """Vega + Vega-Lite + vega-embed as one file in ``folder``, from vl-convert (no CDN, no network); cached.
+
+    The bundle is a classic script whose top-level names (``_`` among them) would collide with a page's
+    globals, so it is wrapped in a function; it publishes ``window.vegaEmbed`` itself.
+    """
+    import vl_convert
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"vega-bundle-{vl_convert.__version__}.js"
+    if not path.exists():
+        path.write_text("(function () {\n" + vl_convert.javascript_bundle() + "\n})();\n")
+    return path

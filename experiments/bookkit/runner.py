@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from experiments.charts import vega_bundle
 from experiments.errors import BookError, ParameterError
 from experiments.lab.processes import SESSION_ENV, descendants, in_session, running, server_processes
 from experiments.lab.spawner import die_with_parent, sweep_orphan_workdirs, workdir_owners
@@ -40,6 +41,7 @@ from experiments.paths import BUILD, ROOT
 EXECUTED = BUILD / "executed"
 COMMITTED = BUILD / "committed"
 VENDOR = BUILD / "vendor"
+"""Where the Vega bundle is cached between builds (the decide page uses the same folder)."""
 HTML = BUILD / "html"
 
 
@@ -286,21 +288,6 @@ def _wait_for_servers_to_exit(session: str, timeout_s: float = 5.0) -> set[int]:
     return leaked
 
 
-def vega_bundle() -> Path:
-    """Vega + Vega-Lite + vega-embed as one file, from vl-convert (no CDN, no network); cached.
-
-    The bundle is a classic script whose top-level names (``_`` among them) would collide with the
-    theme's globals, so it is wrapped in a function; it publishes ``window.vegaEmbed`` itself.
-    """
-    import vl_convert
-
-    VENDOR.mkdir(parents=True, exist_ok=True)
-    path = VENDOR / f"vega-bundle-{vl_convert.__version__}.js"
-    if not path.exists():
-        path.write_text("(function () {\n" + vl_convert.javascript_bundle() + "\n})();\n")
-    return path
-
-
 def mathjax_files() -> Path:
     """MathJax 3 (the ``django-static-mathjax`` wheel's copy): the combined TeX/CHTML component and its fonts."""
     import mathjax
@@ -331,7 +318,7 @@ def stage(notebooks_from: Path, destination: Path) -> Path:
     # parts included. Sphinx copies `_vendor` into the output's `_static` (html_static_path).
     static = destination / "_vendor"
     static.mkdir(exist_ok=True)
-    shutil.copy2(vega_bundle(), static / "vega-bundle.js")
+    shutil.copy2(vega_bundle(VENDOR), static / "vega-bundle.js")
     es5 = mathjax_files()
     (static / "mathjax").mkdir(exist_ok=True)
     shutil.copy2(es5 / "tex-mml-chtml.js", static / "mathjax" / "tex-mml-chtml.js")

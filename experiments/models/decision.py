@@ -185,8 +185,9 @@ def assess(w: Workload) -> list[Assessment]:
     return options
 
 
-SERVICES_TO_RUN = {"no cache": 0, "in-process LRU": 0}
-"""Options that add no cache service to operate; every other option adds one."""
+SERVICES_TO_RUN = {"no cache": 0, "in-process LRU": 0, "no-cache": 0, "in-process": 0}
+"""Options that add no cache service to operate (by the summary's names and by `experiments.decide`'s ids);
+every other option adds one."""
 
 HEADROOM = 0.7
 """Origin load at peak below which the origins are comfortable and lower load stops mattering."""
@@ -198,10 +199,15 @@ planned misses), not an overload."""
 
 def _order(a: Assessment) -> tuple:
     """Comfortable options by what they ask of the team; the others by the origin load they leave."""
-    simplicity = (len(a.builds), SERVICES_TO_RUN.get(a.option, 1), not a.survives_node_loss, round(a.usd_per_month))
+    simplicity = (len(a.builds), SERVICES_TO_RUN.get(a.option, 1), not a.survives_node_loss, _usd(a))
     if a.origin_load <= HEADROOM:
         return (0, *simplicity, a.origin_load)
     return (1, round(a.origin_load, 2), *simplicity)
+
+
+def _usd(a: Assessment) -> float:
+    """The option's monthly cost to the dollar; an option the price table cannot price sorts last."""
+    return math.inf if math.isnan(a.usd_per_month) else round(a.usd_per_month)
 
 
 def _same_numbers(a: Assessment, b: Assessment) -> bool:
@@ -217,25 +223,30 @@ def _tie_break(a: Assessment, b: Assessment) -> str:
         return "it adds no cache service to run"
     if a.survives_node_loss != b.survives_node_loss:
         return "a failed node keeps its keys (a promoted replica), where the other's replacement starts empty"
-    if round(a.usd_per_month) != round(b.usd_per_month):
-        return f"it costs ${b.usd_per_month - a.usd_per_month:,.0f}/month less on demand"
+    if _usd(a) != _usd(b):
+        return (f"it costs ${b.usd_per_month - a.usd_per_month:,.0f}/month less on demand" if math.isfinite(_usd(b))
+                else "the other cannot be priced from the dated price table")
     return "of the order the options are listed in"
 
 
 def rank(w: Workload) -> pd.DataFrame:
+    """The options best first, as a table (`order` applied to `assess`)."""
+    return table(order(assess(w), live=bool(w.live_share)))
+
+
+def order(options: list[Assessment], *, live: bool = False) -> list[Assessment]:
     """The options best first. Options that cannot meet the staleness limit, or cannot run at all, are
     rejected; so are those that overload the origins at peak when another option does not (if none
-    can avoid it, all stay in the ranking with that warning). Options that leave the origins under
-    70 % of capacity rank by what they ask of the team — components to build, then a service to run,
-    then whether the cached data survives losing a node (Redis's promoted replica kept every key; a
-    replaced Memcached node starts empty), then cost — and the rest by the origin load they leave."""
-    options = assess(w)
+    can avoid it, all stay in the ranking with that warning; ``live``: some reads are never cached). Options
+    that leave the origins under 70 % of capacity rank by what they ask of the team — components to build,
+    then a service to run, then whether the cached data survives losing a node (Redis's promoted replica kept
+    every key; a replaced Memcached node starts empty), then cost — and the rest by the origin load they leave."""
     candidates = [a for a in options if not a.rejected_because]
     for a in candidates:
         if a.origin_load > 1 + CAPACITY_TOLERANCE:
             a.rejected_because.append(f"leaves the origins {a.origin_load:.1f}x their capacity at peak")
     if candidates and all(a.rejected_because for a in candidates):
-        help_ = ("serve the live reads from a path that scales, " if w.live_share else "") + (
+        help_ = ("serve the live reads from a path that scales, " if live else "") + (
             "shed what cannot be answered in time, or add origin capacity")
         for a in candidates:
             a.reasons.append(f"no option keeps the origins under capacity at this peak: {help_}")
@@ -246,18 +257,23 @@ def rank(w: Workload) -> pd.DataFrame:
                                  f"because {_tie_break(first, second)}")
     rejected = sorted((a for a in options if a.rejected_because),
                       key=lambda a: (len(a.rejected_because), math.inf if math.isnan(a.origin_load) else a.origin_load,
-                                     round(a.usd_per_month)))
+                                     _usd(a)))
+    return viable + rejected
+
+
+def table(ordered: list[Assessment]) -> pd.DataFrame:
+    """The ordered options as rows: rank, verdict (the first viable one "recommended"), numbers, reasons."""
     rows = []
-    for position, a in enumerate(viable + rejected, start=1):
+    for position, a in enumerate(ordered, start=1):
         reasons = a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because
         rows.append({"rank": position, "option": a.option, "verdict": "rejected" if a.rejected_because else "viable",
                      "hit_pct": 100 * a.hit_rate, "origin_load_pct": 100 * a.origin_load,
                      "stale_bound_s": a.stale_bound_s, "usd_per_month": a.usd_per_month,
                      "reasons": "; ".join(reasons)})
-    table = pd.DataFrame(rows)
-    if viable:
-        table.loc[0, "verdict"] = "recommended"
-    return table
+    frame = pd.DataFrame(rows)
+    if len(frame) and frame.verdict.iloc[0] == "viable":
+        frame.loc[0, "verdict"] = "recommended"
+    return frame
 
 
 def seed_workload(alpha: float, **measured) -> Workload:

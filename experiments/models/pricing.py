@@ -117,6 +117,23 @@ def cheapest_cluster(engine: str, data_gb: float, *, replicas: int = 1, burstabl
     return best
 
 
+DAX_NODES = 3
+"""DAX nodes in a production cluster: AWS recommends at least three, one per Availability Zone; every node
+holds the whole item cache (a primary and read replicas)."""
+
+
+def dax_cluster(data_gb: float, *, burstable: bool = False) -> NodeCluster:
+    """The cheapest DAX cluster of `DAX_NODES` nodes of one type whose memory holds ``data_gb`` (10⁹ bytes):
+    the price table's DAX rows (burstable T nodes only if ``burstable``)."""
+    if data_gb <= 0:
+        raise ParameterError(f"data_gb={data_gb} must be positive")
+    rows = prices()[(prices().item == "node") & (prices().engine == "dax")].sort_values("usd")
+    for row in rows.itertuples():
+        if (burstable or not row.node_type.startswith("dax.t")) and row.memory_gib * 2**30 >= data_gb * 1e9:
+            return NodeCluster("dax", row.node_type, 1, DAX_NODES - 1, float(row.usd), float(row.memory_gib))
+    raise ParameterError(f"{data_gb:.1f} GB does not fit one node of any DAX node type in the price table")
+
+
 def ecpus_per_command(kb_transferred: float) -> float:
     """ECPUs one GET or SET consumes: one per KB transferred, at least one."""
     return max(1.0, kb_transferred * _one("ecpu_per_kb", "all", "serverless"))

@@ -1,0 +1,201 @@
+"""The options judged for a reader's workload, family by family, with the book's own models.
+
+Each option caches the families it can — cacheable, within the family's staleness limit by the option's
+invalidation path, and for DAX only data in DynamoDB — and reads the others live from the origin. Per cached
+family the hit rate comes from the in-process chapter's model (LRU with a TTL over a Zipf popularity,
+`experiments.models.taskcache`), or from the book's exact replay of the family's trace
+(`experiments.models.lrusim`; per-task caches route each request to a random task), or, for DAX, from the
+DAX chapter's model. The origin load at peak is every live read plus every miss over the origin's capacity;
+an option that leaves more than the capacity is rejected, as is one that caches nothing. The ranking itself
+is the summary's (`experiments.models.decision`): options that leave the origins comfortable rank by what
+they ask of the team, then by cost from the dated price table; the rest by the load they leave.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from experiments.decide.workload import Family, Workload
+from experiments.errors import ParameterError
+from experiments.models import daxmodel, decision, lrusim, pricing, taskcache
+from experiments.seed import figure
+
+OPTIONS = ("redis", "valkey", "valkey-serverless", "memcached", "dax", "in-process", "near-cache", "read-through",
+           "no-cache")
+"""Option ids, as the JSON and the table name them: the note's six, Valkey node-based and Serverless, and the
+book's near cache (an in-process cache over Redis that Redis invalidates)."""
+
+EVENT_PATH_S = 0.01
+"""Staleness after a change when an event reaches the cache: milliseconds (the Redis and Memcached chapters)."""
+
+DAX_ITEM_TTL_S = 300.0
+"""DAX's default item TTL: a write that goes around DAX is stale until then (the DAX chapter)."""
+
+ITEM_OVERHEAD = decision.Workload.__dataclass_fields__["item_overhead"].default
+"""Memory per cached item over its own bytes (the decision function's default: the Valkey chapter's 6–12 %,
+rounded up)."""
+
+
+def _stale_bound(option: str, f: Family) -> float:
+    events = f.changed_by_events
+    if option == "no-cache":
+        return 0.0
+    if option == "dax":
+        return min(DAX_ITEM_TTL_S, f.ttl_s) if events else f.ttl_s
+    if option == "in-process":
+        return f.ttl_s
+    return EVENT_PATH_S if events else f.ttl_s
+
+
+CACHE_ASIDE = "cache-aside code in the orchestrator (read, fill on a miss, the key design)"
+"""What every option but DAX and no cache asks of the application: DAX is API-compatible with DynamoDB, so
+its client replaces DynamoDB's and fills itself (the DAX chapter's documentation)."""
+
+
+def _builds(option: str, f: Family) -> list[str]:
+    if not f.changed_by_events or option in ("no-cache", "in-process", "dax"):
+        return []
+    builds = {"memcached": [f"a queue-fed invalidator for {f.name}"]}.get(option, [])
+    if option in ("redis", "valkey", "valkey-serverless", "read-through", "near-cache") and f.max_stale_s < f.ttl_s:
+        builds = [f"a stream-fed invalidator for {f.name} (pub/sub delivers at most once)"]
+    return builds
+
+
+def _zipf_hit(w: Workload, f: Family, *, tasks: int, entries: float) -> float:
+    traffic = taskcache.TaskTraffic(catalog=max(f.keys, taskcache.HOT_ITEMS + 1), alpha=f.zipf_alpha,
+                                    reads_per_s=f.reads_per_s * w.peak_multiple)
+    return taskcache.predict(traffic, tasks=tasks, maxsize=max(entries, 1.0), ttl_s=f.ttl_s)["hit_rate"]
+
+
+def _trace_hit(w: Workload, f: Family, *, tasks: int, entries: float, seed: int = 1) -> float:
+    t = f.trace
+    ones = np.ones_like(t.sizes)
+    route = np.random.default_rng(seed).integers(0, tasks, t.entry.size) if tasks > 1 else np.zeros(t.entry.size, int)
+    hits = counted = 0
+    for k in range(tasks):
+        mine = route == k
+        if mine.any():
+            out = lrusim.replay(t.entry[mine], t.times[mine], ones, capacity=max(entries, 1.0), ttl_s=f.ttl_s,
+                                warmup_s=0, expiry="eager")
+            hits, counted = hits + out["hits"], counted + out["requests_counted"]
+    return hits / counted if counted else 0.0
+
+
+def family_hit(w: Workload, f: Family, option: str) -> float:
+    """The hit rate ``option`` gives family ``f`` at peak (0 for an option that does not cache it)."""
+    if option == "dax":
+        workload = daxmodel.ProjectionWorkload(catalog=f.keys or int(f.trace.sizes.size), alpha=f.zipf_alpha or 1.0,
+                                               reads_per_s=f.reads_per_s * w.peak_multiple,
+                                               item_bytes=int(f.value_kb * daxmodel.KB), projections=f.projections)
+        return daxmodel.predict(workload, capacity_bytes=figure("dax_node_gb") * daxmodel.GB)["hit_rate"]
+    tasks, entries = (w.tasks, w.task_cache_mb * 1000 / f.value_kb) if option == "in-process" else (
+        1, decision.SHARED_CACHE_ENTRIES)
+    return (_trace_hit if f.trace is not None else _zipf_hit)(w, f, tasks=tasks, entries=entries)
+
+
+def stored_gb(w: Workload, cached: list[Family]) -> float:
+    """Bytes a shared cache holds for the cached families: every key at its value size and the item overhead."""
+    keys = (f.keys if f.trace is None else f.trace.sizes.size for f in cached)
+    return sum(n * f.value_kb * 1000 * ITEM_OVERHEAD for n, f in zip(keys, cached, strict=True)) / 1e9
+
+
+def stampede_calls(w: Workload, f: Family, option: str) -> float:
+    """Origin calls one expiry of the family's hottest key can draw without protection: the reads that arrive
+    while its reload takes the origin's latency — once per task for per-task caches, which expire apart."""
+    if f.trace is not None:
+        counts = np.bincount(f.trace.entry)
+        span = max(float(f.trace.times[-1] - f.trace.times[0]), 1.0)
+        hottest = counts.max() / f.trace.entry.size
+        rate = f.reads_per_s * w.peak_multiple * hottest if span else 0.0
+    else:
+        weights = np.arange(1, max(f.keys, 1) + 1, dtype=float) ** -f.zipf_alpha
+        rate = f.reads_per_s * w.peak_multiple * weights[0] / weights.sum()
+    calls = max(1.0, rate * w.origin_latency_ms / 1000)
+    return calls * (w.tasks if option == "in-process" else 1)
+
+
+def assess(w: Workload, option: str) -> tuple[decision.Assessment, dict]:
+    """One option judged against the workload: the summary's `Assessment` and the per-family numbers."""
+    if option not in OPTIONS:
+        raise ValueError(f"option {option!r} is not one of {OPTIONS}")
+    capacity = w.origin_capacity_per_s
+    families, cached, builds, load, worst_stale = {}, [], [], 0.0, 0.0
+    for f in w.families:
+        peak = f.reads_per_s * w.peak_multiple
+        bound = _stale_bound(option, f)
+        why_not = ("never cached (cacheable = false)" if not f.cacheable else
+                   "not in DynamoDB" if option == "dax" and not f.in_dynamodb else
+                   f"stale for up to {bound:,.0f} s after a change; the limit is {f.max_stale_s:,.0f} s"
+                   if bound > f.max_stale_s else None)
+        caches_it = option != "no-cache" and not why_not
+        hit = family_hit(w, f, option) if caches_it else 0.0
+        if caches_it:
+            cached.append(f)
+            builds += _builds(option, f)
+            worst_stale = max(worst_stale, bound)
+        load += peak * (1 - hit) / capacity
+        families[f.name] = {"cached": bool(f in cached), "hit_rate": hit, "origin_calls_per_s": peak * (1 - hit),
+                            "stale_bound_s": bound if f in cached else 0.0, "read_live_because": why_not,
+                            "stampede_calls_per_expiry": stampede_calls(w, f, option) if f in cached else 0.0}
+    reads = sum(f.reads_per_s * w.peak_multiple for f in w.families)
+    hit_all = 1 - load * capacity / reads
+    if cached and option not in ("dax", "read-through"):
+        builds.append(CACHE_ASIDE)
+    a = decision.Assessment(option, hit_all, load, worst_stale, sorted(set(builds)))
+    a.reasons.append(f"hit rate {100 * hit_all:.1f} % over all reads; peak origin load {100 * load:.0f} % of capacity")
+    live = [name for name, n in families.items() if not n["cached"]]
+    if live and option != "no-cache":
+        why = [f"{n} ({families[n]['read_live_because']})" for n in live]
+        a.reasons.append(f"reads live: {', '.join(why)}")
+    if option != "no-cache" and not cached:
+        a.rejected_because.append("it can cache none of the families")
+    _price(w, a, option, cached)
+    if option in ("memcached", "in-process"):
+        a.survives_node_loss = False
+    if option == "read-through":
+        a.builds.append("a read-through proxy in front of the cache")
+    if option == "near-cache":
+        a.builds.append("a tracking near cache per task")
+    return a, families
+
+
+def rank(w: Workload) -> tuple[list[decision.Assessment], dict[str, dict]]:
+    """Every option judged and ordered best first (the summary's order), with each option's per-family numbers."""
+    judged = {option: assess(w, option) for option in OPTIONS}
+    ordered = decision.order([a for a, _ in judged.values()], live=any(not f.cacheable for f in w.families))
+    return ordered, {option: families for option, (_, families) in judged.items()}
+
+
+def _price(w: Workload, a: decision.Assessment, option: str, cached: list[Family]) -> None:
+    if option in ("no-cache", "in-process") or not cached:
+        return
+    data = max(stored_gb(w, cached), 0.01)
+    if option == "dax":
+        try:
+            cluster = pricing.dax_cluster(data)
+        except ParameterError as exc:
+            a.usd_per_month = math.nan
+            a.rejected_because.append(str(exc))
+            return
+        a.usd_per_month = cluster.usd_per_month
+        a.reasons.append(f"{cluster.nodes} × {cluster.node_type} each hold the {data:,.1f} GB: "
+                         f"${cluster.usd_per_month:,.0f}/month on demand")
+        return
+    if option == "valkey-serverless":
+        ecpus = sum(f.reads_per_s * pricing.ecpus_per_command(f.value_kb) for f in cached)
+        a.usd_per_month = pricing.serverless_per_month("valkey", ecpus_per_s=ecpus, stored_gb=data)["usd_per_month"]
+        a.reasons.append(f"{data:,.1f} GB stored and {ecpus:,.0f} ECPU/s: ${a.usd_per_month:,.0f}/month; TLS always on")
+        peak = ecpus * w.peak_multiple
+        if peak > pricing.SERVERLESS_FLOOR_ECPU_PER_S:
+            a.builds.append(f"a pre-scaling step an hour before each known peak ({peak:,.0f} ECPU/s against the "
+                            f"{pricing.SERVERLESS_FLOOR_ECPU_PER_S:,} an empty cache supports)")
+        return
+    # the near cache sits on a shared cluster (Valkey, the cheaper engine); read-through on the note's Redis
+    engine = {"redis": "redis", "read-through": "redis", "valkey": "valkey", "near-cache": "valkey",
+              "memcached": "memcached"}[option]
+    cluster = pricing.cheapest_cluster(engine, data, replicas=0 if engine == "memcached" else 1)
+    a.usd_per_month = cluster.usd_per_month
+    a.reasons.append(f"{cluster.nodes} × {cluster.node_type} hold {data:,.1f} GB: ${cluster.usd_per_month:,.0f}/month "
+                     "on demand")

@@ -1,0 +1,108 @@
+"""`python -m experiments.decide`: the examples rank as their files say, one field flips an answer, the command
+line fails in one line, and the page opens offline in headless Chromium with every chart drawn."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from browser import visit_all
+
+from experiments.decide import engine
+from experiments.decide.__main__ import main
+from experiments.decide.workload import load
+from experiments.paths import DATA, ROOT
+
+EXAMPLES = DATA / "workloads"
+
+
+def first(w) -> tuple[str, str]:
+    ordered, _ = engine.rank(w)
+    return ordered[0].option, "rejected" if ordered[0].rejected_because else "viable"
+
+
+@pytest.mark.parametrize("name,expected", [("chatbot", "valkey"), ("taxonomy", "in-process"),
+                                           ("dynamodb-hot-set", "dax"), ("prices", "no-cache")])
+def test_each_example_ranks_as_its_file_says(name, expected):
+    assert first(load(EXAMPLES / f"{name}.toml")) == (expected, "viable")
+
+
+def _family(w, **changes):
+    return dataclasses.replace(w, families=(dataclasses.replace(w.families[0], **changes),))
+
+
+def test_changed_by_events_flips_the_taxonomy_from_per_task_caches_to_a_shared_one():
+    taxonomy = load(EXAMPLES / "taxonomy.toml")
+    option, verdict = first(_family(taxonomy, changed_by_events=True, max_stale_s=5.0))
+    assert option != "in-process" and verdict == "viable"
+    ordered, _ = engine.rank(_family(taxonomy, changed_by_events=True, max_stale_s=5.0))
+    in_process = next(a for a in ordered if a.option == "in-process")
+    assert any("reads live" in r for r in in_process.reasons)
+
+
+def test_in_dynamodb_decides_whether_dax_can_run():
+    hot = load(EXAMPLES / "dynamodb-hot-set.toml")
+    assert first(_family(hot, in_dynamodb=False))[0] != "dax"
+    ordered, families = engine.rank(_family(hot, in_dynamodb=False))
+    assert families["dax"]["summary"]["read_live_because"] == "not in DynamoDB"
+
+
+def test_cacheable_false_leaves_the_chatbot_without_a_viable_cache():
+    chatbot = load(EXAMPLES / "chatbot.toml")
+    assert first(chatbot) == ("valkey", "viable")
+    option, verdict = first(_family(chatbot, cacheable=False))
+    assert verdict == "rejected"
+
+
+def test_the_engine_and_the_summary_agree_on_the_notes_chatbot():
+    """The front door and the summary's decision function use the same models: same hit rate, same cost."""
+    from experiments.models import decision
+    chatbot = load(EXAMPLES / "chatbot.toml")
+    ordered, _ = engine.rank(chatbot)
+    summary = decision.rank(decision.seed_workload(chatbot.families[0].zipf_alpha)).set_index("option")
+    valkey = next(a for a in ordered if a.option == "valkey")
+    assert valkey.hit_rate == pytest.approx(summary.loc["ElastiCache Valkey", "hit_pct"] / 100, abs=1e-3)
+    assert valkey.usd_per_month == pytest.approx(summary.loc["ElastiCache Valkey", "usd_per_month"])
+
+
+def test_a_trace_family_is_replayed(tmp_path):
+    rows = "\n".join(f"{t},k{t % 7},2048" for t in range(400))
+    (tmp_path / "t.csv").write_text("timestamp,key,size\n" + rows + "\n")
+    text = (EXAMPLES / "taxonomy.toml").read_text().replace("keys = 2000\nzipf_alpha = 0.8", 'trace = "t.csv"')
+    (tmp_path / "w.toml").write_text(text)
+    _, families = engine.rank(load(tmp_path / "w.toml"))
+    assert families["valkey"]["taxonomy"]["hit_rate"] == pytest.approx(393 / 400)
+
+
+def test_the_command_writes_the_documented_json_and_is_fast(tmp_path, capsys):
+    start = time.monotonic()
+    assert main(["--workload", str(EXAMPLES / "chatbot.toml"), "--out", str(tmp_path)]) == 0
+    assert time.monotonic() - start < 30
+    result = json.loads((tmp_path / "decision.json").read_text())
+    assert result["workload"] == "the note's chatbot"
+    assert [r["option"] for r in result["ranking"]][0] == "valkey"
+    assert {r["option"] for r in result["ranking"]} == set(engine.OPTIONS)
+    assert all(r["verdict"] in ("viable", "rejected") and r["reasons"] and "hit_rate" in r["numbers"]
+               for r in result["ranking"])
+    out = capsys.readouterr().out
+    assert out.startswith("deciding for") and "1. valkey" in out
+
+
+def test_a_bad_file_is_one_line_and_exit_status_2(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((EXAMPLES / "chatbot.toml").read_text().replace("ttl_s = 300", "ttl_s = -1"))
+    run = subprocess.run([sys.executable, "-m", "experiments.decide", "--workload", str(bad), "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.strip().splitlines() == ["error: bad.toml: families[0].ttl_s = -1: must be above 0"]
+
+
+def test_the_page_opens_offline_with_every_chart_drawn(tmp_path):
+    assert main(["--workload", str(EXAMPLES / "dynamodb-hot-set.toml"), "--out", str(tmp_path / "decide")]) == 0
+    (report,) = visit_all(tmp_path / "decide", tmp_path / "shots")
+    assert report.charts == 3 and report.rendered == 3
+    assert not report.errors and not report.external_requests

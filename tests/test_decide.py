@@ -106,3 +106,51 @@ def test_the_page_opens_offline_with_every_chart_drawn(tmp_path):
     (report,) = visit_all(tmp_path / "decide", tmp_path / "shots")
     assert report.charts == 3 and report.rendered == 3
     assert not report.errors and not report.external_requests
+
+
+@pytest.fixture(scope="module")
+def workload_2kb():
+    return load(EXAMPLES / "dynamodb-hot-set.toml")
+
+
+def test_a_reader_s_redis_is_measured_and_its_memory_per_item_sizes_the_cluster(workload_2kb):
+    from experiments.decide import endpoint
+    from experiments.lab.servers import RedisServer
+    with RedisServer() as server:
+        measured = endpoint.measure_redis(workload_2kb, server.url)
+        with server.client() as client:
+            assert not client.keys("cachebook:*")  # only the run's keys were written, and they are gone
+    (size,) = measured["sizes"]
+    assert size["value_kb"] == 2.0 and 0 < size["p50_ms"] <= size["p99_ms"] < 50
+    assert 1.0 < measured["item_overhead"] < 1.5
+    ordered, _ = engine.rank(workload_2kb, {"redis": measured})
+    valkey = next(a for a in ordered if a.option == "valkey")
+    assert any(r.startswith(f"measured on {measured['address']}") for r in valkey.reasons)
+
+
+def test_tls_and_cluster_endpoints_are_measured_too(workload_2kb):
+    from experiments.decide import endpoint
+    from experiments.lab.servers import TlsRedisServer
+    from experiments.lab.topologies import RedisClusterSet
+    with TlsRedisServer() as server:
+        tls = endpoint.measure_redis(workload_2kb, f"{server.url}?ssl_ca_certs={server.certificate}")
+    assert tls["sizes"][0]["p50_ms"] > 0
+    with RedisClusterSet() as cluster:
+        node = cluster.nodes[0]
+        clustered = endpoint.measure_redis(workload_2kb, node.url)
+    assert clustered["item_overhead"] > 1.0
+
+
+def test_a_reader_s_memcached_is_measured(workload_2kb):
+    from experiments.decide import endpoint
+    from experiments.lab.servers import MemcachedServer
+    with MemcachedServer() as server:
+        measured = endpoint.measure_memcached(workload_2kb, server.address)
+    assert measured["sizes"][0]["p99_ms"] > 0
+
+
+def test_an_unreachable_endpoint_is_one_line_and_exit_status_2(tmp_path, capsys):
+    code = main(["--workload", str(EXAMPLES / "chatbot.toml"), "--out", str(tmp_path),
+                 "--redis-url", "redis://127.0.0.1:1/0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: cannot reach Redis at 127.0.0.1:1")

@@ -13,8 +13,9 @@ import math
 import sys
 from pathlib import Path
 
-from experiments.decide import engine, page
+from experiments.decide import endpoint, engine, page
 from experiments.decide.workload import WorkloadError, load
+from experiments.errors import EndpointError
 from experiments.paths import BUILD
 
 OUT = BUILD / "decide"
@@ -37,15 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.decide", description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True, help="the workload file (TOML; see README)")
     parser.add_argument("--out", default=str(OUT), help="where decision.json goes (default: _build/decide)")
+    parser.add_argument("--redis-url", help="measure your Redis or Valkey endpoint (redis[s]://…; cluster mode works)")
+    parser.add_argument("--memcached-servers", help="measure your memcached nodes (host:port[,host:port…])")
     args = parser.parse_args(argv)
     try:
         w = load(args.workload)
     except WorkloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    measured = {}
+    try:
+        if args.redis_url:
+            print(f"measuring GET latency and memory per item on {args.redis_url.split('@')[-1]} …", flush=True)
+            measured["redis"] = endpoint.measure_redis(w, args.redis_url)
+        if args.memcached_servers:
+            print(f"measuring GET latency on {args.memcached_servers} …", flush=True)
+            measured["memcached"] = endpoint.measure_memcached(w, args.memcached_servers)
+    except EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"deciding for {w.name!r}: {len(w.families)} key families × {len(engine.OPTIONS)} options …", flush=True)
-    ordered, families = engine.rank(w)
-    result = decision_json(w, ordered, families)
+    ordered, families = engine.rank(w, measured)
+    result = decision_json(w, ordered, families) | ({"measured": measured} if measured else {})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "decision.json").write_text(json.dumps(result, indent=1))

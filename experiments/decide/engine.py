@@ -95,10 +95,20 @@ def family_hit(w: Workload, f: Family, option: str) -> float:
     return (_trace_hit if f.trace is not None else _zipf_hit)(w, f, tasks=tasks, entries=entries)
 
 
-def stored_gb(w: Workload, cached: list[Family]) -> float:
+def stored_gb(w: Workload, cached: list[Family], *, overhead: float = ITEM_OVERHEAD) -> float:
     """Bytes a shared cache holds for the cached families: every key at its value size and the item overhead."""
     keys = (f.keys if f.trace is None else f.trace.sizes.size for f in cached)
-    return sum(n * f.value_kb * 1000 * ITEM_OVERHEAD for n, f in zip(keys, cached, strict=True)) / 1e9
+    return sum(n * f.value_kb * 1000 * overhead for n, f in zip(keys, cached, strict=True)) / 1e9
+
+
+REDIS_PROTOCOL = ("redis", "valkey", "valkey-serverless", "read-through", "near-cache")
+"""The options a Redis-protocol endpoint measures (``--redis-url``); memcached is measured on its own."""
+
+
+def _endpoint(option: str, measured: dict | None) -> dict | None:
+    if not measured:
+        return None
+    return measured.get("redis") if option in REDIS_PROTOCOL else measured.get("memcached") if option == "memcached" else None
 
 
 def stampede_calls(w: Workload, f: Family, option: str) -> float:
@@ -116,8 +126,10 @@ def stampede_calls(w: Workload, f: Family, option: str) -> float:
     return calls * (w.tasks if option == "in-process" else 1)
 
 
-def assess(w: Workload, option: str) -> tuple[decision.Assessment, dict]:
-    """One option judged against the workload: the summary's `Assessment` and the per-family numbers."""
+def assess(w: Workload, option: str, measured: dict | None = None) -> tuple[decision.Assessment, dict]:
+    """One option judged against the workload: the summary's `Assessment` and the per-family numbers.
+    ``measured``: the reader's endpoints (`experiments.decide.endpoint`), whose memory per item then sizes
+    the cluster and whose latency is reported."""
     if option not in OPTIONS:
         raise ValueError(f"option {option!r} is not one of {OPTIONS}")
     capacity = w.origin_capacity_per_s
@@ -151,7 +163,12 @@ def assess(w: Workload, option: str) -> tuple[decision.Assessment, dict]:
         a.reasons.append(f"reads live: {', '.join(why)}")
     if option != "no-cache" and not cached:
         a.rejected_because.append("it can cache none of the families")
-    _price(w, a, option, cached)
+    endpoint = _endpoint(option, measured)
+    if endpoint:
+        worst = max(endpoint["sizes"], key=lambda r: r["p99_ms"])
+        a.reasons.append(f"measured on {endpoint['address']}: GET p99 {worst['p99_ms']:.2f} ms at {worst['value_kb']:g} KB")
+    overhead = (endpoint or {}).get("item_overhead") or ITEM_OVERHEAD
+    _price(w, a, option, cached, overhead)
     if option in ("memcached", "in-process"):
         a.survives_node_loss = False
     if option == "read-through":
@@ -161,17 +178,17 @@ def assess(w: Workload, option: str) -> tuple[decision.Assessment, dict]:
     return a, families
 
 
-def rank(w: Workload) -> tuple[list[decision.Assessment], dict[str, dict]]:
+def rank(w: Workload, measured: dict | None = None) -> tuple[list[decision.Assessment], dict[str, dict]]:
     """Every option judged and ordered best first (the summary's order), with each option's per-family numbers."""
-    judged = {option: assess(w, option) for option in OPTIONS}
+    judged = {option: assess(w, option, measured) for option in OPTIONS}
     ordered = decision.order([a for a, _ in judged.values()], live=any(not f.cacheable for f in w.families))
     return ordered, {option: families for option, (_, families) in judged.items()}
 
 
-def _price(w: Workload, a: decision.Assessment, option: str, cached: list[Family]) -> None:
+def _price(w: Workload, a: decision.Assessment, option: str, cached: list[Family], overhead: float) -> None:
     if option in ("no-cache", "in-process") or not cached:
         return
-    data = max(stored_gb(w, cached), 0.01)
+    data = max(stored_gb(w, cached, overhead=overhead), 0.01)
     if option == "dax":
         try:
             cluster = pricing.dax_cluster(data)

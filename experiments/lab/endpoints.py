@@ -15,7 +15,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import redis
 
@@ -33,7 +33,7 @@ def _namespace() -> str:
 
 def parse_redis_url(url: str) -> dict:
     """Split ``redis[s]://[[user]:password@]host:port[/db]`` into client options, or explain why not."""
-    usage = "expected redis://[:password@]host:port[/db] (rediss:// for TLS)"
+    usage = "expected redis://[:password@]host:port[/db] (rediss:// for TLS, ?ssl_ca_certs=PATH for a private CA)"
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -44,8 +44,13 @@ def parse_redis_url(url: str) -> dict:
     db_text = parts.path.strip("/") or "0"
     if not db_text.isdigit():
         raise EndpointError(f"redis_url={url!r} has database {db_text!r}; it must be a number: {usage}")
+    query = parse_qs(parts.query)
+    if set(query) - {"ssl_ca_certs"} or (query and parts.scheme != "rediss"):
+        raise EndpointError(f"redis_url={url!r}: the only query parameter is ssl_ca_certs=PATH (a CA file for a "
+                            f"rediss:// endpoint whose certificate the system does not trust): {usage}")
+    tls = {"ssl_ca_certs": query["ssl_ca_certs"][0]} if query else {}
     return dict(host=parts.hostname, port=port, username=parts.username or None,
-                password=parts.password or None, db=int(db_text), ssl=parts.scheme == "rediss")
+                password=parts.password or None, db=int(db_text), ssl=parts.scheme == "rediss", **tls)
 
 
 def parse_memcached_servers(spec: str) -> list[tuple[str, int]]:
@@ -90,7 +95,8 @@ class Target:
 
 
 class RedisTarget(Target):
-    """A Redis endpoint plus a redis-py client (RESP2, explicit timeouts)."""
+    """A Redis endpoint plus a redis-py client (RESP2, explicit timeouts; a `redis.RedisCluster` for an
+    endpoint in cluster mode, TLS for ``rediss://``)."""
 
     def __init__(self, client: redis.Redis, address: str, server: RedisServer | None) -> None:
         super().__init__("Redis", address, _namespace(), server)
@@ -101,7 +107,11 @@ class RedisTarget(Target):
         try:
             if not self.owned:
                 for batch in _batched(self.client.scan_iter(match=self.namespace + "*", count=500), 500):
-                    self.client.delete(*batch)
+                    if isinstance(self.client, redis.RedisCluster):  # keys of several slots: one DEL each
+                        for key in batch:
+                            self.client.delete(key)
+                    else:
+                        self.client.delete(*batch)
             self.client.close()
         finally:
             if self.server is not None:
@@ -155,6 +165,11 @@ def open_redis(redis_url: str | None = None, *, engine: str = "redis") -> RedisT
     client = redis.Redis(**options, protocol=2, socket_timeout=5, socket_connect_timeout=2)
     try:
         client.ping()
+        if int(client.info("cluster").get("cluster_enabled", 0)):  # cluster mode (ElastiCache Serverless is)
+            client.close()
+            cluster = {k: v for k, v in options.items() if k != "db"}
+            client = redis.RedisCluster(**cluster, protocol=2, socket_timeout=5, socket_connect_timeout=2)
+            client.ping()
     except redis.AuthenticationError as exc:
         raise EndpointError(f"Redis at {address} refused the credentials in redis_url ({exc})") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

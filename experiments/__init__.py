@@ -13,6 +13,8 @@ without a server:
   the durable invalidation log replayed after a failover, the stand-in origins;
 * `models` — pure maths and simulators (`models.peer` hands streams to libCacheSim, the peer simulator);
 * `probes` — experiments on real servers;
+* `decide` — the reader's front door (``python -m experiments.decide``, ``make decide``): a workload file
+  checked, the options ranked with the book's models, a JSON and an offline page; the summary calls it;
 * `chapters` — one module per notebook, with its name: results, headline numbers, findings, ledger
   rows and summary-table row;
 * `bookkit` — the runner (``python -m experiments.bookkit``), the myst-nb plugin, the environment page.
@@ -39,9 +41,9 @@ Each chapter and the modules it uses:
   `models.costmodel`, `models.safetocache`.
 * ``read-through.ipynb`` — `chapters.read_through`; `caches.readthrough`, `probes.stampede`,
   `models.herd`, `probes.staleset`.
-* ``summary.ipynb`` — `chapters.summary`; `models.whatif`, `models.decision` (which prices the engine
-  options with `models.pricing`), and every chapter
-  module's ``summary_row``.
+* ``summary.ipynb`` — `chapters.summary`; `models.whatif`, `decide` (the front door, on the example
+  workloads: `decide.workload`, `decide.engine` with `models.decision`'s ranking and `models.pricing`), and
+  every chapter module's ``summary_row``.
 
 Import `experiments.charts` before drawing: it enables the book's theme and renderer.
 """

@@ -67,6 +67,18 @@ def promo_reads_per_s() -> float:
     return figure("stale_coupon_users") / figure("poll_interval_s")
 
 
+def launch_capacity_per_s() -> float:
+    """The catalog's capacity in the no-cache failure, per second: 5,000 concurrent requests at its 120 ms
+    (Little's law), ≈ 41,667 requests/s."""
+    return figure("catalog_concurrency") / (figure("launch_catalog_latency_ms") / 1000)
+
+
+def launch_reads_per_s() -> float:
+    """The launch's catalog reads per second in the no-cache failure: 50,000 concurrent requests where the
+    catalog was sized for 5,000 — ten times its capacity, ≈ 416,667 reads/s."""
+    return launch_capacity_per_s() * figure("launch_users") / figure("catalog_concurrency")
+
+
 @lru_cache(maxsize=1)
 def _defaults() -> dict[str, float]:
     with open(DATA / "service_defaults.csv", newline="") as handle:

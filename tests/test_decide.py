@@ -58,17 +58,6 @@ def test_cacheable_false_leaves_the_chatbot_without_a_viable_cache():
     assert verdict == "rejected"
 
 
-def test_the_engine_and_the_summary_agree_on_the_notes_chatbot():
-    """The front door and the summary's decision function use the same models: same hit rate, same cost."""
-    from experiments.models import decision
-    chatbot = load(EXAMPLES / "chatbot.toml")
-    ordered, _ = engine.rank(chatbot)
-    summary = decision.rank(decision.seed_workload(chatbot.families[0].zipf_alpha)).set_index("option")
-    valkey = next(a for a in ordered if a.option == "valkey")
-    assert valkey.hit_rate == pytest.approx(summary.loc["ElastiCache Valkey", "hit_pct"] / 100, abs=1e-3)
-    assert valkey.usd_per_month == pytest.approx(summary.loc["ElastiCache Valkey", "usd_per_month"])
-
-
 def test_a_trace_family_is_replayed(tmp_path):
     rows = "\n".join(f"{t},k{t % 7},2048" for t in range(400))
     (tmp_path / "t.csv").write_text("timestamp,key,size\n" + rows + "\n")

@@ -10,105 +10,113 @@ import pytest
 from chapter_contract import LedgerContract
 
 from experiments.chapters import in_process_lru, summary
-from experiments.errors import BookError, ParameterError
+from experiments.decide import engine
+from experiments.decide.workload import Family, Workload, load
+from experiments.errors import BookError
 from experiments.ledger import Ledger
 from experiments.models import decision, whatif
+from experiments.paths import DATA
+from experiments.seed import figure, launch_capacity_per_s, launch_reads_per_s, product_reads_per_s
+
+EXAMPLES = DATA / "workloads"
 
 
 @pytest.fixture(scope="module")
-def chatbot() -> decision.Workload:
-    """The note's chatbot with the exponent the in-process chapter calibrates (as the summary reads it)."""
-    return decision.seed_workload(alpha=in_process_lru.calibrated_alpha())
+def chatbot() -> Workload:
+    return load(EXAMPLES / "chatbot.toml")
 
 
-def _first(workload: decision.Workload) -> str:
-    table = decision.rank(workload)
+def _table(w: Workload) -> pd.DataFrame:
+    return decision.table(engine.rank(w)[0])
+
+
+def _first(w: Workload) -> str:
+    table = _table(w)
     assert table.verdict.iloc[0] == "recommended"
     return table.option.iloc[0]
 
 
+def _one(name: str, **family) -> Workload:
+    """A one-family workload (defaults: a 2 KB catalog of 20K keys, a 5-minute TTL, no events)."""
+    base = dict(name=name, reads_per_s=20.0, value_kb=2.0, ttl_s=300.0, max_stale_s=300.0, changed_by_events=False,
+                cacheable=True, in_dynamodb=False, keys=20_000, zipf_alpha=1.0)
+    origin = family.pop("origin_capacity_per_s", 10.0)
+    tasks, peak = family.pop("tasks", 1), family.pop("peak_multiple", 1.0)
+    return Workload(name=name, tasks=tasks, peak_multiple=peak, turn_budget_ms=2000, origin_capacity_per_s=origin,
+                    origin_latency_ms=100, families=(Family(**{**base, **family}),))
+
+
+def test_the_example_files_carry_the_notes_figures(chatbot):
+    """Each example that stands for the note takes its numbers from one of the note's scenarios."""
+    product = chatbot.families[0]
+    assert chatbot.origin_capacity_per_s == pytest.approx(figure("catalog_capacity_per_min") / 60, rel=1e-4)
+    assert product.reads_per_s == pytest.approx(product_reads_per_s(), rel=1e-4)
+    assert product.zipf_alpha == pytest.approx(in_process_lru.calibrated_alpha(), abs=1e-4)
+    assert (product.keys, product.ttl_s, chatbot.tasks) == (figure("dax_catalog"), figure("product_cache_ttl_s"),
+                                                            figure("task_count"))
+    launch = load(EXAMPLES / "launch.toml")
+    assert launch.origin_capacity_per_s == pytest.approx(launch_capacity_per_s(), rel=1e-4)
+    live = sum(f.reads_per_s for f in launch.families if not f.cacheable)
+    assert sum(f.reads_per_s for f in launch.families) == pytest.approx(launch_reads_per_s(), rel=1e-4)
+    assert live / launch_reads_per_s() == pytest.approx(figure("launch_live_share"), rel=1e-4)
+
+
 def test_the_seed_chatbot_gets_valkey_and_rejects_per_task_caches(chatbot):
-    table = decision.rank(chatbot).set_index("option")
-    assert _first(chatbot) == "ElastiCache Valkey"
-    # Valkey behaves as Redis (the Valkey chapter): the two tie on every number but the price
-    assert "ties with ElastiCache Redis" in table.loc["ElastiCache Valkey", "reasons"]
-    assert "less on demand" in table.loc["ElastiCache Valkey", "reasons"]
-    assert table.loc["ElastiCache Valkey", "usd_per_month"] < table.loc["ElastiCache Redis", "usd_per_month"]
-    assert table.loc["in-process LRU", "verdict"] == "rejected"
-    assert "stale for up to 300 s" in table.loc["in-process LRU", "reasons"]
-    assert table.loc["DAX", "reasons"] == "the data is not in DynamoDB"
-    # the note's scenario sizes the catalog for exactly the planned misses: Redis leaves it at capacity, and
-    # ties with Memcached on every number; the tie-break is said, not hidden
-    assert table.loc["ElastiCache Redis", "origin_load_pct"] == pytest.approx(100, abs=1)
-    assert "ties with Memcached" in table.loc["ElastiCache Redis", "reasons"]
-    assert "a failed node keeps its keys" in table.loc["ElastiCache Redis", "reasons"]
-    assert table.loc["no cache", "verdict"] == "rejected"  # 20x its capacity is not viable, even as a last resort
+    table = _table(chatbot).set_index("option")
+    assert _first(chatbot) == "valkey" and table.loc["redis", "verdict"] == "viable"
+    assert "ties with redis" in table.loc["valkey", "reasons"] and "costs $" in table.loc["valkey", "reasons"]
+    assert table.loc["in-process", "verdict"] == "rejected"
+    assert table.loc["no-cache", "verdict"] == "rejected" and table.loc["no-cache", "origin_load_pct"] > 1000
 
 
-def test_the_launch_is_lost_to_its_live_reads_whatever_the_cache(chatbot):
-    """The launch's questions are price and stock: with them cacheable a cache carries the launch; read
-    live (as the key design has them), no option keeps the catalog under capacity."""
-    cacheable = decision.rank(decision.launch_workload(chatbot.zipf_alpha, live_share=0.0))
-    live = decision.rank(decision.launch_workload(chatbot.zipf_alpha)).set_index("option")
-    assert cacheable.verdict.iloc[0] == "recommended" and cacheable.option.iloc[0] == "ElastiCache Valkey"
-    assert (live.verdict == "rejected").all()
-    assert live.loc["ElastiCache Redis", "origin_load_pct"] > 400
-    assert "serve the live reads from a path that scales" in live.loc["ElastiCache Redis", "reasons"]
+def test_the_launch_is_lost_to_its_live_reads_whatever_the_cache():
+    launch = load(EXAMPLES / "launch.toml")
+    live = _table(launch).set_index("option")
+    assert (live.verdict == "rejected").all() and live.loc["redis", "origin_load_pct"] > 400
+    assert "serve the live reads from a path that scales" in live.loc["redis", "reasons"]
+    cacheable = _table(summary.every_read_cacheable(launch))
+    assert cacheable.verdict.iloc[0] == "recommended"
 
 
 def test_serverless_wins_a_small_catalog_and_needs_pre_scaling_for_a_big_peak():
     """Below the storage break-even Serverless costs less than the smallest node pair; a peak beyond what an
     empty Serverless cache supports adds a pre-scaling step, which ranks it after the node-based option."""
-    small = decision.Workload(name="small", reads_per_s=20, origin_capacity_per_s=10, catalog=20_000, item_kb=2.0,
-                              changes_by_event=True, max_stale_s=5)
-    table = decision.rank(small).set_index("option")
-    assert table.loc["ElastiCache Serverless (Valkey)", "usd_per_month"] < table.loc["ElastiCache Valkey", "usd_per_month"]
-    assert _first(small) == "ElastiCache Serverless (Valkey)"
-    spiky = dataclasses.replace(small, peak_multiple=2_000, origin_capacity_per_s=1_000)
-    spiked = decision.rank(spiky).set_index("option")
-    assert "pre-scaling step" in spiked.loc["ElastiCache Serverless (Valkey)", "reasons"]
-    assert spiked.loc["ElastiCache Serverless (Valkey)", "rank"] > spiked.loc["ElastiCache Valkey", "rank"]
+    small = _one("small", changed_by_events=True, max_stale_s=5.0)
+    table = _table(small).set_index("option")
+    assert table.loc["valkey-serverless", "usd_per_month"] < table.loc["valkey", "usd_per_month"]
+    spiky = _one("spiky", changed_by_events=True, max_stale_s=5.0, peak_multiple=2_000, origin_capacity_per_s=1_000)
+    spiked = _table(spiky).set_index("option")
+    assert "pre-scaling step" in spiked.loc["valkey-serverless", "reasons"]
+    assert spiked.loc["valkey-serverless", "rank"] > spiked.loc["valkey", "rank"]
 
 
 def test_values_that_must_never_be_stale_get_no_cache():
-    prices = decision.Workload(name="prices", reads_per_s=20, origin_capacity_per_s=200, max_stale_s=0.0,
-                               changes_by_event=True)
-    table = decision.rank(prices)
-    assert _first(prices) == "no cache"
-    assert (table.verdict.iloc[1:] == "rejected").all()
+    prices = _one("prices", origin_capacity_per_s=200, max_stale_s=0.0, changed_by_events=True)
+    table = _table(prices)
+    assert _first(prices) == "no-cache" and (table.verdict.iloc[1:] == "rejected").all()
 
 
 def test_static_data_read_by_many_tasks_gets_a_per_task_cache():
-    taxonomy = decision.Workload(name="genre taxonomy", reads_per_s=2000, origin_capacity_per_s=50, tasks=60,
-                                 catalog=2000, item_kb=1.0, ttl_s=86_400, max_stale_s=86_400)
-    assert _first(taxonomy) == "in-process LRU"
+    taxonomy = _one("taxonomy", reads_per_s=2000, origin_capacity_per_s=50, tasks=60, keys=2000, value_kb=1.0,
+                    ttl_s=86_400, max_stale_s=86_400)
+    assert _first(taxonomy) == "in-process"
 
 
 def test_an_origin_with_room_to_spare_and_fresh_data_needs_no_cache():
-    quiet = decision.Workload(name="internal tool", reads_per_s=5, origin_capacity_per_s=100, max_stale_s=600)
-    assert _first(quiet) == "no cache"
+    assert _first(_one("internal tool", reads_per_s=5, origin_capacity_per_s=100, max_stale_s=600)) == "no-cache"
 
 
 def test_dax_is_considered_only_for_dynamodb_data(chatbot):
-    w = dataclasses.replace(chatbot, in_dynamodb=True, changes_by_event=False, max_stale_s=600)
-    table = decision.rank(w).set_index("option")
-    assert table.loc["DAX", "verdict"] != "rejected" and table.loc["DAX", "hit_pct"] > 50
+    product = dataclasses.replace(chatbot.families[0], in_dynamodb=True, changed_by_events=False, max_stale_s=600.0)
+    table = _table(dataclasses.replace(chatbot, families=(product,))).set_index("option")
+    assert table.loc["dax", "verdict"] != "rejected" and table.loc["dax", "hit_pct"] > 50
+    assert _table(chatbot).set_index("option").loc["dax", "verdict"] == "rejected"
 
 
 def test_the_memory_per_item_sizes_and_prices_the_cluster(chatbot):
-    lean = decision.rank(dataclasses.replace(chatbot, item_overhead=1.0)).set_index("option")
-    fat = decision.rank(dataclasses.replace(chatbot, item_overhead=3.0)).set_index("option")
-    assert fat.loc["ElastiCache Valkey", "usd_per_month"] > lean.loc["ElastiCache Valkey", "usd_per_month"]
-    assert "GB catalog" in lean.loc["ElastiCache Valkey", "reasons"]
-
-
-def test_bad_workloads_are_one_line_errors():
-    with pytest.raises(ParameterError, match="item_overhead must be positive"):
-        decision.Workload(name="x", reads_per_s=1, origin_capacity_per_s=1, item_overhead=0)
-    with pytest.raises(ParameterError, match="reads_per_s must be positive"):
-        decision.Workload(name="x", reads_per_s=0, origin_capacity_per_s=1)
-    with pytest.raises(ParameterError, match="tasks and projections"):
-        decision.Workload(name="x", reads_per_s=1, origin_capacity_per_s=1, tasks=0)
+    lean = decision.table(engine.rank(chatbot, item_overhead=1.0)[0]).set_index("option")
+    fat = decision.table(engine.rank(chatbot, item_overhead=3.0)[0]).set_index("option")
+    assert fat.loc["valkey", "usd_per_month"] > lean.loc["valkey", "usd_per_month"]
 
 
 def test_what_if_grids_follow_their_models():

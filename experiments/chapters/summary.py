@@ -8,6 +8,7 @@ ledger rows and their headline numbers. A chapter's summary-table row is rebuilt
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 
@@ -15,6 +16,8 @@ import pandas as pd
 
 from experiments import rules
 from experiments.chapters import dax, in_process_lru, memcached, no_cache, read_through, redis, valkey
+from experiments.decide import engine
+from experiments.decide.workload import Workload, load
 from experiments.errors import BookError
 from experiments.ledger import VERDICTS, load_all
 from experiments.models import decision, whatif
@@ -206,17 +209,27 @@ def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
     return ledger.table()
 
 
-def decisions(alpha: float, item_overhead: float) -> dict[str, pd.DataFrame]:
-    """The decision function on the note's two scenarios, each workload from one of them: the chatbot at its
-    plan (the Memcached failure's figures) and the launch (the no-cache failure's), the launch also with
-    its price and stock reads taken as cacheable to show what the live reads decide. ``alpha`` is the
-    in-process chapter's calibrated exponent, ``item_overhead`` the memory per 100 KB document over its own
-    bytes that the Valkey chapter measured."""
-    def w(make, **kw):
-        return decision.rank(make(alpha, item_overhead=item_overhead, **kw))
+EXPECTED_FIRST = {"chatbot": "valkey", "taxonomy": "in-process", "dynamodb-hot-set": "dax", "prices": "no-cache"}
+"""What each example workload's file says should come first (the launch: nothing; see its file)."""
 
-    return {"chatbot": w(decision.seed_workload), "launch": w(decision.launch_workload),
-            "launch, every read cacheable": w(decision.launch_workload, live_share=0.0)}
+
+def every_read_cacheable(w: Workload) -> Workload:
+    """The same workload with its live families made cacheable like its first cacheable one (same TTL and
+    staleness): what the live reads decide."""
+    model = next(f for f in w.families if f.cacheable)
+    families = tuple(f if f.cacheable else dataclasses.replace(
+        f, cacheable=True, ttl_s=model.ttl_s, max_stale_s=model.max_stale_s, value_kb=model.value_kb)
+        for f in w.families)
+    return dataclasses.replace(w, name=f"{w.name}, every read cacheable", families=families)
+
+
+def decisions(item_overhead: float) -> dict[str, pd.DataFrame]:
+    """`python -m experiments.decide`'s engine on every example workload (``data/workloads/``), by file name,
+    and on the launch with its live reads made cacheable; ``item_overhead`` is the memory per 100 KB document
+    over its own bytes that the Valkey chapter measured."""
+    workloads = {path.stem: load(path) for path in sorted((DATA / "workloads").glob("*.toml"))}
+    workloads["launch, every read cacheable"] = every_read_cacheable(workloads["launch"])
+    return {name: decision.table(engine.rank(w, item_overhead=item_overhead)[0]) for name, w in workloads.items()}
 
 
 def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: dict[str, pd.DataFrame],
@@ -224,7 +237,7 @@ def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
     """Numbers quoted by this page and the decision record."""
     cells, rows = table.verdict.value_counts(), ledger.verdict.value_counts()
     kinds = claims.kind.value_counts()
-    redis = {name: frame.set_index("option").loc["ElastiCache Redis"] for name, frame in ranked.items()}
+    redis = {name: frame.set_index("option").loc["redis"] for name, frame in ranked.items()}
     needed = {f"launch_hit_{x}x_pct": whatif.hit_rate_to_answer(answers, overload=float(x), reads=whatif.CACHEABLE)
               for x in (3, 10)}
     live_ok = answers[(answers.reads == whatif.LIVE) & (answers.answered_pct >= 99)].overload
@@ -234,7 +247,7 @@ def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
             **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
             "chatbot_redis_hit_pct": float(redis["chatbot"].hit_pct),
             "chatbot_redis_load_pct": float(redis["chatbot"].origin_load_pct),
-            "chatbot_no_cache_load_x": float(ranked["chatbot"].set_index("option").loc["no cache", "origin_load_pct"]) / 100,
+            "chatbot_no_cache_load_x": float(ranked["chatbot"].set_index("option").loc["no-cache", "origin_load_pct"]) / 100,
             "launch_redis_load_pct": float(redis["launch"].origin_load_pct),
             "launch_cacheable_redis_load_pct": float(redis["launch, every read cacheable"].origin_load_pct),
             "launch_live_share_pct": 100 * figure("launch_live_share"),
@@ -259,8 +272,9 @@ def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
         "the note's 'strong' consistency fails for Redis, Valkey, DAX and read-through":
             bool((strong.verdict == "fails").all()),
         "the decision function recommends Valkey for the note's chatbot, Redis next, and rejects per-task caches":
-            verdicts["ElastiCache Valkey"] == "recommended" and verdicts["ElastiCache Redis"] == "viable"
-            and verdicts["in-process LRU"] == "rejected",
+            verdicts["valkey"] == "recommended" and verdicts["redis"] == "viable" and verdicts["in-process"] == "rejected",
+        "each example workload ranks first the option its file says it should":
+            {name: t.option.iloc[0] for name, t in ranked.items() if name in EXPECTED_FIRST} == EXPECTED_FIRST,
         "with its price and stock read live, the note's launch overloads the catalog whatever the cache":
             bool((ranked["launch"].verdict == "rejected").all()),
         "with every read cacheable, a cache would carry the same launch":

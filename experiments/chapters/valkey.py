@@ -16,10 +16,9 @@ import pandas as pd
 
 from experiments import rules
 from experiments.models import costmodel, pricing
-from experiments.models.decision import launch_workload
 from experiments.probes.failover import LOST_PROMOTIONS
 from experiments.probes.parity import beyond_noise
-from experiments.seed import figure, product_reads_per_s, service_default, value_sizes
+from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, service_default, value_sizes
 
 PROOF = "valkey.ipynb"
 
@@ -79,11 +78,10 @@ def traffic() -> dict[str, float]:
     """The note's cache traffic in two scenarios: steady (Memcached failure 2: 40,000 product reads/min
     at the planned 95 % hit rate, the misses refilled by a SET) and the launch peak (no-cache failure:
     the cacheable half of its catalog reads). Each read or fill moves one 2 KB product."""
-    launch = launch_workload(1.0)  # the rate does not depend on popularity
     item_bytes = float(value_sizes().set_index(["family", "variant"]).loc[("product", "item"), "size_bytes"])
     return {"steady_reads_per_s": product_reads_per_s(),
             "steady_sets_per_s": product_reads_per_s() * (1 - figure("planned_hit_rate")),
-            "launch_reads_per_s": launch.reads_per_s * (1 - launch.live_share), "item_bytes": item_bytes}
+            "launch_reads_per_s": launch_reads_per_s() * (1 - figure("launch_live_share")), "item_bytes": item_bytes}
 
 
 def costs(item_bytes: pd.DataFrame) -> pd.DataFrame:

@@ -33,9 +33,10 @@ EVENT_PATH_S = 0.01
 DAX_ITEM_TTL_S = 300.0
 """DAX's default item TTL: a write that goes around DAX is stale until then (the DAX chapter)."""
 
-ITEM_OVERHEAD = decision.Workload.__dataclass_fields__["item_overhead"].default
-"""Memory per cached item over its own bytes (the decision function's default: the Valkey chapter's 6–12 %,
-rounded up)."""
+ITEM_OVERHEAD = 1.15
+"""Memory per cached item over its own bytes where nothing was measured: the 6–12 % the Valkey chapter
+measured for 2–100 KB values on Redis, Valkey and memcached, rounded up (the summary passes the measurement
+itself, a reader's endpoint its own)."""
 
 
 def _stale_bound(option: str, f: Family) -> float:
@@ -126,10 +127,12 @@ def stampede_calls(w: Workload, f: Family, option: str) -> float:
     return calls * (w.tasks if option == "in-process" else 1)
 
 
-def assess(w: Workload, option: str, measured: dict | None = None) -> tuple[decision.Assessment, dict]:
+def assess(w: Workload, option: str, measured: dict | None = None, *,
+           item_overhead: float = ITEM_OVERHEAD) -> tuple[decision.Assessment, dict]:
     """One option judged against the workload: the summary's `Assessment` and the per-family numbers.
     ``measured``: the reader's endpoints (`experiments.decide.endpoint`), whose memory per item then sizes
-    the cluster and whose latency is reported."""
+    the cluster and whose latency is reported; without one, ``item_overhead`` does (the summary passes the
+    Valkey chapter's measurement)."""
     if option not in OPTIONS:
         raise ValueError(f"option {option!r} is not one of {OPTIONS}")
     capacity = w.origin_capacity_per_s
@@ -167,7 +170,7 @@ def assess(w: Workload, option: str, measured: dict | None = None) -> tuple[deci
     if endpoint:
         worst = max(endpoint["sizes"], key=lambda r: r["p99_ms"])
         a.reasons.append(f"measured on {endpoint['address']}: GET p99 {worst['p99_ms']:.2f} ms at {worst['value_kb']:g} KB")
-    overhead = (endpoint or {}).get("item_overhead") or ITEM_OVERHEAD
+    overhead = (endpoint or {}).get("item_overhead") or item_overhead
     _price(w, a, option, cached, overhead)
     if option in ("memcached", "in-process"):
         a.survives_node_loss = False
@@ -178,9 +181,10 @@ def assess(w: Workload, option: str, measured: dict | None = None) -> tuple[deci
     return a, families
 
 
-def rank(w: Workload, measured: dict | None = None) -> tuple[list[decision.Assessment], dict[str, dict]]:
+def rank(w: Workload, measured: dict | None = None, *,
+         item_overhead: float = ITEM_OVERHEAD) -> tuple[list[decision.Assessment], dict[str, dict]]:
     """Every option judged and ordered best first (the summary's order), with each option's per-family numbers."""
-    judged = {option: assess(w, option, measured) for option in OPTIONS}
+    judged = {option: assess(w, option, measured, item_overhead=item_overhead) for option in OPTIONS}
     ordered = decision.order([a for a, _ in judged.values()], live=any(not f.cacheable for f in w.families))
     return ordered, {option: families for option, (_, families) in judged.items()}
 
@@ -190,14 +194,15 @@ def _price(w: Workload, a: decision.Assessment, option: str, cached: list[Family
         return
     data = max(stored_gb(w, cached, overhead=overhead), 0.01)
     if option == "dax":
-        try:
-            cluster = pricing.dax_cluster(data)
+        try:  # the hit rate is modelled for a node of the note's 13 GB (or the data, if smaller)
+            cluster = pricing.dax_cluster(min(data, figure("dax_node_gb")))
         except ParameterError as exc:
             a.usd_per_month = math.nan
             a.rejected_because.append(str(exc))
             return
         a.usd_per_month = cluster.usd_per_month
-        a.reasons.append(f"{cluster.nodes} × {cluster.node_type} each hold the {data:,.1f} GB: "
+        cached_gb = min(data, figure("dax_node_gb"))
+        a.reasons.append(f"{cluster.nodes} × {cluster.node_type} cache {cached_gb:,.1f} of {data:,.1f} GB: "
                          f"${cluster.usd_per_month:,.0f}/month on demand")
         return
     if option == "valkey-serverless":

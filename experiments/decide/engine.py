@@ -190,7 +190,10 @@ def rank(w: Workload, measured: dict | None = None, *,
 
 
 def _price(w: Workload, a: decision.Assessment, option: str, cached: list[Family], overhead: float) -> None:
-    if option in ("no-cache", "in-process") or not cached:
+    if option in ("no-cache", "in-process"):
+        return
+    if not cached:  # nothing to size a cluster for: not priced
+        a.usd_per_month = math.nan
         return
     data = max(stored_gb(w, cached, overhead=overhead), 0.01)
     if option == "dax":

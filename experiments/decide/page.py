@@ -20,15 +20,16 @@ BUNDLE = "vega-bundle.js"
 def chart_specs(result: dict) -> list[tuple[str, dict]]:
     """(caption, Vega-Lite spec) for each chart of the page."""
     ranking = result["ranking"]
-    load = pd.DataFrame([{"option": r["option"], "share": min(r["numbers"]["origin_load"], 1.5)} for r in ranking])
+    load = pd.DataFrame([{"option": r["option"], "share": min(r["numbers"]["origin_load"], 1.5), "load": "at peak"}
+                         for r in ranking])
     families = pd.DataFrame([{"option": r["option"], "family": name, "hit_rate": f["hit_rate"]}
                              for r in ranking for name, f in r["numbers"]["families"].items()])
     cost = pd.DataFrame([{"option": r["option"], "usd_per_month": r["numbers"]["usd_per_month"]}
                          for r in ranking if r["numbers"]["usd_per_month"] is not None])
     return [
         ("Origin load at peak, as a share of the origin's capacity (capped at 150 %), best option first.",
-         charts.share_bars(load, x="share", y="option", title="Origin load at peak",
-                           x_title="share of capacity").properties(width=charts.WIDTH).to_dict()),
+         charts.grouped_bars(load, x="share", y="option", color="load", title="Origin load at peak",
+                             x_title="share of the origin's capacity", x_format="%").to_dict()),
         ("Hit rate per key family under each option (0 where the option reads the family live).",
          charts.grouped_bars(families, x="hit_rate", y="family", color="option", title="Hit rate per family",
                              x_title="hit rate", x_format="%").to_dict()),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from browser import visit_all
 
@@ -48,7 +49,7 @@ def test_in_dynamodb_decides_whether_dax_can_run():
     hot = load(EXAMPLES / "dynamodb-hot-set.toml")
     assert first(_family(hot, in_dynamodb=False))[0] != "dax"
     ordered, families = engine.rank(_family(hot, in_dynamodb=False))
-    assert families["dax"]["summary"]["read_live_because"] == "not in DynamoDB"
+    assert families["dax"]["families"]["summary"]["read_live_because"] == "not in DynamoDB"
 
 
 def test_cacheable_false_leaves_the_chatbot_without_a_viable_cache():
@@ -64,7 +65,22 @@ def test_a_trace_family_is_replayed(tmp_path):
     text = (EXAMPLES / "taxonomy.toml").read_text().replace("keys = 2000\nzipf_alpha = 0.8", 'trace = "t.csv"')
     (tmp_path / "w.toml").write_text(text)
     _, families = engine.rank(load(tmp_path / "w.toml"))
-    assert families["valkey"]["taxonomy"]["hit_rate"] == pytest.approx(393 / 400)
+    assert families["valkey"]["families"]["taxonomy"]["hit_rate"] == pytest.approx(393 / 400)
+
+
+def test_the_configured_eviction_policy_replays_a_trace(tmp_path):
+    """Per-task caches too small for the trace: the policy named in the file is the one replayed."""
+    rng = np.random.default_rng(3)
+    keys = np.minimum(rng.zipf(1.2, 20_000), 5000)
+    (tmp_path / "t.csv").write_text("timestamp,key,size\n" + "\n".join(f"{i},k{k},1000" for i, k in enumerate(keys)))
+    text = (EXAMPLES / "taxonomy.toml").read_text().replace("keys = 2000\nzipf_alpha = 0.8", 'trace = "t.csv"')
+    text = text.replace("tasks = 60", "tasks = 2\ntask_cache_mb = 0.2")  # 200 entries of 1 KB per task
+    rates = {}
+    for policy in ("lru", "fifo", "wtinylfu"):
+        (tmp_path / "w.toml").write_text(text.replace("tasks = 2", f'tasks = 2\neviction = "{policy}"'))
+        _, numbers = engine.rank(load(tmp_path / "w.toml"))
+        rates[policy] = numbers["in-process"]["families"]["taxonomy"]["hit_rate"]
+    assert len(set(rates.values())) == 3 and rates["fifo"] < rates["wtinylfu"]
 
 
 def test_the_command_writes_the_documented_json_and_is_fast(tmp_path, capsys):
@@ -76,7 +92,7 @@ def test_the_command_writes_the_documented_json_and_is_fast(tmp_path, capsys):
     assert [r["option"] for r in result["ranking"]][0] == "valkey"
     assert {r["option"] for r in result["ranking"]} == set(engine.OPTIONS)
     assert all(r["verdict"] in ("viable", "rejected") and r["reasons"] and "hit_rate" in r["numbers"]
-               for r in result["ranking"])
+               and "origin_load_normal" in r["numbers"] for r in result["ranking"])
     out = capsys.readouterr().out
     assert out.startswith("deciding for") and "1. valkey" in out
 

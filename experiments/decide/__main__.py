@@ -25,9 +25,10 @@ def decision_json(w, ordered, families) -> dict:
     """The decision as the JSON the README documents: the workload's name and the options best first."""
     ranking = []
     for a in ordered:
-        numbers = {"hit_rate": a.hit_rate, "origin_load": a.origin_load, "stale_bound_s": a.stale_bound_s,
+        numbers = {"hit_rate": a.hit_rate, "origin_load": a.origin_load,
+                   "origin_load_normal": families[a.option]["origin_load_normal"], "stale_bound_s": a.stale_bound_s,
                    "usd_per_month": None if math.isnan(a.usd_per_month) else a.usd_per_month,
-                   "families": families[a.option]}
+                   "families": families[a.option]["families"]}
         ranking.append({"option": a.option, "verdict": "rejected" if a.rejected_because else "viable",
                         "reasons": a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because,
                         "numbers": numbers})

@@ -19,7 +19,7 @@ import numpy as np
 
 from experiments.decide.workload import Family, Workload
 from experiments.errors import ParameterError
-from experiments.models import daxmodel, decision, lrusim, pricing, taskcache
+from experiments.models import daxmodel, decision, lrusim, peer, pricing, taskcache
 from experiments.seed import figure
 
 OPTIONS = ("redis", "valkey", "valkey-serverless", "memcached", "dax", "in-process", "near-cache", "read-through",
@@ -64,36 +64,45 @@ def _builds(option: str, f: Family) -> list[str]:
     return builds
 
 
-def _zipf_hit(w: Workload, f: Family, *, tasks: int, entries: float) -> float:
+def _zipf_hit(w: Workload, f: Family, *, tasks: int, entries: float, multiple: float) -> float:
     traffic = taskcache.TaskTraffic(catalog=max(f.keys, taskcache.HOT_ITEMS + 1), alpha=f.zipf_alpha,
-                                    reads_per_s=f.reads_per_s * w.peak_multiple)
+                                    reads_per_s=f.reads_per_s * multiple)
     return taskcache.predict(traffic, tasks=tasks, maxsize=max(entries, 1.0), ttl_s=f.ttl_s)["hit_rate"]
 
 
-def _trace_hit(w: Workload, f: Family, *, tasks: int, entries: float, seed: int = 1) -> float:
+def _trace_hit(w: Workload, f: Family, *, tasks: int, entries: float, multiple: float, seed: int = 1) -> float:
+    """The trace replayed (its own times: ``multiple`` does not apply), each request routed to a random task:
+    LRU with the family's TTL by the book's exact replay, another ``eviction`` policy by libCacheSim's, which
+    expires nothing (the traffic chapter: where entries leave by TTL, no policy changes the hit rate)."""
     t = f.trace
     ones = np.ones_like(t.sizes)
     route = np.random.default_rng(seed).integers(0, tasks, t.entry.size) if tasks > 1 else np.zeros(t.entry.size, int)
     hits = counted = 0
     for k in range(tasks):
         mine = route == k
-        if mine.any():
+        if not mine.any():
+            continue
+        if w.eviction == "lru":
             out = lrusim.replay(t.entry[mine], t.times[mine], ones, capacity=max(entries, 1.0), ttl_s=f.ttl_s,
                                 warmup_s=0, expiry="eager")
             hits, counted = hits + out["hits"], counted + out["requests_counted"]
+        else:
+            with peer.Stream(t.entry[mine], t.times[mine], ones) as stream:
+                hits, counted = hits + stream.hits(w.eviction, max(entries, 1.0)), counted + int(mine.sum())
     return hits / counted if counted else 0.0
 
 
-def family_hit(w: Workload, f: Family, option: str) -> float:
-    """The hit rate ``option`` gives family ``f`` at peak (0 for an option that does not cache it)."""
+def family_hit(w: Workload, f: Family, option: str, *, multiple: float | None = None) -> float:
+    """The hit rate ``option`` gives family ``f`` at ``multiple`` times its normal rate (default: the peak)."""
+    multiple = w.peak_multiple if multiple is None else multiple
     if option == "dax":
         workload = daxmodel.ProjectionWorkload(catalog=f.keys or int(f.trace.sizes.size), alpha=f.zipf_alpha or 1.0,
-                                               reads_per_s=f.reads_per_s * w.peak_multiple,
+                                               reads_per_s=f.reads_per_s * multiple,
                                                item_bytes=int(f.value_kb * daxmodel.KB), projections=f.projections)
         return daxmodel.predict(workload, capacity_bytes=figure("dax_node_gb") * daxmodel.GB)["hit_rate"]
     tasks, entries = (w.tasks, w.task_cache_mb * 1000 / f.value_kb) if option == "in-process" else (
         1, decision.SHARED_CACHE_ENTRIES)
-    return (_trace_hit if f.trace is not None else _zipf_hit)(w, f, tasks=tasks, entries=entries)
+    return (_trace_hit if f.trace is not None else _zipf_hit)(w, f, tasks=tasks, entries=entries, multiple=multiple)
 
 
 def stored_gb(w: Workload, cached: list[Family], *, overhead: float = ITEM_OVERHEAD) -> float:
@@ -129,14 +138,16 @@ def stampede_calls(w: Workload, f: Family, option: str) -> float:
 
 def assess(w: Workload, option: str, measured: dict | None = None, *,
            item_overhead: float = ITEM_OVERHEAD) -> tuple[decision.Assessment, dict]:
-    """One option judged against the workload: the summary's `Assessment` and the per-family numbers.
+    """One option judged against the workload: the summary's `Assessment`, and its numbers — per family (cached
+    or read live and why, hit rate at peak and normal traffic, origin calls, stale bound, stampede exposure)
+    and the origin load at normal traffic.
     ``measured``: the reader's endpoints (`experiments.decide.endpoint`), whose memory per item then sizes
     the cluster and whose latency is reported; without one, ``item_overhead`` does (the summary passes the
     Valkey chapter's measurement)."""
     if option not in OPTIONS:
         raise ValueError(f"option {option!r} is not one of {OPTIONS}")
     capacity = w.origin_capacity_per_s
-    families, cached, builds, load, worst_stale = {}, [], [], 0.0, 0.0
+    families, cached, builds, load, normal_load, worst_stale = {}, [], [], 0.0, 0.0, 0.0
     for f in w.families:
         peak = f.reads_per_s * w.peak_multiple
         bound = _stale_bound(option, f)
@@ -146,12 +157,15 @@ def assess(w: Workload, option: str, measured: dict | None = None, *,
                    if bound > f.max_stale_s else None)
         caches_it = option != "no-cache" and not why_not
         hit = family_hit(w, f, option) if caches_it else 0.0
+        hit_normal = family_hit(w, f, option, multiple=1.0) if caches_it else 0.0
         if caches_it:
             cached.append(f)
             builds += _builds(option, f)
             worst_stale = max(worst_stale, bound)
         load += peak * (1 - hit) / capacity
-        families[f.name] = {"cached": bool(f in cached), "hit_rate": hit, "origin_calls_per_s": peak * (1 - hit),
+        normal_load += f.reads_per_s * (1 - hit_normal) / capacity
+        families[f.name] = {"cached": bool(f in cached), "hit_rate": hit, "hit_rate_normal": hit_normal,
+                            "origin_calls_per_s": peak * (1 - hit),
                             "stale_bound_s": bound if f in cached else 0.0, "read_live_because": why_not,
                             "stampede_calls_per_expiry": stampede_calls(w, f, option) if f in cached else 0.0}
     reads = sum(f.reads_per_s * w.peak_multiple for f in w.families)
@@ -159,7 +173,8 @@ def assess(w: Workload, option: str, measured: dict | None = None, *,
     if cached and option not in ("dax", "read-through"):
         builds.append(CACHE_ASIDE)
     a = decision.Assessment(option, hit_all, load, worst_stale, sorted(set(builds)))
-    a.reasons.append(f"hit rate {100 * hit_all:.1f} % over all reads; peak origin load {100 * load:.0f} % of capacity")
+    a.reasons.append(f"hit rate {100 * hit_all:.1f} % over all reads; origin load {100 * load:.0f} % of capacity at peak"
+                     + (f", {100 * normal_load:.0f} % at normal traffic" if w.peak_multiple != 1 else ""))
     live = [name for name, n in families.items() if not n["cached"]]
     if live and option != "no-cache":
         why = [f"{n} ({families[n]['read_live_because']})" for n in live]
@@ -178,12 +193,12 @@ def assess(w: Workload, option: str, measured: dict | None = None, *,
         a.builds.append("a read-through proxy in front of the cache")
     if option == "near-cache":
         a.builds.append("a tracking near cache per task")
-    return a, families
+    return a, {"families": families, "origin_load_normal": normal_load}
 
 
 def rank(w: Workload, measured: dict | None = None, *,
          item_overhead: float = ITEM_OVERHEAD) -> tuple[list[decision.Assessment], dict[str, dict]]:
-    """Every option judged and ordered best first (the summary's order), with each option's per-family numbers."""
+    """Every option judged and ordered best first (the summary's order), with each option's numbers (`assess`)."""
     judged = {option: assess(w, option, measured, item_overhead=item_overhead) for option in OPTIONS}
     ordered = decision.order([a for a, _ in judged.values()], live=any(not f.cacheable for f in w.families))
     return ordered, {option: families for option, (_, families) in judged.items()}

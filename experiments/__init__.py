@@ -6,7 +6,8 @@ without a server:
 
 * core (flat): `paths`, `errors`, `params`, `seed` (the note's figures), `rules` (verdict rules), `ledger`,
   `measure`, `charts`;
-* `lab` — child processes that never outlive their owner (`lab.spawner`, `lab.processes`), the
+* `lab` — child processes that never outlive their owner (`lab.spawner`, `lab.processes`), a network lab of
+  namespaces with silent partitions and capped links (`lab.netlab`), the
   servers of either Redis-protocol engine and memcached (`lab.servers`, `lab.topologies`), endpoints
   and the chapter's `Lab` session, worker pools and load generators;
 * `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,

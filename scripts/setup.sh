@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 VENV=_build/venv
 # command:package pairs; a missing command means its Debian package is missing.
 NEEDED="redis-server:redis-server redis-sentinel:redis-sentinel redis-cli:redis-tools
-memcached:memcached memcaslap:libmemcached-tools chromium:chromium openssl:openssl"
+memcached:memcached memcaslap:libmemcached-tools chromium:chromium openssl:openssl
+ip:iproute2 tc:iproute2 nft:nftables"
 
 # Valkey 8 is only in Debian's bookworm-backports suite: those three packages come from there (the
 # `package/suite` form takes nothing else from it); redis-server stays Debian's own.

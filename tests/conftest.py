@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from experiments.lab.netlab import lab_namespaces
 from experiments.lab.processes import SESSION_ENV, server_processes
 from experiments.lab.servers import MemcachedServer, RedisServer
 
@@ -42,6 +43,8 @@ def no_leaked_servers():
     for pid in leaked:
         os.kill(pid, signal.SIGKILL)
     assert not leaked, f"server processes outlived the test session: {sorted(leaked)}"
+    left = lab_namespaces(os.getpid())
+    assert not left, f"network-lab namespaces outlived the test session: {left}"
 
 
 @pytest.fixture(autouse=True)

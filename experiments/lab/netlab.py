@@ -1,0 +1,202 @@
+"""A network lab of the book's own: hosts that are Linux network namespaces, joined by veth pairs to one
+bridge, with addresses that exist only inside them — and the faults a real network has.
+
+* **Hosts** — ``NetLab(["primary", "replica", "client"])`` makes a namespace per host and one for the
+  switch (a bridge); each host gets ``eth0`` with an address in `SUBNET` and no other route, so a host
+  reaches only the lab's hosts. The machine's own namespace would send the subnet to its default route —
+  off the machine —, so while a lab exists the subnet is blackholed there (`guard_route_present`).
+* **Faults** — `partition` drops packets between two hosts with nftables, in both directions or one (silent:
+  no reset, the sender waits for its timeout), `isolate` sets a host's switch port down (silent too), `heal`
+  undoes both; `limit` caps a host's link with a token bucket (``tbf``). The lab cannot delay packets:
+  ``netem`` does not exist on this kind of machine, so delay enters the book through a model with published
+  figures, never through sleeps.
+* **Processes and sockets** — `argv` prefixes a command with ``ip netns exec`` (servers run in their host:
+  `exec` keeps the process, so PR_SET_PDEATHSIG still ties it to its owner); `inside` moves the calling
+  *thread* into a host's namespace (network namespaces are per thread), so a client made in the block
+  connects from that host.
+* **Cleanup** — every name carries the owner's PID (``cb<pid>-<host>``): `close` deletes the namespaces (and
+  with them every link and rule), on exit, on an exception and on Ctrl-C; after a SIGKILL, the next lab's
+  start sweeps the namespaces of owners that no longer run (`sweep_orphans`).
+
+Root, ``ip`` (iproute2), ``nft`` (nftables) and ``tc`` are needed; without one, `NetLab` says which in one
+line, with the command that installs it (``scripts/setup.sh`` installs both packages).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+from experiments.errors import MissingBinaryError, ParameterError
+from experiments.lab.processes import running
+
+SUBNET = ipaddress.ip_network("10.213.47.0/24")
+"""The lab's addresses: a private /24 that exists only inside the lab's namespaces."""
+
+PREFIX = "cb"
+NETNS_DIR = Path("/run/netns")
+_CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+
+
+def _run(*argv: str) -> str:
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {out.stderr.strip()[-300:]}")
+    return out.stdout
+
+
+def require_capabilities() -> None:
+    """One line naming what is missing — root, iproute2, nftables or tc — and how to get it."""
+    if os.geteuid() != 0:
+        raise MissingBinaryError("the network lab needs root (network namespaces): run the book as root")
+    for binary, package in (("ip", "iproute2"), ("tc", "iproute2"), ("nft", "nftables")):
+        if shutil.which(binary) is None:
+            raise MissingBinaryError(f"the network lab needs `{binary}`: sudo apt-get install -y {package} "
+                                     f"(or run scripts/setup.sh)")
+
+
+def lab_namespaces(owner: int | None = None) -> list[str]:
+    """The lab namespaces that exist (of one owner if given)."""
+    names = [p.name for p in NETNS_DIR.glob(f"{PREFIX}*-*")] if NETNS_DIR.exists() else []
+    return sorted(n for n in names if owner is None or n.startswith(f"{PREFIX}{owner}-"))
+
+
+def sweep_orphans() -> list[str]:
+    """Delete the namespaces of owners that no longer run (a SIGKILLed run cannot clean up), and the guard
+    route when no lab is left; returns the namespaces swept."""
+    swept = []
+    for name in lab_namespaces():
+        owner = name[len(PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not running(int(owner)):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+            swept.append(name)
+    _drop_guard_if_unused()
+    return swept
+
+
+def guard_route_present() -> bool:
+    """Whether the machine's own namespace blackholes the lab's subnet (while a lab exists)."""
+    return f"blackhole {SUBNET}" in subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True,
+                                                     text=True, timeout=30).stdout
+
+
+def _drop_guard_if_unused() -> None:
+    if not lab_namespaces() and guard_route_present():
+        subprocess.run(["ip", "route", "del", "blackhole", str(SUBNET)], capture_output=True, timeout=30)
+
+
+class NetLab:
+    """Hosts on one bridge, each in a network namespace of its own, with faults to inject."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        if not hosts or len(set(hosts)) != len(hosts) or not all(_NAME.match(h) for h in hosts):
+            raise ParameterError(f"hosts={hosts!r}: give distinct names of 1–10 lowercase letters and digits")
+        if len(hosts) > 200:
+            raise ParameterError(f"{len(hosts)} hosts: the lab's /24 holds at most 200")
+        self.hosts = list(hosts)
+        self.owner = os.getpid()
+        self.address = {h: str(SUBNET.network_address + 10 + i) for i, h in enumerate(hosts)}
+        self._started = False
+
+    def ns(self, host: str) -> str:
+        """The namespace of ``host`` (``switch`` is the bridge's)."""
+        if host != "switch" and host not in self.hosts:
+            raise ParameterError(f"host {host!r} is not in the lab: {', '.join(self.hosts)}")
+        return f"{PREFIX}{self.owner}-{host}"
+
+    def _port(self, host: str) -> str:
+        return f"p{self.hosts.index(host)}"
+
+    def start(self) -> "NetLab":
+        require_capabilities()
+        sweep_orphans()
+        self._started = True
+        try:
+            # the machine's own namespace must never send to the lab's addresses: its default route leads off
+            # the machine, so the subnet is blackholed there while a lab exists
+            _run("ip", "route", "replace", "blackhole", str(SUBNET))
+            switch = self.ns("switch")
+            _run("ip", "netns", "add", switch)
+            _run("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
+            _run("ip", "-n", switch, "link", "set", "br0", "up")
+            for host in self.hosts:
+                ns, port = self.ns(host), self._port(host)
+                _run("ip", "netns", "add", ns)
+                _run("ip", "-n", ns, "link", "set", "lo", "up")
+                _run("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", port, "netns", switch)
+                _run("ip", "-n", switch, "link", "set", port, "master", "br0", "up")
+                _run("ip", "-n", ns, "addr", "add", f"{self.address[host]}/{SUBNET.prefixlen}", "dev", "eth0")
+                _run("ip", "-n", ns, "link", "set", "eth0", "up")
+                _run("ip", "netns", "exec", ns, "nft", "add", "table", "inet", "cachebook")
+                for hook in ("input", "output"):
+                    _run("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "cachebook", hook,
+                         f"{{ type filter hook {hook} priority 0 ; policy accept ; }}")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Delete every namespace of the lab: its links, addresses, rules and queues go with them."""
+        if not self._started:
+            return
+        for name in lab_namespaces(self.owner):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+        _drop_guard_if_unused()
+        self._started = False
+
+    def __enter__(self) -> "NetLab":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def argv(self, host: str, command: list[str]) -> list[str]:
+        """``command`` run in ``host``'s namespace (``ip netns exec`` execs it: same process, same PID)."""
+        return ["ip", "netns", "exec", self.ns(host), *command]
+
+    @contextmanager
+    def inside(self, host: str):
+        """Run the block's socket calls from ``host``: the calling thread enters its network namespace, and
+        returns to the one it came from when the block ends."""
+        with open("/proc/thread-self/ns/net") as back, open(NETNS_DIR / self.ns(host)) as target:
+            if _LIBC.setns(target.fileno(), _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self.ns(host)} failed")
+            try:
+                yield self.address[host]
+            finally:
+                if _LIBC.setns(back.fileno(), _CLONE_NEWNET) != 0:  # pragma: no cover - would leave the thread inside
+                    raise OSError(ctypes.get_errno(), "setns back to the original namespace failed")
+
+    def partition(self, a: str, b: str, *, both_ways: bool = True) -> None:
+        """Drop every packet from ``a`` to ``b`` (and back, if ``both_ways``): silent, no reset is sent."""
+        pairs = [(a, b), (b, a)] if both_ways else [(a, b)]
+        for src, dst in pairs:
+            _run("ip", "netns", "exec", self.ns(src), "nft", "add", "rule", "inet", "cachebook", "output",
+                 "ip", "daddr", self.address[dst], "drop")
+
+    def isolate(self, host: str) -> None:
+        """Set ``host``'s switch port down: it reaches no one and no one reaches it, silently."""
+        _run("ip", "-n", self.ns("switch"), "link", "set", self._port(host), "down")
+
+    def heal(self) -> None:
+        """Undo every partition and isolation."""
+        for host in self.hosts:
+            _run("ip", "netns", "exec", self.ns(host), "nft", "flush", "chain", "inet", "cachebook", "output")
+            _run("ip", "-n", self.ns("switch"), "link", "set", self._port(host), "up")
+
+    def limit(self, host: str, *, mbit: float, burst_kb: int = 256) -> None:
+        """Cap ``host``'s link at ``mbit`` Mbit/s both ways with a token bucket (``tc … tbf``)."""
+        if not mbit > 0:
+            raise ParameterError(f"mbit={mbit} must be positive")
+        for ns, dev in ((self.ns(host), "eth0"), (self.ns("switch"), self._port(host))):
+            _run("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", f"{mbit}mbit",
+                 "burst", f"{burst_kb}kb", "latency", "100ms")

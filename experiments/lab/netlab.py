@@ -35,6 +35,7 @@ from pathlib import Path
 
 from experiments.errors import MissingBinaryError, ParameterError
 from experiments.lab.processes import running
+from experiments.lab.spawner import LOOPBACK
 
 SUBNET = ipaddress.ip_network("10.213.47.0/24")
 """The lab's addresses: a private /24 that exists only inside the lab's namespaces."""
@@ -200,3 +201,22 @@ class NetLab:
         for ns, dev in ((self.ns(host), "eth0"), (self.ns("switch"), self._port(host))):
             _run("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", f"{mbit}mbit",
                  "burst", f"{burst_kb}kb", "latency", "100ms")
+
+    def place(self, host: str, server_class, **kwargs):
+        """A server of ``server_class`` (`experiments.lab.servers`) that runs in ``host``: it binds the host's
+        address instead of loopback, starts under ``ip netns exec`` and is probed for readiness from inside.
+        Its clients must be made inside the host too (`inside`)."""
+        lab, address = self, self.address[host]
+
+        class Placed(server_class):
+            def argv(self, port, workdir):
+                return lab.argv(host, [address if arg == LOOPBACK else arg for arg in super().argv(port, workdir)])
+
+            def _ready(self):
+                with lab.inside(host):
+                    return super()._ready()
+
+        Placed.__name__ = f"{server_class.__name__}In{host.capitalize()}"
+        server = Placed(**kwargs)
+        server.host = address
+        return server

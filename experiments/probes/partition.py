@@ -1,0 +1,89 @@
+"""What the orchestrator's cache clients do when the network goes silent (issue 16's experiment 3, first part).
+
+A cache server runs in one lab host and the client in another (`experiments.lab.netlab`). The client
+connects, then the two hosts are partitioned — packets dropped both ways, no reset — and the client issues
+one GET, with the library's default timeouts and with the timeouts a turn budget needs — which for
+redis-py 8 includes its retries: by default it retries a timed-out call 10 times with backoff. A call is watched
+for at most ``cap_s``: one still blocked then is reported as blocked for at least that long (redis-py's and
+pymemcache's default socket timeout is none at all). The partition is healed before the call is waited for,
+so TCP's retransmission completes or fails it and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from experiments.errors import ParameterError
+from experiments.lab.netlab import NetLab
+from experiments.lab.servers import MemcachedServer, RedisServer
+
+CLIENTS = ("redis-py", "pymemcache")
+
+
+def _client(kind: str, server, timeout_s: float | None, retries: int | None):
+    if kind == "redis-py":
+        options = {} if retries is None else {"retry": Retry(NoBackoff(), retries)}
+        return server.client(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, **options)
+    from pymemcache.client.base import Client
+    return Client((server.host, server.port), timeout=timeout_s, connect_timeout=timeout_s)
+
+
+def blocked_call(lab: NetLab, server, kind: str, *, timeout_s: float | None, cap_s: float,
+                 retries: int | None = None) -> dict:
+    """One GET across a silent partition: how long it blocked (at most ``cap_s`` watched) and how it ended.
+    ``retries``: redis-py's retry count (None: its default, which redis-py 8 sets to 10 with backoff)."""
+    if kind not in CLIENTS:
+        raise ParameterError(f"client {kind!r} is not one of {CLIENTS}")
+    outcome: dict = {}
+    with lab.inside("app"):
+        client = _client(kind, server, timeout_s, retries)
+        client.set("probe", b"x")  # the connection exists before the network goes silent
+
+    def call() -> None:
+        with lab.inside("app"):
+            start = time.monotonic()
+            try:
+                client.get("probe")
+                outcome["ended"] = "answered"
+            except Exception as exc:  # noqa: BLE001 - the library's own error is the finding
+                outcome["ended"] = type(exc).__name__
+            outcome["took_s"] = time.monotonic() - start
+
+    lab.partition("app", "cache")
+    worker = threading.Thread(target=call, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(cap_s)
+    still_blocked = worker.is_alive()
+    watched = time.monotonic() - started
+    lab.heal()
+    worker.join(30)
+    client.close()
+    return {"client": kind, "timeout_s": timeout_s, "retries": "default" if retries is None else retries,
+            "blocked_s": watched if still_blocked else outcome["took_s"],
+            "still_blocked_at_cap": still_blocked, "ended": outcome.get("ended", "blocked") if not still_blocked
+            else f"blocked past {cap_s:g} s", "after_heal": outcome.get("ended")}
+
+
+def client_timeouts(*, budget_timeout_s: float, cap_s: float) -> pd.DataFrame:
+    """redis-py and pymemcache, each with its default timeouts and with ``budget_timeout_s`` (redis-py also
+    with its retries turned off), across a silent partition between an ``app`` host and a ``cache`` host."""
+    rows = []
+    with NetLab(["cache", "app"]) as lab:
+        servers = {"redis-py": lab.place("cache", RedisServer), "pymemcache": lab.place("cache", MemcachedServer)}
+        try:
+            for server in servers.values():
+                server.start()
+            for kind, server in servers.items():
+                configs = [(None, None), (budget_timeout_s, None)] + ([(budget_timeout_s, 0)] if kind == "redis-py" else [])
+                for timeout_s, retries in configs:
+                    rows.append(blocked_call(lab, server, kind, timeout_s=timeout_s, cap_s=cap_s, retries=retries))
+        finally:
+            for server in servers.values():
+                server.stop()
+    return pd.DataFrame(rows)

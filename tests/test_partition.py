@@ -34,3 +34,15 @@ def test_pymemcache_with_a_timeout_fails_within_it(timeouts):
 def test_an_unknown_client_is_one_line():
     with NetLab(["cache", "app"]) as lab, pytest.raises(ParameterError, match="is not one of"):
         partition.blocked_call(lab, lab.place("cache", RedisServer), "aioredis", timeout_s=1, cap_s=1)
+
+
+def test_a_flapping_memcached_node_returns_with_every_invalidated_key_stale():
+    flap = partition.memcached_flap(keys=60, dead_timeout_s=1.5)
+    assert flap["ejected"] and 1.0 < flap["ejected_after_s"] < 8.0  # pymemcache's 2 retries, 1 s apart
+    assert 0 < flap["keys_on_flapping_node"] < 60
+    assert flap["stale_reads_after_return"] == flap["keys_on_flapping_node"]
+
+
+def test_bad_flap_sizes_are_one_line():
+    with pytest.raises(ParameterError, match="must be positive"):
+        partition.memcached_flap(keys=0, dead_timeout_s=1)

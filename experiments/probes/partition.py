@@ -87,3 +87,52 @@ def client_timeouts(*, budget_timeout_s: float, cap_s: float) -> pd.DataFrame:
             for server in servers.values():
                 server.stop()
     return pd.DataFrame(rows)
+
+
+def memcached_flap(*, keys: int, dead_timeout_s: float, timeout_s: float = 0.25, eject_within_s: float = 10.0) -> dict:
+    """The note's Memcached failure on a real network: pymemcache's ``HashClient`` over two nodes ejects a node
+    it cannot reach — with its default retries (2 attempts, 1 s apart) — and takes it back ``dead_timeout_s``
+    later (its default is 60 s). While the node is out its keys hash to the other node, so every invalidation
+    (a DEL) and every refill of those keys lands there; when the node returns, its keys hash to it again and
+    it still holds the old copies. Counts the stale reads after the return."""
+    from pymemcache.client.hash import HashClient
+
+    if keys < 1 or not dead_timeout_s > 0:
+        raise ParameterError(f"keys={keys} and dead_timeout_s={dead_timeout_s} must be positive")
+    with NetLab(["mc1", "mc2", "app"]) as lab:
+        nodes = {h: lab.place(h, MemcachedServer) for h in ("mc1", "mc2")}
+        try:
+            for node in nodes.values():
+                node.start()
+            names = [f"product:B{i:09d}" for i in range(keys)]
+            first = (nodes["mc1"].host, nodes["mc1"].port)
+            with lab.inside("app"):
+                client = HashClient([(n.host, n.port) for n in nodes.values()], timeout=timeout_s,
+                                    connect_timeout=timeout_s, dead_timeout=dead_timeout_s, ignore_exc=True,
+                                    default_noreply=False)
+                for name in names:
+                    client.set(name, b"v1")
+                on_first = sum(client._get_client(n).server == first for n in names)
+                lab.isolate("mc1")
+                isolated = time.monotonic()
+                while first not in client._dead_clients and time.monotonic() - isolated < eject_within_s:
+                    for name in names[:50]:  # the orchestrator's reads fail, are retried, then the node is ejected
+                        client.get(name)
+                    time.sleep(0.05)
+                ejected_after = time.monotonic() - isolated
+                ejected = first in client._dead_clients
+                for name in names:  # the product changed: invalidate, and the next read refills from the origin
+                    client.delete(name)
+                    client.set(name, b"v2")
+                lab.heal()
+                deadline = time.monotonic() + dead_timeout_s + 5
+                while first in client._dead_clients and time.monotonic() < deadline:
+                    client.get(names[0])  # each read checks whether the dead node's time is up
+                    time.sleep(0.05)
+                stale = sum(client.get(name) == b"v1" for name in names)
+                client.close()
+        finally:
+            for node in nodes.values():
+                node.stop()
+    return {"keys": keys, "keys_on_flapping_node": on_first, "ejected": ejected, "ejected_after_s": ejected_after,
+            "dead_timeout_s": dead_timeout_s, "stale_reads_after_return": stale}

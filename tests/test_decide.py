@@ -159,3 +159,10 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_status_2(tmp_path, capsys)
                  "--redis-url", "redis://127.0.0.1:1/0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: cannot reach Redis at 127.0.0.1:1")
+
+
+def test_the_stampede_exposure_is_the_hottest_key_s_reads_during_one_reload():
+    taxonomy = load(EXAMPLES / "taxonomy.toml")
+    one_key = _family(taxonomy, keys=1)  # every read is the hottest key's: 2,000/s x 3 peak x 40 ms = 240 calls
+    assert engine.stampede_calls(one_key, one_key.families[0], "valkey") == pytest.approx(240)
+    assert engine.stampede_calls(one_key, one_key.families[0], "in-process") == pytest.approx(240 * 60)

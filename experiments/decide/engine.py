@@ -56,12 +56,15 @@ its client replaces DynamoDB's and fills itself (the DAX chapter's documentation
 
 
 def _builds(option: str, f: Family) -> list[str]:
+    """The invalidation path a cached family changed by events needs: memcached has no pub/sub, so a queue must
+    feed it; pub/sub delivers at most once, so a family that may not stay stale for its TTL needs a stream."""
     if not f.changed_by_events or option in ("no-cache", "in-process", "dax"):
         return []
-    builds = {"memcached": [f"a queue-fed invalidator for {f.name}"]}.get(option, [])
-    if option in ("redis", "valkey", "valkey-serverless", "read-through", "near-cache") and f.max_stale_s < f.ttl_s:
-        builds = [f"a stream-fed invalidator for {f.name} (pub/sub delivers at most once)"]
-    return builds
+    if option == "memcached":
+        return [f"a queue-fed invalidator for {f.name}"]
+    if f.max_stale_s < f.ttl_s:
+        return [f"a stream-fed invalidator for {f.name} (pub/sub delivers at most once)"]
+    return []
 
 
 def _zipf_hit(w: Workload, f: Family, *, tasks: int, entries: float, multiple: float) -> float:
@@ -124,11 +127,8 @@ def _endpoint(option: str, measured: dict | None) -> dict | None:
 def stampede_calls(w: Workload, f: Family, option: str) -> float:
     """Origin calls one expiry of the family's hottest key can draw without protection: the reads that arrive
     while its reload takes the origin's latency — once per task for per-task caches, which expire apart."""
-    if f.trace is not None:
-        counts = np.bincount(f.trace.entry)
-        span = max(float(f.trace.times[-1] - f.trace.times[0]), 1.0)
-        hottest = counts.max() / f.trace.entry.size
-        rate = f.reads_per_s * w.peak_multiple * hottest if span else 0.0
+    if f.trace is not None:  # the hottest key's share of the trace's requests
+        rate = f.reads_per_s * w.peak_multiple * np.bincount(f.trace.entry).max() / f.trace.entry.size
     else:
         weights = np.arange(1, max(f.keys, 1) + 1, dtype=float) ** -f.zipf_alpha
         rate = f.reads_per_s * w.peak_multiple * weights[0] / weights.sum()

@@ -89,6 +89,7 @@ BAD = {
     "missing trace": (GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "absent.csv"'), "no such file"),
     "two families with one name": (GOOD + SECOND, "two families are named 'product'"),
     "unknown policy": (GOOD.replace("tasks = 4", 'tasks = 4\neviction = "arc"'), "eviction = 'arc': must be one of"),
+    "keys beside a trace": (GOOD.replace("zipf_alpha = 1.0", 'trace = "x.csv"'), "a trace sets its own keys"),
 }
 
 
@@ -105,7 +106,9 @@ def test_a_bad_workload_is_one_line_naming_the_field(tmp_path, case):
     ("timestamp,key,size\n", "no requests"),
     ("timestamp,key,size\n0,a,1\nx,b,2\n", "row 3"),
     ("timestamp,key,size\n0,a,1\n1,b\n", "row 3"),
-    ("timestamp,key,size\n5,a,1\n1,b,2\n", "must not go back"),
+    ("timestamp,key,size\n5,a,1\n1,b,2\n", "never going back"),
+    ("timestamp,key,size\n0,a,nan\n", "positive finite"),
+    ("timestamp,key,size\n0," + "k" * 200_000 + ",1\n", "cannot be read as CSV"),
 ])
 def test_an_unparsable_trace_is_one_line(tmp_path, content, message):
     (tmp_path / "t.csv").write_text(content)

@@ -108,6 +108,13 @@ def test_a_one_way_partition_drops_only_one_direction():
             stop.set()
 
 
+def test_a_second_lab_with_the_same_hosts_is_refused_and_leaves_the_first_alone():
+    with NetLab(["a"]) as lab:
+        with pytest.raises(ParameterError, match="already runs a lab"):
+            NetLab(["a"]).start()
+        assert len(lab_namespaces(lab.owner)) == 2
+
+
 def test_an_exception_inside_the_lab_removes_it():
     with pytest.raises(RuntimeError):
         with NetLab(["a"]) as lab:

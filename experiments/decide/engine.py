@@ -20,6 +20,7 @@ import numpy as np
 from experiments.decide.workload import Family, Workload
 from experiments.errors import ParameterError
 from experiments.models import daxmodel, decision, lrusim, peer, pricing, taskcache
+from experiments.models.cachemodel import zipf_groups
 from experiments.seed import figure
 
 OPTIONS = ("redis", "valkey", "valkey-serverless", "memcached", "dax", "in-process", "near-cache", "read-through",
@@ -43,8 +44,8 @@ def _stale_bound(option: str, f: Family) -> float:
     events = f.changed_by_events
     if option == "no-cache":
         return 0.0
-    if option == "dax":
-        return min(DAX_ITEM_TTL_S, f.ttl_s) if events else f.ttl_s
+    if option == "dax":  # DAX keeps an item for its own item TTL, whatever the family's, and has no invalidation
+        return DAX_ITEM_TTL_S
     if option == "in-process":
         return f.ttl_s
     return EVENT_PATH_S if events else f.ttl_s
@@ -95,15 +96,22 @@ def _trace_hit(w: Workload, f: Family, *, tasks: int, entries: float, multiple: 
     return hits / counted if counted else 0.0
 
 
-def family_hit(w: Workload, f: Family, option: str, *, multiple: float | None = None) -> float:
-    """The hit rate ``option`` gives family ``f`` at ``multiple`` times its normal rate (default: the peak)."""
+def _footprint(f: Family) -> float:
+    return (f.keys if f.trace is None else f.trace.sizes.size) * f.value_kb
+
+
+def family_hit(w: Workload, f: Family, option: str, *, multiple: float | None = None, share: float = 1.0) -> float:
+    """The hit rate ``option`` gives family ``f`` at ``multiple`` times its normal rate (default: the peak).
+    ``share``: the part of a bounded cache — a task's memory, a DAX node — the family gets beside the others
+    (by footprint); a shared cluster is sized to hold every cached key, so there the TTL bounds the hit rate."""
     multiple = w.peak_multiple if multiple is None else multiple
     if option == "dax":
         workload = daxmodel.ProjectionWorkload(catalog=f.keys or int(f.trace.sizes.size), alpha=f.zipf_alpha or 1.0,
                                                reads_per_s=f.reads_per_s * multiple,
-                                               item_bytes=int(f.value_kb * daxmodel.KB), projections=f.projections)
-        return daxmodel.predict(workload, capacity_bytes=figure("dax_node_gb") * daxmodel.GB)["hit_rate"]
-    tasks, entries = (w.tasks, w.task_cache_mb * 1000 / f.value_kb) if option == "in-process" else (
+                                               item_bytes=max(1, int(f.value_kb * daxmodel.KB)),
+                                               projections=f.projections)
+        return daxmodel.predict(workload, capacity_bytes=share * figure("dax_node_gb") * daxmodel.GB)["hit_rate"]
+    tasks, entries = (w.tasks, share * w.task_cache_mb * 1000 / f.value_kb) if option == "in-process" else (
         1, decision.SHARED_CACHE_ENTRIES)
     return (_trace_hit if f.trace is not None else _zipf_hit)(w, f, tasks=tasks, entries=entries, multiple=multiple)
 
@@ -128,12 +136,12 @@ def stampede_calls(w: Workload, f: Family, option: str) -> float:
     """Origin calls one expiry of the family's hottest key can draw without protection: the reads that arrive
     while its reload takes the origin's latency — once per task for per-task caches, which expire apart."""
     if f.trace is not None:  # the hottest key's share of the trace's requests
-        rate = f.reads_per_s * w.peak_multiple * np.bincount(f.trace.entry).max() / f.trace.entry.size
+        share = np.bincount(f.trace.entry).max() / f.trace.entry.size
     else:
-        weights = np.arange(1, max(f.keys, 1) + 1, dtype=float) ** -f.zipf_alpha
-        rate = f.reads_per_s * w.peak_multiple * weights[0] / weights.sum()
-    calls = max(1.0, rate * w.origin_latency_ms / 1000)
-    return calls * (w.tasks if option == "in-process" else 1)
+        share = float(zipf_groups(f.keys, f.zipf_alpha)[0][0])
+    tasks = w.tasks if option == "in-process" else 1  # each task sees its share of the reads, and misses apart
+    per_cache = f.reads_per_s * w.peak_multiple * share / tasks
+    return max(1.0, per_cache * w.origin_latency_ms / 1000) * tasks
 
 
 def assess(w: Workload, option: str, measured: dict | None = None, *,
@@ -148,16 +156,24 @@ def assess(w: Workload, option: str, measured: dict | None = None, *,
         raise ValueError(f"option {option!r} is not one of {OPTIONS}")
     capacity = w.origin_capacity_per_s
     families, cached, builds, load, normal_load, worst_stale = {}, [], [], 0.0, 0.0, 0.0
+
+    def why_not_cached(f: Family) -> str | None:
+        bound = _stale_bound(option, f)
+        return ("never cached (cacheable = false)" if not f.cacheable else
+                "not in DynamoDB" if option == "dax" and not f.in_dynamodb else
+                f"stale for up to {bound:,.0f} s after a change; the limit is {f.max_stale_s:,.0f} s"
+                if bound > f.max_stale_s else None)
+
+    cachable = [f for f in w.families if option != "no-cache" and not why_not_cached(f)]
+    total = sum(_footprint(f) for f in cachable) or 1.0
     for f in w.families:
         peak = f.reads_per_s * w.peak_multiple
         bound = _stale_bound(option, f)
-        why_not = ("never cached (cacheable = false)" if not f.cacheable else
-                   "not in DynamoDB" if option == "dax" and not f.in_dynamodb else
-                   f"stale for up to {bound:,.0f} s after a change; the limit is {f.max_stale_s:,.0f} s"
-                   if bound > f.max_stale_s else None)
+        share = _footprint(f) / total
+        why_not = why_not_cached(f)
         caches_it = option != "no-cache" and not why_not
-        hit = family_hit(w, f, option) if caches_it else 0.0
-        hit_normal = family_hit(w, f, option, multiple=1.0) if caches_it else 0.0
+        hit = family_hit(w, f, option, share=share) if caches_it else 0.0
+        hit_normal = family_hit(w, f, option, multiple=1.0, share=share) if caches_it else 0.0
         if caches_it:
             cached.append(f)
             builds += _builds(option, f)
@@ -235,7 +251,12 @@ def _price(w: Workload, a: decision.Assessment, option: str, cached: list[Family
     # the near cache sits on a shared cluster (Valkey, the cheaper engine); read-through on the note's Redis
     engine = {"redis": "redis", "read-through": "redis", "valkey": "valkey", "near-cache": "valkey",
               "memcached": "memcached"}[option]
-    cluster = pricing.cheapest_cluster(engine, data, replicas=0 if engine == "memcached" else 1)
+    try:
+        cluster = pricing.cheapest_cluster(engine, data, replicas=0 if engine == "memcached" else 1)
+    except ParameterError as exc:
+        a.usd_per_month = math.nan
+        a.rejected_because.append(str(exc))
+        return
     a.usd_per_month = cluster.usd_per_month
     a.reasons.append(f"{cluster.nodes} × {cluster.node_type} hold {data:,.1f} GB: ${cluster.usd_per_month:,.0f}/month "
                      "on demand")

@@ -65,7 +65,7 @@ def write(result: dict, folder: Path) -> Path:
 <script src="{BUNDLE}"></script>
 <style>body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
-tr.recommended, tr.viable {{ background: #e3f1e6; }} tr.rejected {{ background: #f8dcdc; }}
+tr.viable {{ background: #e3f1e6; }} tr.rejected {{ background: #f8dcdc; }}
 figure {{ margin: 2em 0; }}</style></head>
 <body><h1>Which cache for {html.escape(result['workload'])}?</h1>
 <p>Options ranked by the Response Cache Decision Book's models (<code>python -m experiments.decide</code>):

@@ -114,9 +114,10 @@ def _no_unknown(table: dict, allowed: set[str], where: str) -> None:
 
 def read_trace(path: Path, where: str) -> Trace:
     """A CSV trace (``timestamp,key,size`` with a header row) or an oracleGeneral binary (by its ``.bin``
-    suffix); keys become indices in order of first appearance, a key's size its last size seen."""
+    suffix); keys become indices (in sorted order of the keys), a key's size its last size seen."""
     if not path.is_file():
-        raise WorkloadError(f"{where} = {str(path)!r}: no such file (a path is relative to the workload file)")
+        what = "a directory, not a file" if path.is_dir() else "no such file"
+        raise WorkloadError(f"{where} = {str(path)!r}: {what} (a path is relative to the workload file)")
     if path.suffix == ".bin":
         data = path.read_bytes()
         if not data or len(data) % ORACLE_GENERAL_BYTES:
@@ -129,7 +130,7 @@ def read_trace(path: Path, where: str) -> Trace:
         try:
             with open(path, newline="") as handle:
                 rows = list(csv.reader(handle))
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise WorkloadError(f"{where} = {str(path)!r}: cannot be read as CSV ({exc})") from None
         if not rows or [c.strip() for c in rows[0]] != ["timestamp", "key", "size"]:
             raise WorkloadError(f"{where} = {str(path)!r}: the first row must be the header timestamp,key,size")
@@ -143,8 +144,9 @@ def read_trace(path: Path, where: str) -> Trace:
             bad = next(i for i, r in enumerate(rows[1:], start=2) if len(r) != 3 or not _numeric(r[0], r[2]))
             raise WorkloadError(f"{where} = {str(path)!r}: row {bad} is not timestamp,key,size with numbers "
                                 f"for timestamp and size") from None
-    if (sizes <= 0).any() or (np.diff(times) < 0).any():
-        raise WorkloadError(f"{where} = {str(path)!r}: sizes must be positive and timestamps must not go back")
+    if not (np.isfinite(times).all() and np.isfinite(sizes).all()) or (sizes <= 0).any() or (np.diff(times) < 0).any():
+        raise WorkloadError(f"{where} = {str(path)!r}: sizes must be positive finite numbers and timestamps finite and "
+                            f"never going back")
     _, first, entry = np.unique(keys, return_index=True, return_inverse=True)
     per_key = np.zeros(first.size)
     per_key[entry] = sizes
@@ -174,6 +176,8 @@ def _family(table, index: int, path: Path) -> Family:
     if has_zipf == has_trace:
         raise WorkloadError(f"{where}: give exactly one of zipf_alpha (with keys) and trace, not "
                             f"{'both' if has_zipf else 'neither'}")
+    if has_trace and "keys" in table:
+        raise WorkloadError(f"{where}.keys: a trace sets its own keys; remove keys (or the trace)")
     trace = read_trace(path.parent / _text(table, "trace", where), f"{where}.trace") if has_trace else None
     return Family(
         name=_text(table, "name", where), reads_per_s=_number(table, "reads_per_s", where),

@@ -50,7 +50,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 def _run(*argv: str) -> str:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed: {out.stderr.strip()[-300:]}")
+        raise RuntimeError(f"{' '.join(argv)} failed: {' '.join(out.stderr.split())[-300:]}")
     return out.stdout
 
 
@@ -119,6 +119,10 @@ class NetLab:
     def start(self) -> "NetLab":
         require_capabilities()
         sweep_orphans()
+        taken = [n for n in [self.ns("switch"), *(self.ns(h) for h in self.hosts)] if (NETNS_DIR / n).exists()]
+        if taken:
+            raise ParameterError(f"namespace {taken[0]} exists: this process already runs a lab with that host; "
+                                 f"close it first or name the hosts differently")
         self._started = True
         try:
             # the machine's own namespace must never send to the lab's addresses: its default route leads off
@@ -137,9 +141,8 @@ class NetLab:
                 _run("ip", "-n", ns, "addr", "add", f"{self.address[host]}/{SUBNET.prefixlen}", "dev", "eth0")
                 _run("ip", "-n", ns, "link", "set", "eth0", "up")
                 _run("ip", "netns", "exec", ns, "nft", "add", "table", "inet", "cachebook")
-                for hook in ("input", "output"):
-                    _run("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "cachebook", hook,
-                         f"{{ type filter hook {hook} priority 0 ; policy accept ; }}")
+                _run("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "cachebook", "output",
+                     "{ type filter hook output priority 0 ; policy accept ; }")
         except BaseException:
             self.close()
             raise
@@ -149,8 +152,12 @@ class NetLab:
         """Delete every namespace of the lab: its links, addresses, rules and queues go with them."""
         if not self._started:
             return
-        for name in lab_namespaces(self.owner):
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+        for name in [self.ns("switch"), *(self.ns(h) for h in self.hosts)]:
+            if (NETNS_DIR / name).exists():
+                try:
+                    subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+                except subprocess.TimeoutExpired:  # pragma: no cover - swept at the next start
+                    pass
         _drop_guard_if_unused()
         self._started = False
 

@@ -85,8 +85,8 @@ def _tie_break(a: Assessment, b: Assessment) -> str:
 
 def order(options: list[Assessment], *, live: bool = False) -> list[Assessment]:
     """The options best first. Options that cannot meet the staleness limit, or cannot run at all, are
-    rejected; so are those that overload the origins at peak when another option does not (if none
-    can avoid it, all stay in the ranking with that warning; ``live``: some reads are never cached). Options
+    rejected; so are those that overload the origins at peak — and if every candidate does, each says what
+    would help (``live``: some reads are never cached, so the live path is named first). Options
     that leave the origins under 70 % of capacity rank by what they ask of the team — components to build,
     then a service to run, then whether the cached data survives losing a node (Redis's promoted replica kept
     every key; a replaced Memcached node starts empty), then cost — and the rest by the origin load they leave."""

@@ -5,8 +5,9 @@ connects, then the two hosts are partitioned — packets dropped both ways, no r
 one GET, with the library's default timeouts and with the timeouts a turn budget needs — which for
 redis-py 8 includes its retries: by default it retries a timed-out call 10 times with backoff. A call is watched
 for at most ``cap_s``: one still blocked then is reported as blocked for at least that long (redis-py's and
-pymemcache's default socket timeout is none at all). The partition is healed before the call is waited for,
-so TCP's retransmission completes or fails it and nothing is left running.
+pymemcache's default socket timeout is none at all). The partition is healed before the call is waited for
+again — up to twice ``cap_s`` more (at least 30 s, at most 130 s: TCP's next retransmission can be that far
+away) —, so the retransmission completes or fails it.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ def blocked_call(lab: NetLab, server, kind: str, *, timeout_s: float | None, cap
     still_blocked = worker.is_alive()
     watched = time.monotonic() - started
     lab.heal()
-    worker.join(30)
+    worker.join(min(max(30.0, 2 * cap_s), 130.0))
     client.close()
     return {"client": kind, "timeout_s": timeout_s, "retries": "default" if retries is None else retries,
-            "blocked_s": watched if still_blocked else outcome["took_s"],
+            "blocked_s": watched if still_blocked else outcome.get("took_s", watched),
             "still_blocked_at_cap": still_blocked, "ended": outcome.get("ended", "blocked") if not still_blocked
             else f"blocked past {cap_s:g} s", "after_heal": outcome.get("ended")}
 

@@ -46,3 +46,14 @@ def test_a_flapping_memcached_node_returns_with_every_invalidated_key_stale():
 def test_bad_flap_sizes_are_one_line():
     with pytest.raises(ParameterError, match="must be positive"):
         partition.memcached_flap(keys=0, dead_timeout_s=1)
+
+
+def test_a_capped_link_lets_through_the_gets_its_bandwidth_carries():
+    link = partition.saturated_link(mbit=100, value_bytes=[102_400, 2_048], seconds=1.0).set_index("value_bytes")
+    assert ((0.85 < link.link_share) & (link.link_share < 1.05)).all()  # the cap, not the client, sets the rate
+    assert link.loc[2_048, "gets_per_s"] > 30 * link.loc[102_400, "gets_per_s"]  # a 2 KB projection: 50x the reads
+
+
+def test_bad_link_sizes_are_one_line():
+    with pytest.raises(ParameterError, match="must be positive"):
+        partition.saturated_link(mbit=0, value_bytes=[1])

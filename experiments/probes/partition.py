@@ -1,10 +1,14 @@
-"""What the orchestrator's cache clients do when the network goes silent (issue 16's experiment 3, first part).
+"""Cache clients and nodes on a real network that fails: silent partitions, a flapping node, a capped link.
 
-A cache server runs in one lab host and the client in another (`experiments.lab.netlab`). The client
-connects, then the two hosts are partitioned — packets dropped both ways, no reset — and the client issues
-one GET, with the library's default timeouts and with the timeouts a turn budget needs — which for
-redis-py 8 includes its retries: by default it retries a timed-out call 10 times with backoff. A call is watched
-for at most ``cap_s``: one still blocked then is reported as blocked for at least that long (redis-py's and
+Issue 16's probes, on `experiments.lab.netlab`: `client_timeouts` (what redis-py and pymemcache do across a
+silent partition), `memcached_flap` (a node ejected and taken back by pymemcache's ``HashClient``),
+`saturated_link` (a hot product behind a capped link).
+
+For `client_timeouts`, a cache server runs in one lab host and the client in another. The client connects,
+then the two hosts are partitioned — packets dropped both ways, no reset — and the client issues one GET,
+with the library's default timeouts and with the timeouts a turn budget needs — which for redis-py 8
+includes its retries: by default it retries a timed-out call 10 times with backoff. A call is watched for
+at most ``cap_s``: one still blocked then is reported as blocked for at least that long (redis-py's and
 pymemcache's default socket timeout is none at all). The partition is healed before the call is waited for
 again — up to twice ``cap_s`` more (at least 30 s, at most 130 s: TCP's next retransmission can be that far
 away) —, so the retransmission completes or fails it.
@@ -137,3 +141,38 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, timeout_s: float = 0.25,
                 node.stop()
     return {"keys": keys, "keys_on_flapping_node": on_first, "ejected": ejected, "ejected_after_s": ejected_after,
             "dead_timeout_s": dead_timeout_s, "stale_reads_after_return": stale}
+
+
+def saturated_link(*, mbit: float, value_bytes: list[int], seconds: float = 1.0, depth: int = 16) -> pd.DataFrame:
+    """A hot product behind a capped link: a Redis server in a ``cache`` host whose link is capped at ``mbit``
+    Mbit/s (``tbf``), read from an ``app`` host as fast as one client with ``depth`` pipelined GETs can, for
+    ``seconds`` per value size. The GETs per second the link lets through, against the cap divided by the
+    bytes a reply carries (the value plus the protocol's framing)."""
+    if not mbit > 0 or not value_bytes or min(value_bytes) < 1 or not 0 < seconds <= 10 or depth < 1:
+        raise ParameterError("mbit, every value size and depth must be positive, seconds in (0, 10]")
+    rows = []
+    with NetLab(["cache", "app"]) as lab:
+        server = lab.place("cache", RedisServer)
+        try:
+            server.start()
+            lab.limit("cache", mbit=mbit)
+            for size in value_bytes:
+                with lab.inside("app"):
+                    client = server.client(socket_timeout=5)
+                    client.set("hot", b"x" * size)
+                    gets, start = 0, time.monotonic()
+                    while time.monotonic() - start < seconds:
+                        pipe = client.pipeline(transaction=False)
+                        for _ in range(depth):
+                            pipe.get("hot")
+                        pipe.execute()
+                        gets += depth
+                    elapsed = time.monotonic() - start
+                    client.close()
+                reply = size + len(f"${size}\r\n\r\n")
+                rows.append({"value_bytes": size, "gets_per_s": gets / elapsed,
+                             "link_limit_gets_per_s": mbit * 1e6 / 8 / reply,
+                             "link_share": gets / elapsed * reply * 8 / (mbit * 1e6)})
+        finally:
+            server.stop()
+    return pd.DataFrame(rows)

@@ -33,6 +33,14 @@ Breakage = tuple[Callable[[object], None], str]
 """A change to a deep copy of the results, and the finding it must turn false."""
 
 
+def rows(frame: pd.DataFrame, where: dict) -> pd.Series:
+    """The rows of ``frame`` whose columns equal ``where``'s values: what a breakage changes."""
+    mask = pd.Series(True, index=frame.index)
+    for key, wanted in where.items():
+        mask &= frame[key] == wanted
+    return mask
+
+
 def notebook_anchors(notebook: str) -> set[str]:
     """The section anchors of a notebook: explicit ``(label)=`` targets and heading ids as docutils makes them."""
     nb = json.loads((ROOT / "book" / notebook).read_text())

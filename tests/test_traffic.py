@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from chapter_contract import ChapterContract
+from chapter_contract import ChapterContract, rows
 
 from experiments.chapters import traffic as chapter
 from experiments.errors import ParameterError
@@ -43,10 +43,7 @@ def results(stream) -> chapter.TrafficResults:
 
 
 def _scale(frame: pd.DataFrame, where: dict, column: str, factor: float) -> None:
-    mask = pd.Series(True, index=frame.index)
-    for key, wanted in where.items():
-        mask &= frame[key] == wanted
-    frame.loc[mask, column] *= factor
+    frame.loc[rows(frame, where), column] *= factor
 
 
 class TestChapter(ChapterContract):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from chapter_contract import ChapterContract
+from chapter_contract import ChapterContract, rows
 
 from experiments.caches import nearcache
 from experiments.chapters import valkey as chapter
@@ -51,10 +51,7 @@ def results():
 
 
 def _set(frame: pd.DataFrame, where: dict, column: str, value) -> None:
-    mask = pd.Series(True, index=frame.index)
-    for key, wanted in where.items():
-        mask &= frame[key] == wanted
-    frame.loc[mask, column] = value
+    frame.loc[rows(frame, where), column] = value
 
 
 class TestChapter(ChapterContract):

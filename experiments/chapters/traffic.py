@@ -203,7 +203,8 @@ def headline(r: TrafficResults) -> dict[str, float | str]:
         "speed_hit_pct": 100 * float(r.speed["hit_rate"]), "speed_objects": THROUGHPUT_STREAM["objects"],
         "speed_entries": THROUGHPUT_STREAM["entries"],
         "ttl_working_set_gb": ttl_working_set_gb(r.traffic, key_overhead_bytes=overhead),
-        "node_gb": figure("dax_node_gb"), "node_usable_gb": note_node_usable_gb(), "catalog": r.traffic.catalog,
+        "node_gb": figure("dax_node_gb"), "reco_ttl_min": figure("promo_ttl_s") / 60,
+        "node_usable_gb": note_node_usable_gb(), "catalog": r.traffic.catalog,
     }
 
 

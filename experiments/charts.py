@@ -151,3 +151,20 @@ def vega_bundle(folder: Path) -> Path:
     if not path.exists():
         path.write_text("(function () {\n" + vl_convert.javascript_bundle() + "\n})();\n")
     return path
+
+
+def dots_over_time(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str, x_title: str, y_title: str,
+                   facet: str | None = None, log_y: bool = True) -> alt.Chart:
+    """Each event as a dot at its time, one colour per ``color`` value, optionally one panel per ``facet``
+    value (stacked): for latencies of single calls, where a line would join calls that have nothing to do
+    with each other."""
+    chart = (
+        alt.Chart(frame, title=title)
+        .mark_point(filled=True, size=30, opacity=0.7)
+        .encode(x=alt.X(f"{x}:Q", title=x_title),
+                y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log_y else alt.Scale()),
+                color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+                tooltip=list(frame.columns))
+        .properties(width=WIDTH - 60, height=140)
+    )
+    return chart.facet(row=alt.Row(f"{facet}:N", title=facet.replace("_", " "))) if facet else chart

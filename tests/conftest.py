@@ -18,7 +18,7 @@ from experiments.lab.netlab import lab_namespaces
 from experiments.lab.processes import SESSION_ENV, server_processes
 from experiments.lab.servers import MemcachedServer, RedisServer
 
-CHAPTER_RUNS = ("test_redis.py", "test_memcached.py", "test_valkey.py")
+CHAPTER_RUNS = ("test_redis.py", "test_memcached.py", "test_valkey.py", "test_network.py")
 """Test modules whose ``results`` fixture re-runs a chapter's failover, cluster and cold-node experiments."""
 
 

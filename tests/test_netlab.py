@@ -3,6 +3,7 @@ caps, and nothing left behind after an exit, an exception, Ctrl-C or SIGKILL."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -113,6 +114,30 @@ def test_a_second_lab_with_the_same_hosts_is_refused_and_leaves_the_first_alone(
         with pytest.raises(ParameterError, match="already runs a lab"):
             NetLab(["a"]).start()
         assert len(lab_namespaces(lab.owner)) == 2
+
+
+def test_labs_with_different_tags_coexist_and_never_meet():
+    with NetLab(["a", "b"], tag="one") as one, NetLab(["a", "b"], tag="two") as two:
+        assert one.address == two.address and len(lab_namespaces(one.owner)) == 6
+        one.isolate("b")  # the same addresses, another set of namespaces: the second lab is untouched
+        with two.inside("a"), socket.socket() as sock:
+            sock.settimeout(2)
+            assert sock.connect_ex((two.address["b"], 9)) == errno.ECONNREFUSED  # b answers (nothing listens)
+    assert not lab_namespaces(os.getpid())
+    with pytest.raises(ParameterError, match="tag="):
+        NetLab(["a"], tag="Bad-Tag")
+
+
+def test_a_group_placed_in_a_lab_needs_a_host_for_every_member():
+    from experiments.lab.topologies import RedisClusterSet, SentinelSet
+
+    with NetLab(["primary"], tag="place") as lab:
+        with pytest.raises(ParameterError, match="no lab host for replica0, sentinel0"):
+            SentinelSet(sentinels=1, quorum=1, lab=lab, hosts={"primary": "primary"})
+        with pytest.raises(ParameterError, match="not in the lab"):
+            RedisClusterSet(replicas_per_primary=0, lab=lab, hosts={f"node{i}": "elsewhere" for i in range(3)})
+    with pytest.raises(ParameterError, match="without a network lab"):
+        SentinelSet(hosts={"primary": "primary"})
 
 
 def test_an_exception_inside_the_lab_removes_it():

@@ -36,11 +36,13 @@ def test_an_unknown_client_is_one_line():
         partition.blocked_call(lab, lab.place("cache", RedisServer), "aioredis", timeout_s=1, cap_s=1)
 
 
-def test_a_flapping_memcached_node_returns_with_every_invalidated_key_stale():
-    flap = partition.memcached_flap(keys=60, dead_timeout_s=1.5)
-    assert flap["ejected"] and 1.0 < flap["ejected_after_s"] < 8.0  # pymemcache's 2 retries, 1 s apart
-    assert 0 < flap["keys_on_flapping_node"] < 60
-    assert flap["stale_reads_after_return"] == flap["keys_on_flapping_node"]
+def test_a_flapping_node_returns_stale_and_a_replaced_one_empty():
+    runs = partition.memcached_flaps(keys=60, dead_timeout_s=1.5).set_index("replaced")
+    assert runs.ejected.all() and ((1.0 < runs.ejected_after_s) & (runs.ejected_after_s < 8.0)).all()  # 2 tries, 1 s apart
+    flap, replaced = runs.loc[False], runs.loc[True]
+    assert 0 < flap.keys_on_node < 60 and flap.misses_while_out == flap.keys_on_node
+    assert flap.stale_reads_after_return == flap.keys_on_node and flap.misses_after_return == 0
+    assert replaced.stale_reads_after_return == 0 and replaced.misses_after_return == replaced.keys_on_node
 
 
 def test_bad_flap_sizes_are_one_line():
@@ -48,12 +50,21 @@ def test_bad_flap_sizes_are_one_line():
         partition.memcached_flap(keys=0, dead_timeout_s=1)
 
 
+def test_the_hot_product_three_ways():
+    values = partition.hot_product_values()
+    assert len(values["100 KB JSON"]) == 102_400 and len(values["2 KB item"]) == 2_048
+    assert 1.2 < len(values["100 KB JSON"]) / len(values["100 KB JSON, zstd"]) < 3  # random-letter filler
+
+
 def test_a_capped_link_lets_through_the_gets_its_bandwidth_carries():
-    link = partition.saturated_link(mbit=100, value_bytes=[102_400, 2_048], seconds=1.0).set_index("value_bytes")
+    values = partition.hot_product_values()
+    link = partition.saturated_link(mbit=100, values={k: values[k] for k in ("100 KB JSON", "2 KB item")},
+                                    seconds=1.0).set_index("value")
     assert ((0.85 < link.link_share) & (link.link_share < 1.05)).all()  # the cap, not the client, sets the rate
-    assert link.loc[2_048, "gets_per_s"] > 30 * link.loc[102_400, "gets_per_s"]  # a 2 KB projection: 50x the reads
+    assert link.loc["2 KB item", "gets_per_s"] > 30 * link.loc["100 KB JSON", "gets_per_s"]  # 50x the reads
 
 
 def test_bad_link_sizes_are_one_line():
     with pytest.raises(ParameterError, match="must be positive"):
-        partition.saturated_link(mbit=0, value_bytes=[1])
+        partition.saturated_link(mbit=0, values={"x": b"1"})
+

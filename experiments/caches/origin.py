@@ -14,7 +14,9 @@ import random
 import shutil
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,15 +72,52 @@ class Origin:
         return document(self.family, key.split(":", 1)[-1], self.size_bytes)
 
 
+class OriginLink:
+    """One connection per caller thread to an `OriginProcess`; a timeout closes it (the origin keeps
+    working on the abandoned request, as a real service would)."""
+
+    def __init__(self, port: int, timeout_s: float, host: str = LOOPBACK) -> None:
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.local = threading.local()
+
+    def load(self, key: str) -> bytes:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+            conn = self.local.conn = (sock, sock.makefile("rb"))
+        try:
+            conn[0].sendall(f"GET {key}\n".encode())
+            answer = conn[1].readline()
+        except OSError:
+            self.close()
+            raise
+        if not answer:
+            self.close()
+            raise ConnectionError("the origin closed the connection")
+        return answer.strip()
+
+    def close(self) -> None:
+        """Close the calling thread's connection (each thread closes its own)."""
+        conn = getattr(self.local, "conn", None)
+        if conn is not None:
+            conn[1].close()
+            conn[0].close()
+            self.local.conn = None
+
+
 class OriginProcess:
     """A real origin service in its own process (`experiments.caches.origin_server`): a pool of ``workers``
     slots, log-normal service time, first come first served. Started with ``with``; stopped (stdin
     closed, reaped, directory removed) on exit. `stats`, `reset` and `wait_idle` talk to it over TCP.
+    In the network lab it listens on its host's address (``host``) and starts through ``wrap`` (the lab's
+    ``ip netns exec`` prefix); its controls are then called from inside a lab host.
     """
 
-    def __init__(self, *, workers: int, service_ms: float = 120.0, sigma: float = 0.25, seed: int = 0) -> None:
+    def __init__(self, *, workers: int, service_ms: float = 120.0, sigma: float = 0.25, seed: int = 0,
+                 host: str = LOOPBACK, wrap: Callable[[list[str]], list[str]] | None = None) -> None:
         positive("workers", workers)
-        self.args = [str(workers), str(service_ms), str(sigma), str(seed)]
+        self.args = [str(workers), str(service_ms), str(sigma), str(seed), host]
+        self.host, self.wrap = host, wrap or (lambda argv: argv)
         self.process = None
         self.workdir = None
         self.port: int | None = None
@@ -86,7 +125,7 @@ class OriginProcess:
     def __enter__(self) -> "OriginProcess":
         self.workdir = make_workdir("origin")
         try:
-            self.process = spawn_worker([sys.executable, "-m", "experiments.caches.origin_server", *self.args],
+            self.process = spawn_worker(self.wrap([sys.executable, "-m", "experiments.caches.origin_server", *self.args]),
                                         self.workdir / "origin.log", self.workdir)
             line = self.process.stdout.readline()
             if not line:
@@ -98,7 +137,7 @@ class OriginProcess:
         return self
 
     def _control(self, command: str) -> dict:
-        with socket.create_connection((LOOPBACK, self.port), timeout=5) as conn:
+        with socket.create_connection((self.host, self.port), timeout=5) as conn:
             conn.sendall(command.encode() + b"\n")
             return json.loads(conn.makefile("rb").readline())
 

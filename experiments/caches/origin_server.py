@@ -1,7 +1,8 @@
 """A small real origin service (no-cache and read-through chapters): asyncio, loopback only, a worker pool, FCFS.
 
-Run as ``python -m experiments.caches.origin_server WORKERS SERVICE_MS SIGMA SEED``. It listens on an
-OS-chosen port of 127.0.0.1, prints ``{"port": …}`` on stdout, and answers one request per line
+Run as ``python -m experiments.caches.origin_server WORKERS SERVICE_MS SIGMA SEED [HOST]``. It listens on an
+OS-chosen port of HOST (127.0.0.1 unless given: a host of the network lab), prints ``{"port": …}`` on stdout,
+and answers one request per line
 (``GET <key>``) after waiting for one of ``WORKERS`` slots (first come, first served) and then a
 log-normal service time with median ``SERVICE_MS``. Like the seed's catalog it cannot see a client
 give up: a queued request is served even if nobody waits for it any more.
@@ -27,7 +28,7 @@ def _fresh() -> dict:
             "last_arrival": None}
 
 
-async def _main(workers: int, service_ms: float, sigma: float, seed: int) -> None:
+async def _main(workers: int, service_ms: float, sigma: float, seed: int, host: str) -> None:
     slots = asyncio.Semaphore(workers)
     rng = random.Random(seed)
     stats = _fresh()
@@ -64,7 +65,7 @@ async def _main(workers: int, service_ms: float, sigma: float, seed: int) -> Non
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+    server = await asyncio.start_server(handle, host, 0, backlog=4096)
     print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
@@ -72,4 +73,5 @@ async def _main(workers: int, service_ms: float, sigma: float, seed: int) -> Non
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))
+    asyncio.run(_main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]),
+                      sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"))

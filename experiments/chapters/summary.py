@@ -24,7 +24,8 @@ from experiments.models import decision, whatif
 from experiments.paths import DATA, results_dir
 from experiments.seed import figure
 
-CHAPTERS = ["economics", "redis", "valkey", "memcached", "dax", "in-process-lru", "traffic", "no-cache", "read-through"]
+CHAPTERS = ["economics", "redis", "valkey", "memcached", "dax", "in-process-lru", "traffic", "no-cache", "read-through",
+            "network"]
 """The chapters whose results the summary needs, in reading order."""
 
 OPTIONS = {"ElastiCache Redis": ("redis", redis), "ElastiCache Valkey": ("valkey", valkey),

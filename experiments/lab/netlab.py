@@ -14,6 +14,9 @@ bridge, with addresses that exist only inside them — and the faults a real net
   `exec` keeps the process, so PR_SET_PDEATHSIG still ties it to its owner); `inside` moves the calling
   *thread* into a host's namespace (network namespaces are per thread), so a client made in the block
   connects from that host.
+* **Several labs at once** — labs of one process with different ``tag`` s (``cb<pid>-<tag>-<host>``) coexist:
+  experiments that mostly wait (a failover's detection) run side by side. Their addresses overlap, but each
+  lab is its own set of namespaces, so they never meet.
 * **Cleanup** — every name carries the owner's PID (``cb<pid>-<host>``): `close` deletes the namespaces (and
   with them every link and rule), on exit, on an exception and on Ctrl-C; after a SIGKILL, the next lab's
   start sweeps the namespaces of owners that no longer run (`sweep_orphans`).
@@ -30,6 +33,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +49,8 @@ NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+_GUARD = threading.Lock()
+"""Held while a lab is made or deleted: the guard route goes with the last lab, never under one being made."""
 
 
 def _run(*argv: str) -> str:
@@ -90,20 +96,24 @@ def guard_route_present() -> bool:
 
 
 def _drop_guard_if_unused() -> None:
-    if not lab_namespaces() and guard_route_present():
-        subprocess.run(["ip", "route", "del", "blackhole", str(SUBNET)], capture_output=True, timeout=30)
+    with _GUARD:
+        if not lab_namespaces() and guard_route_present():
+            subprocess.run(["ip", "route", "del", "blackhole", str(SUBNET)], capture_output=True, timeout=30)
 
 
 class NetLab:
     """Hosts on one bridge, each in a network namespace of its own, with faults to inject."""
 
-    def __init__(self, hosts: list[str]) -> None:
+    def __init__(self, hosts: list[str], *, tag: str = "") -> None:
+        if tag and not _NAME.match(tag):
+            raise ParameterError(f"tag={tag!r}: give 1–10 lowercase letters and digits (or none)")
         if not hosts or len(set(hosts)) != len(hosts) or not all(_NAME.match(h) for h in hosts):
             raise ParameterError(f"hosts={hosts!r}: give distinct names of 1–10 lowercase letters and digits")
         if len(hosts) > 200:
             raise ParameterError(f"{len(hosts)} hosts: the lab's /24 holds at most 200")
         self.hosts = list(hosts)
         self.owner = os.getpid()
+        self.tag = f"{tag}-" if tag else ""
         self.address = {h: str(SUBNET.network_address + 10 + i) for i, h in enumerate(hosts)}
         self._started = False
 
@@ -111,7 +121,7 @@ class NetLab:
         """The namespace of ``host`` (``switch`` is the bridge's)."""
         if host != "switch" and host not in self.hosts:
             raise ParameterError(f"host {host!r} is not in the lab: {', '.join(self.hosts)}")
-        return f"{PREFIX}{self.owner}-{host}"
+        return f"{PREFIX}{self.owner}-{self.tag}{host}"
 
     def _port(self, host: str) -> str:
         return f"p{self.hosts.index(host)}"
@@ -127,9 +137,10 @@ class NetLab:
         try:
             # the machine's own namespace must never send to the lab's addresses: its default route leads off
             # the machine, so the subnet is blackholed there while a lab exists
-            _run("ip", "route", "replace", "blackhole", str(SUBNET))
             switch = self.ns("switch")
-            _run("ip", "netns", "add", switch)
+            with _GUARD:
+                _run("ip", "route", "replace", "blackhole", str(SUBNET))
+                _run("ip", "netns", "add", switch)
             _run("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
             _run("ip", "-n", switch, "link", "set", "br0", "up")
             for host in self.hosts:

@@ -3,24 +3,62 @@ either engine of `experiments.lab.servers.ENGINES`.
 
 Ready means more than listening: a replica's link is up, the sentinels know each other and every
 replica, the cluster reports ``cluster_state:ok``. Each group starts and stops its members together.
+
+A group runs on loopback, or — given a `experiments.lab.netlab.NetLab` and the host of each member — with
+every member in a host of the network lab (`Placement`), so that a partition can cut one member off.
 """
 
 from __future__ import annotations
 
 import subprocess
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from pathlib import Path
 
 import redis
 
-from experiments.errors import ServerStartError
+from experiments.errors import ParameterError, ServerStartError
 from experiments.lab.servers import DEFAULT_PASSWORD, RedisServer, _Managed, _SingleServer, _wait_until, engine_named
-from experiments.lab.spawner import LOOPBACK, free_port, require_binary
+from experiments.lab.spawner import free_port, require_binary
 
 
 def _info_field(client: redis.Redis, section: str, name: str) -> str | None:
     value = client.info(section).get(name)
     return None if value is None else str(value)
+
+
+class Placement:
+    """Where a group's members run: on loopback (no lab), or each in its host of a `NetLab`
+    (``hosts`` maps a member's name — ``primary``, ``replica0``, ``sentinel0``, ``node0`` … — to a host)."""
+
+    def __init__(self, lab=None, hosts: dict[str, str] | None = None) -> None:
+        self.lab, self.hosts = lab, dict(hosts or {})
+        if lab is None and self.hosts:
+            raise ParameterError("hosts were given without a network lab: pass lab=NetLab(...) too")
+
+    def require(self, members: list[str]) -> None:
+        """One line naming a member without a host of the lab."""
+        if self.lab is None:
+            return
+        missing = [m for m in members if m not in self.hosts]
+        if missing:
+            raise ParameterError(f"no lab host for {', '.join(missing)}: give hosts={{member: host}} for every member")
+        for member in members:
+            self.lab.ns(self.hosts[member])  # a host that is not in the lab is one line too
+
+    def server(self, member: str, server_class, **kwargs):
+        """A server of ``server_class`` for ``member``: on loopback, or placed in its host."""
+        if self.lab is None:
+            return server_class(**kwargs)
+        return self.lab.place(self.hosts[member], server_class, **kwargs)
+
+    def at(self, member: str):
+        """The block's sockets open from ``member``'s host (nothing to do on loopback)."""
+        return nullcontext() if self.lab is None else self.lab.inside(self.hosts[member])
+
+    def argv(self, member: str, command: list[str]) -> list[str]:
+        """``command`` run in ``member``'s host."""
+        return command if self.lab is None else self.lab.argv(self.hosts[member], command)
 
 
 class SentinelSet(_Managed):
@@ -29,6 +67,8 @@ class SentinelSet(_Managed):
     Ready means: every replica reports ``master_link_status:up``, every sentinel knows every other
     sentinel and every replica. Sentinels need a few seconds to find each other through the
     primary's hello channel; killing the primary before that would fail over nothing.
+    ``server_args`` go to the primary and every replica (e.g. ``min-replicas-to-write``); ``lab`` and
+    ``hosts`` place the members in a network lab (`Placement`).
     """
 
     def __init__(
@@ -43,6 +83,9 @@ class SentinelSet(_Managed):
         password: str = DEFAULT_PASSWORD,
         engine: str = "redis",
         startup_timeout_s: float = 30.0,
+        server_args: tuple[str, ...] = (),
+        lab=None,
+        hosts: dict[str, str] | None = None,
     ) -> None:
         self.engine = engine_named(engine)
         if replicas < 1 or sentinels < 1 or not 1 <= quorum <= sentinels:
@@ -54,6 +97,10 @@ class SentinelSet(_Managed):
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
         self.master_name, self.password = master_name, password
         self.startup_timeout_s = startup_timeout_s
+        self.server_args = tuple(server_args)
+        self.placement = Placement(lab, hosts)
+        self.placement.require(["primary", *(f"replica{i}" for i in range(replicas)),
+                                *(f"sentinel{i}" for i in range(sentinels))])
         self.primary: RedisServer | None = None
         self.replicas: list[RedisServer] = []
         self.sentinels: list[_SentinelProcess] = []
@@ -67,27 +114,25 @@ class SentinelSet(_Managed):
         return [p for p in [*(s.pid for s in self.servers), *(s.pid for s in self.sentinels)] if p]
 
     def _start(self) -> None:
-        engine = self.engine.name
-        self.primary = RedisServer(password=self.password, name=f"{engine}-primary", engine=engine).start()
+        engine, place = self.engine.name, self.placement
+        self.primary = place.server("primary", RedisServer, password=self.password, name=f"{engine}-primary",
+                                    engine=engine, extra_args=self.server_args).start()
         for i in range(self.n_replicas):
-            replica = RedisServer(
-                password=self.password,
-                name=f"{engine}-replica{i}",
-                engine=engine,
-                extra_args=("--replicaof", LOOPBACK, str(self.primary.port)),
-            )
+            replica = place.server(f"replica{i}", RedisServer, password=self.password, name=f"{engine}-replica{i}",
+                                   engine=engine, extra_args=(*self.server_args, "--replicaof", self.primary.host,
+                                                              str(self.primary.port)))
             self.replicas.append(replica.start())
-        for replica in self.replicas:
-            with replica.client() as c:
+        for i, replica in enumerate(self.replicas):
+            with place.at(f"replica{i}"), replica.client() as c:
                 _wait_until(
                     lambda: _info_field(c, "replication", "master_link_status") == "up",
                     replica.process, self.startup_timeout_s, "linked to its primary",
                 )
         for i in range(self.n_sentinels):
-            self.sentinels.append(_SentinelProcess(self, f"sentinel{i}"))
+            self.sentinels.append(place.server(f"sentinel{i}", _SentinelProcess, owner=self, name=f"sentinel{i}"))
             self.sentinels[-1].start()
-        for sentinel in self.sentinels:
-            with sentinel.client() as c:
+        for i, sentinel in enumerate(self.sentinels):
+            with place.at(f"sentinel{i}"), sentinel.client() as c:
                 _wait_until(
                     lambda: len(c.sentinel_sentinels(self.master_name)) == self.n_sentinels - 1
                     and len(c.sentinel_slaves(self.master_name)) == self.n_replicas,
@@ -99,7 +144,7 @@ class SentinelSet(_Managed):
         from redis.sentinel import Sentinel
 
         return Sentinel(
-            [(LOOPBACK, s.port) for s in self.sentinels],
+            [(s.host, s.port) for s in self.sentinels],
             sentinel_kwargs={"password": self.password, "socket_timeout": 0.5},
             password=self.password,
             socket_timeout=0.5,
@@ -124,7 +169,7 @@ class _SentinelProcess(_SingleServer):
         self.owner, self.binary = owner, owner.engine.sentinel
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=LOOPBACK, port=self.port, password=self.owner.password,
+        return redis.Redis(host=self.host, port=self.port, password=self.owner.password,
                            protocol=2, socket_timeout=1, socket_connect_timeout=1, decode_responses=True)
 
     def _ready(self) -> bool:
@@ -136,13 +181,13 @@ class _SentinelProcess(_SingleServer):
         conf = workdir / "sentinel.conf"
         conf.write_text("\n".join([
             f"port {port}",
-            f"bind {LOOPBACK}",
+            f"bind {self.host}",
             "daemonize no",
             'logfile ""',
             f"dir {workdir}",
             f"requirepass {o.password}",
             f"sentinel sentinel-pass {o.password}",
-            f"sentinel monitor {o.master_name} {LOOPBACK} {o.primary.port} {o.quorum}",
+            f"sentinel monitor {o.master_name} {o.primary.host} {o.primary.port} {o.quorum}",
             f"sentinel auth-pass {o.master_name} {o.password}",
             f"sentinel down-after-milliseconds {o.master_name} {o.down_after_ms}",
             f"sentinel failover-timeout {o.master_name} {o.failover_timeout_ms}",
@@ -155,7 +200,8 @@ class RedisClusterSet(_Managed):
     """A Redis (or Valkey) Cluster of ``primaries`` primaries with ``replicas_per_primary`` replicas each.
 
     Ready means ``cluster_state:ok`` on every node and ``master_link_status:up`` on every replica
-    (a primary killed before its replica has synced leaves the cluster failed for good).
+    (a primary killed before its replica has synced leaves the cluster failed for good). ``lab`` and
+    ``hosts`` (``node0`` …) place the nodes in a network lab (`Placement`).
     """
 
     def __init__(
@@ -167,6 +213,8 @@ class RedisClusterSet(_Managed):
         password: str = DEFAULT_PASSWORD,
         engine: str = "redis",
         startup_timeout_s: float = 30.0,
+        lab=None,
+        hosts: dict[str, str] | None = None,
     ) -> None:
         self.engine = engine_named(engine)
         if primaries < 3:
@@ -176,6 +224,8 @@ class RedisClusterSet(_Managed):
         self.n_primaries, self.n_replicas = primaries, replicas_per_primary
         self.node_timeout_ms, self.password = node_timeout_ms, password
         self.startup_timeout_s = startup_timeout_s
+        self.placement = Placement(lab, hosts)
+        self.placement.require([f"node{i}" for i in range(primaries * (1 + replicas_per_primary))])
         self.nodes: list[RedisServer] = []
 
     @property
@@ -184,8 +234,10 @@ class RedisClusterSet(_Managed):
 
     def _start(self) -> None:
         total = self.n_primaries * (1 + self.n_replicas)
+        place = self.placement
         for i in range(total):
-            node = RedisServer(
+            node = place.server(
+                f"node{i}", RedisServer,
                 password=self.password,
                 name=f"{self.engine.name}-cluster{i}",
                 engine=self.engine.name,
@@ -199,23 +251,23 @@ class RedisClusterSet(_Managed):
             )
             self.nodes.append(node.start())
         create = subprocess.run(
-            [require_binary(self.engine.cli), "-a", self.password, "--no-auth-warning", "--cluster", "create",
-             *(f"{LOOPBACK}:{n.port}" for n in self.nodes),
-             "--cluster-replicas", str(self.n_replicas), "--cluster-yes"],
+            place.argv("node0", [require_binary(self.engine.cli), "-a", self.password, "--no-auth-warning", "--cluster",
+                                 "create", *(f"{n.host}:{n.port}" for n in self.nodes),
+                                 "--cluster-replicas", str(self.n_replicas), "--cluster-yes"]),
             capture_output=True, text=True, timeout=self.startup_timeout_s,
         )
         if create.returncode != 0:
             tail = " | ".join((create.stdout + create.stderr).strip().splitlines()[-3:])
             raise ServerStartError(f"redis-cli --cluster create failed: {tail}")
-        for node in self.nodes:
-            with node.client(decode_responses=True) as c:
+        for i, node in enumerate(self.nodes):
+            with place.at(f"node{i}"), node.client(decode_responses=True) as c:
                 _wait_until(lambda: "cluster_state:ok" in c.execute_command("CLUSTER", "INFO"),
                             node.process, self.startup_timeout_s, "reporting cluster_state:ok")
                 if _info_field(c, "replication", "role") == "slave":
                     _wait_until(lambda: _info_field(c, "replication", "master_link_status") == "up",
                                 node.process, self.startup_timeout_s, "linked to its primary")
-        for node in self.nodes:  # every node must list every replica, or clients cannot read from them
-            with node.client(decode_responses=True) as c:
+        for i, node in enumerate(self.nodes):  # every node must list every replica, or clients cannot read from them
+            with place.at(f"node{i}"), node.client(decode_responses=True) as c:
                 _wait_until(lambda: all(len(r) == 3 + self.n_replicas for r in c.execute_command("CLUSTER", "SLOTS")),
                             node.process, self.startup_timeout_s, "listing every replica in CLUSTER SLOTS")
 
@@ -225,7 +277,7 @@ class RedisClusterSet(_Managed):
 
         options = dict(protocol=2, socket_timeout=2, socket_connect_timeout=1)
         options.update(kwargs)
-        return RedisCluster(startup_nodes=[ClusterNode(LOOPBACK, n.port) for n in self.nodes],
+        return RedisCluster(startup_nodes=[ClusterNode(n.host, n.port) for n in self.nodes],
                             password=self.password, **options)
 
     def stop(self) -> None:

@@ -2,40 +2,61 @@
 
 Issue 16's probes, on `experiments.lab.netlab`: `client_timeouts` (what redis-py and pymemcache do across a
 silent partition), `memcached_flap` (a node ejected and taken back by pymemcache's ``HashClient``),
-`saturated_link` (a hot product behind a capped link).
+`saturated_link` (a hot product behind a capped link — as JSON, compressed, or as its 2 KB item:
+`hot_product_values`).
 
 For `client_timeouts`, a cache server runs in one lab host and the client in another. The client connects,
 then the two hosts are partitioned — packets dropped both ways, no reset — and the client issues one GET,
-with the library's default timeouts and with the timeouts a turn budget needs — which for redis-py 8
-includes its retries: by default it retries a timed-out call 10 times with backoff. A call is watched for
-at most ``cap_s``: one still blocked then is reported as blocked for at least that long (redis-py's and
-pymemcache's default socket timeout is none at all). The partition is healed before the call is waited for
+with the library's defaults (``timeout_s=None``: nothing passed) and with the timeouts a turn budget needs —
+which for redis-py 8 includes its retries: by default it waits 5 s for a reply and retries a timed-out call
+10 times with jittered exponential backoff (`redis_py_default_bound_s`); pymemcache's default timeout is
+none at all. A call is watched for at most ``cap_s``: one still blocked then is reported as blocked for at
+least that long. The partition is healed before the call is waited for
 again — up to twice ``cap_s`` more (at least 30 s, at most 130 s: TCP's next retransmission can be that far
 away) —, so the retransmission completes or fails it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from experiments.caches.origin import document
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
 from experiments.lab.servers import MemcachedServer, RedisServer
+from experiments.seed import value_sizes
 
 CLIENTS = ("redis-py", "pymemcache")
 
 
+def redis_py_default_bound_s() -> float:
+    """The longest a redis-py GET can block across a silent partition with the library's defaults, from its own
+    constants: every attempt (the first and each retry) waits the default socket timeout, and each retry
+    first sleeps at most the backoff's cap."""
+    from redis import _defaults
+
+    return ((_defaults.DEFAULT_RETRY_COUNT + 1) * _defaults.DEFAULT_SOCKET_TIMEOUT
+            + _defaults.DEFAULT_RETRY_COUNT * _defaults.DEFAULT_RETRY_CAP)
+
+
 def _client(kind: str, server, timeout_s: float | None, retries: int | None):
+    """A client with the library's defaults where ``timeout_s``/``retries`` are None (nothing is passed)."""
     if kind == "redis-py":
-        options = {} if retries is None else {"retry": Retry(NoBackoff(), retries)}
-        return server.client(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, **options)
+        options = {} if timeout_s is None else {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        if retries is not None:
+            options["retry"] = Retry(NoBackoff(), retries)
+        return redis.Redis(host=server.host, port=server.port, password=server.password, **options)
     from pymemcache.client.base import Client
-    return Client((server.host, server.port), timeout=timeout_s, connect_timeout=timeout_s)
+    options = {} if timeout_s is None else {"timeout": timeout_s, "connect_timeout": timeout_s}
+    return Client((server.host, server.port), **options)
 
 
 def blocked_call(lab: NetLab, server, kind: str, *, timeout_s: float | None, cap_s: float,
@@ -94,17 +115,20 @@ def client_timeouts(*, budget_timeout_s: float, cap_s: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def memcached_flap(*, keys: int, dead_timeout_s: float, timeout_s: float = 0.25, eject_within_s: float = 10.0) -> dict:
+def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, timeout_s: float = 0.25,
+                   eject_within_s: float = 10.0) -> dict:
     """The note's Memcached failure on a real network: pymemcache's ``HashClient`` over two nodes ejects a node
     it cannot reach — with its default retries (2 attempts, 1 s apart) — and takes it back ``dead_timeout_s``
-    later (its default is 60 s). While the node is out its keys hash to the other node, so every invalidation
-    (a DEL) and every refill of those keys lands there; when the node returns, its keys hash to it again and
-    it still holds the old copies. Counts the stale reads after the return."""
+    later (its default is 60 s). While the node is out its keys hash to the other node: each read there
+    misses and is refilled, and every invalidation (a DEL) lands there too. Then either the node comes back
+    as it was (a flap: it still holds the old copies) or, with ``replace``, a new empty memcached takes its
+    place at the same address (ElastiCache's replacement keeps the endpoint). Counts the misses while it is
+    out, and the misses and stale reads after it is back."""
     from pymemcache.client.hash import HashClient
 
     if keys < 1 or not dead_timeout_s > 0:
         raise ParameterError(f"keys={keys} and dead_timeout_s={dead_timeout_s} must be positive")
-    with NetLab(["mc1", "mc2", "app"]) as lab:
+    with NetLab(["mc1", "mc2", "app"], tag="replaced" if replace else "flap") as lab:
         nodes = {h: lab.place(h, MemcachedServer) for h in ("mc1", "mc2")}
         try:
             for node in nodes.values():
@@ -126,40 +150,71 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, timeout_s: float = 0.25,
                     time.sleep(0.05)
                 ejected_after = time.monotonic() - isolated
                 ejected = first in client._dead_clients
-                for name in names:  # the product changed: invalidate, and the next read refills from the origin
+                missed_out = 0
+                for name in names:  # a read, a refill, then the product changes: invalidate and refill again
+                    if client.get(name) is None:
+                        missed_out += 1
+                        client.set(name, b"v1")
                     client.delete(name)
                     client.set(name, b"v2")
+                if replace:
+                    old = nodes["mc1"]
+                    old.stop()
+                    nodes["mc1"] = lab.place("mc1", MemcachedServer, port=old.port).start()
                 lab.heal()
                 deadline = time.monotonic() + dead_timeout_s + 5
                 while first in client._dead_clients and time.monotonic() < deadline:
                     client.get(names[0])  # each read checks whether the dead node's time is up
                     time.sleep(0.05)
-                stale = sum(client.get(name) == b"v1" for name in names)
+                back = [client.get(name) for name in names]
                 client.close()
         finally:
             for node in nodes.values():
                 node.stop()
-    return {"keys": keys, "keys_on_flapping_node": on_first, "ejected": ejected, "ejected_after_s": ejected_after,
-            "dead_timeout_s": dead_timeout_s, "stale_reads_after_return": stale}
+    return {"keys": keys, "replaced": replace, "keys_on_node": on_first, "ejected": ejected,
+            "ejected_after_s": ejected_after, "dead_timeout_s": dead_timeout_s, "misses_while_out": missed_out,
+            "misses_after_return": sum(v is None for v in back), "stale_reads_after_return": sum(v == b"v1" for v in back)}
 
 
-def saturated_link(*, mbit: float, value_bytes: list[int], seconds: float = 1.0, depth: int = 16) -> pd.DataFrame:
+def memcached_flaps(*, keys: int, dead_timeout_s: float) -> pd.DataFrame:
+    """`memcached_flap` twice at once, each in a lab of its own: the node replaced, and the node back as it was
+    (both mostly wait: for the ejection, then for ``dead_timeout_s``)."""
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(memcached_flap, keys=keys, dead_timeout_s=dead_timeout_s, replace=replace)
+                for replace in (True, False)]
+    return pd.DataFrame([run.result() for run in runs])
+
+
+def hot_product_values(asin: str = "B000000001", level: int = 3) -> dict[str, bytes]:
+    """The hot product three ways: the note's ~100 KB page as JSON (`experiments.caches.origin.document`), the
+    same compressed with zstd at ``level``, and the 2 KB item the DAX section sizes the catalog with. The
+    document's filler is random letters — about 4.75 bits of information per byte — so its compression ratio
+    is a floor for a real description's."""
+    import zstandard
+
+    sizes = value_sizes().set_index("variant").size_bytes
+    page = json.dumps(document("product", asin, int(sizes["page"]))).encode()
+    return {"100 KB JSON": page, "100 KB JSON, zstd": zstandard.ZstdCompressor(level=level).compress(page),
+            "2 KB item": json.dumps(document("product", asin, int(sizes["item"]))).encode()}
+
+
+def saturated_link(*, mbit: float, values: dict[str, bytes], seconds: float = 1.0, depth: int = 16) -> pd.DataFrame:
     """A hot product behind a capped link: a Redis server in a ``cache`` host whose link is capped at ``mbit``
     Mbit/s (``tbf``), read from an ``app`` host as fast as one client with ``depth`` pipelined GETs can, for
-    ``seconds`` per value size. The GETs per second the link lets through, against the cap divided by the
-    bytes a reply carries (the value plus the protocol's framing)."""
-    if not mbit > 0 or not value_bytes or min(value_bytes) < 1 or not 0 < seconds <= 10 or depth < 1:
-        raise ParameterError("mbit, every value size and depth must be positive, seconds in (0, 10]")
+    ``seconds`` per value. The GETs per second the link lets through, against the cap divided by the bytes a
+    reply carries (the value plus the protocol's framing)."""
+    if not mbit > 0 or not values or min(map(len, values.values())) < 1 or not 0 < seconds <= 10 or depth < 1:
+        raise ParameterError("mbit, every value's size and depth must be positive, seconds in (0, 10]")
     rows = []
-    with NetLab(["cache", "app"]) as lab:
+    with NetLab(["cache", "app"], tag="link") as lab:
         server = lab.place("cache", RedisServer)
         try:
             server.start()
             lab.limit("cache", mbit=mbit)
-            for size in value_bytes:
+            for label, value in values.items():
                 with lab.inside("app"):
                     client = server.client(socket_timeout=5)
-                    client.set("hot", b"x" * size)
+                    client.set("hot", value)
                     gets, start = 0, time.monotonic()
                     while time.monotonic() - start < seconds:
                         pipe = client.pipeline(transaction=False)
@@ -169,8 +224,8 @@ def saturated_link(*, mbit: float, value_bytes: list[int], seconds: float = 1.0,
                         gets += depth
                     elapsed = time.monotonic() - start
                     client.close()
-                reply = size + len(f"${size}\r\n\r\n")
-                rows.append({"value_bytes": size, "gets_per_s": gets / elapsed,
+                reply = len(value) + len(f"${len(value)}\r\n\r\n")
+                rows.append({"value": label, "value_bytes": len(value), "gets_per_s": gets / elapsed,
                              "link_limit_gets_per_s": mbit * 1e6 / 8 / reply,
                              "link_share": gets / elapsed * reply * 8 / (mbit * 1e6)})
         finally:

@@ -5,7 +5,7 @@ answers one JSON command per stdin line with one JSON line on stdout and ends wh
 A ``run`` command names a protection of `experiments.caches.readthrough`, a key and a time window on the
 machine's monotonic clock: each of ``threads`` callers reads the key every ``period_ms`` (random
 phase) through one shared `ReadThrough`, as tasks' request handlers share their process's proxy
-component. The reply lists each call's start, latency and source. Kept light: redis-py and stdlib.
+component. The reply lists each call's start, latency and source.
 """
 
 from __future__ import annotations
@@ -13,49 +13,17 @@ from __future__ import annotations
 import inspect
 import json
 import random
-import socket
 import sys
 import threading
 import time
 
 import redis
 
+from experiments.caches.origin import OriginLink
 from experiments.caches.readthrough import PROTECTIONS, ReadThrough
 
 
-class _OriginLink:
-    """One connection per caller thread to the origin process; a timeout closes it (the origin keeps
-    working on the abandoned request, as a real service would)."""
-
-    def __init__(self, port: int, timeout_s: float) -> None:
-        self.port, self.timeout_s = port, timeout_s
-        self.local = threading.local()
-
-    def load(self, key: str) -> bytes:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout_s)
-            conn = self.local.conn = (sock, sock.makefile("rb"))
-        try:
-            conn[0].sendall(f"GET {key}\n".encode())
-            answer = conn[1].readline()
-        except OSError:
-            self.close()
-            raise
-        if not answer:
-            self.close()
-            raise ConnectionError("the origin closed the connection")
-        return answer.strip()
-
-    def close(self) -> None:
-        conn = getattr(self.local, "conn", None)
-        if conn is not None:
-            conn[1].close()
-            conn[0].close()
-            self.local.conn = None
-
-
-def _caller(rt: ReadThrough, link: _OriginLink, command: dict, rng: random.Random, out: list) -> None:
+def _caller(rt: ReadThrough, link: OriginLink, command: dict, rng: random.Random, out: list) -> None:
     key, start, stop, period = command["key"], command["start_at"], command["stop_at"], command["period_ms"] / 1000
     due = start + rng.uniform(0, period)
     try:
@@ -81,7 +49,7 @@ def run(cache: redis.Redis, origin_port: int, command: dict) -> dict:
     if "seed" in inspect.signature(kind).parameters:
         params.setdefault("seed", command["seed"])  # each task its own random stream
     protection = kind(**params)
-    link = _OriginLink(origin_port, command["timeout_s"])
+    link = OriginLink(origin_port, command["timeout_s"])
     rt = ReadThrough(cache, link.load, protection, ttl_ms=command["ttl_ms"])
     calls: list[list] = [[] for _ in range(command["threads"])]
     threads = [threading.Thread(target=_caller, args=(rt, link, command, random.Random(command["seed"] * 1000 + i), out))

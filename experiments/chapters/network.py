@@ -1,0 +1,341 @@
+"""The network chapter's numbers, findings and ledger rows: silent partitions, split brains, degraded modes,
+a flapping Memcached node and a saturated link, all on the book's network lab.
+
+The chapter collects its results in one `NetworkResults`; `settings` says which detection times a profile
+runs; `fleet_modes` carries the degraded modes' lab run to the fleet at the note's read rate;
+`headline` gives the numbers its prose quotes, `findings` the statements it asserts, `record_claims` the
+ledger rows, `table_cells` the cells of the summary's table that the partition results judge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from experiments import rules
+from experiments.chapters.redis import hot_key_reads_per_task_s
+from experiments.models import degraded, extrapolate
+from experiments.probes.partition import redis_py_default_bound_s
+from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, service_default
+
+PROOF = "network.ipynb"
+
+BUDGET_S = figure("catalog_timeout_ms") / 1000
+"""The orchestrator's turn budget: its 2,000 ms timeout on catalog calls (the note's no-cache failure)."""
+
+
+@dataclass
+class NetworkResults:
+    timeouts: pd.DataFrame
+    cap_s: float
+    sentinel: pd.DataFrame
+    cluster: pd.DataFrame
+    cluster_log: pd.DataFrame
+    degraded: pd.DataFrame
+    memcached: pd.DataFrame
+    link: pd.DataFrame
+    mbit: float
+
+
+def settings(profile: str, down_after_ms: list[int], node_timeouts_ms: list[int],
+             guard_lag_s: int) -> tuple[list[tuple[int, int | None]], list[int]]:
+    """The Sentinel runs — each detection time without the write guard, the shortest with it — and the cluster
+    node timeouts; the full profile adds the documented defaults (30 s detection with the default 10 s lag,
+    15 s node timeout), which the quick profile reaches through `experiments.models.extrapolate`."""
+    sentinel = [(ms, None) for ms in down_after_ms] + [(min(down_after_ms), guard_lag_s)]
+    cluster = list(node_timeouts_ms)
+    if profile == "full":
+        sentinel += [(int(service_default("sentinel_down_after_ms")), None),
+                     (int(service_default("sentinel_down_after_ms")), int(service_default("min_replicas_max_lag_s")))]
+        cluster.append(int(service_default("cluster_node_timeout_ms")))
+    return sentinel, cluster
+
+
+def fleet_modes(lab: pd.DataFrame) -> pd.DataFrame:
+    """Each degraded mode at the note's rate: the lab's turns answered in budget beside the catalog calls per
+    second the whole fleet sends while every task has lost the cache (`experiments.models.degraded`), against
+    the catalog's capacity of 2,000 requests/min."""
+    capacity = figure("catalog_capacity_per_min") / 60
+    rows = []
+    for row in lab.itertuples():
+        calls = degraded.origin_share(row.mode) * product_reads_per_s()
+        rows.append({"mode": row.mode, "answered_in_budget_pct": 100 * row.in_budget,
+                     "catalog_calls_per_s": calls, "catalog_load_x": calls / capacity})
+    return pd.DataFrame(rows)
+
+
+def recommended_mode(fleet: pd.DataFrame) -> str:
+    """The mode the orchestrator should use: of those that answered every turn in budget in the lab (99 % or
+    more), the one that sends the catalog the fewest calls."""
+    answering = fleet[fleet.answered_in_budget_pct >= 99]
+    return str(answering.sort_values("catalog_calls_per_s").iloc[0]["mode"])
+
+
+def _row(frame: pd.DataFrame, **where) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    for key, value in where.items():
+        mask &= frame[key].isna() if value is None else frame[key] == value
+    return frame[mask].iloc[0]
+
+
+def _timeout(r: NetworkResults, client: str, timeout_s, retries) -> pd.Series:
+    t = r.timeouts
+    mask = (t.client == client) & (t.retries == retries) & (t.timeout_s.isna() if timeout_s is None else t.timeout_s == timeout_s)
+    return t[mask].iloc[0]
+
+
+def headline(r: NetworkResults) -> dict[str, float]:
+    """Numbers quoted by the chapter's prose, the summary's table and the decision record."""
+    short = float(r.timeouts.timeout_s.dropna().min())
+    plain = r.sentinel[r.sentinel.min_replicas_max_lag_s.isna()]
+    base = _row(r.sentinel, down_after_ms=plain.down_after_ms.min(), min_replicas_max_lag_s=None)
+    guarded = r.sentinel[r.sentinel.min_replicas_max_lag_s.notna()].sort_values("down_after_ms").iloc[0]
+    promotion = extrapolate.after_detection(r.sentinel.down_after_ms / 1000, r.sentinel.promotion_s,
+                                            service_default("sentinel_down_after_ms") / 1000)
+    lag_default = service_default("min_replicas_max_lag_s")
+    cluster = r.cluster.sort_values("node_timeout_ms").iloc[0]
+    node_default_s = service_default("cluster_node_timeout_ms") / 1000
+    moved = extrapolate.line_at(r.cluster.node_timeout_ms / 1000, r.cluster.slots_moved_s, node_default_s)
+    # the minority side refuses writes once the node timeout has passed without the majority (the cluster spec)
+    refused = extrapolate.after_detection(r.cluster.node_timeout_ms / 1000, r.cluster.first_refused_s, node_default_s)
+    window = extrapolate.after_detection([guarded.min_replicas_max_lag_s], [guarded.first_refused_s], lag_default)
+    fleet = fleet_modes(r.degraded).set_index("mode")
+    lab = r.degraded.set_index("mode")
+    flap, replaced = _row(r.memcached, replaced=False), _row(r.memcached, replaced=True)
+    link = r.link.set_index("value")
+    launch = launch_reads_per_s() * (1 - figure("launch_live_share"))
+    numbers = {
+        "budget_s": BUDGET_S, "cap_s": r.cap_s, "short_timeout_s": short,
+        "redis_default_blocked": bool(_timeout(r, "redis-py", None, "default").still_blocked_at_cap),
+        "redis_default_bound_s": redis_py_default_bound_s(),
+        "pymemcache_default_blocked": bool(_timeout(r, "pymemcache", None, "default").still_blocked_at_cap),
+        "redis_short_retrying_blocked": bool(_timeout(r, "redis-py", short, "default").still_blocked_at_cap),
+        "redis_short_no_retry_s": float(_timeout(r, "redis-py", short, 0).blocked_s),
+        "pymemcache_short_s": float(_timeout(r, "pymemcache", short, "default").blocked_s),
+        "sentinel_down_after_ms": float(base.down_after_ms), "sentinel_promotion_s": float(base.promotion_s),
+        "default_down_after_s": service_default("sentinel_down_after_ms") / 1000,
+        "promotion_slope": promotion["slope"], "promotion_overhead_s": promotion["overhead_s"],
+        "promotion_at_default_s": promotion["value_s"],
+        "sentinel_acked_dels": int(base.acked_dels), "sentinel_lost_dels": int(base.lost_dels),
+        "sentinel_acked_sets": int(base.acked_sets), "sentinel_lost_sets": int(base.lost_sets),
+        "sentinel_untouched": int(base.untouched), "sentinel_untouched_kept": int(base.untouched_kept),
+        "sentinel_write_window_s": float(base.last_acked_s), "lost_del_ttl_s": float(base.lost_del_ttl_s),
+        "rejoin_s": float(r.sentinel.rejoined_s.max()),
+        "guard_lag_s": float(guarded.min_replicas_max_lag_s), "guard_acked_dels": int(guarded.acked_dels),
+        "guard_lost_dels": int(guarded.lost_dels), "guard_lost_writes": int(guarded.lost_dels + guarded.lost_sets),
+        "guard_window_s": float(guarded.first_refused_s), "guard_refusal": str(guarded.refusal),
+        "guard_new_side_refused": guarded.new_side_write != "accepted",
+        "guard_new_side_error": str(guarded.new_side_write), "guard_lag_default_s": lag_default,
+        "guard_window_at_default_s": window["value_s"],
+        "cluster_node_timeout_ms": float(cluster.node_timeout_ms), "cluster_moved_s": float(cluster.slots_moved_s),
+        "cluster_refused_after_s": float(cluster.first_refused_s), "cluster_refusal": str(cluster.refusal),
+        "cluster_acked_writes": int(cluster.acked_dels + cluster.acked_sets),
+        "cluster_lost_writes": int(cluster.lost_dels + cluster.lost_sets),
+        "cluster_longest_read_s": float(cluster.victim_longest_read_ms) / 1000,
+        "cluster_answered_again_s": float(cluster.victim_answered_again_s),
+        "cluster_victim_errors": int(r.cluster.victim_errors.sum()),
+        "cluster_other_longest_read_s": float(r.cluster.other_longest_read_ms.max()) / 1000,
+        "cluster_other_errors": int(r.cluster.other_errors.sum()),
+        "node_timeout_default_s": node_default_s, "cluster_moved_at_default_s": moved["value_s"],
+        "cluster_moved_slope": moved["slope"], "cluster_refused_at_default_s": refused["value_s"],
+        "catalog_capacity_per_s": figure("catalog_capacity_per_min") / 60, "product_reads_per_s": product_reads_per_s(),
+        "recommended_mode": recommended_mode(fleet.reset_index()),
+        "gutter_ttl_s": float(degraded.GUTTER_TTL_S),
+        "gutter_ttl_for_capacity_s": degraded.gutter_ttl_for(figure("catalog_capacity_per_min") / 60),
+        "product_ttl_s": figure("product_cache_ttl_s"),
+        "flap_keys_on_node": int(flap.keys_on_node), "flap_stale": int(flap.stale_reads_after_return),
+        "flap_ejected_after_s": float(flap.ejected_after_s), "flap_misses_while_out": int(flap.misses_while_out),
+        "replaced_keys_on_node": int(replaced.keys_on_node), "replaced_misses": int(replaced.misses_after_return),
+        "replaced_stale": int(replaced.stale_reads_after_return), "flap_dead_timeout_s": float(flap.dead_timeout_s),
+        "mc_dead_timeout_default_s": service_default("pymemcache_dead_timeout_s"),
+        "mbit": r.mbit, "launch_cacheable_reads_per_s": launch,
+        "hot_reads_per_s": hot_key_reads_per_task_s() * figure("task_count"),
+    }
+    for mode in fleet.index:
+        key = mode.replace(" ", "_").replace("-", "_")
+        numbers[f"{key}_calls_per_s"] = float(fleet.loc[mode, "catalog_calls_per_s"])
+        numbers[f"{key}_load_x"] = float(fleet.loc[mode, "catalog_load_x"])
+        numbers[f"{key}_in_budget_pct"] = float(fleet.loc[mode, "answered_in_budget_pct"])
+        numbers[f"{key}_lab_calls_per_read"] = float(lab.loc[mode, "calls_per_read"])
+        numbers[f"{key}_expected_calls_per_read"] = float(lab.loc[mode, "expected_calls_per_read"])
+        numbers[f"{key}_p99_ms"] = float(lab.loc[mode, "p99_ms"])
+    numbers["in_process_model_calls_per_read"] = degraded.origin_share("in-process copy")
+    for value, key in (("100 KB JSON", "page"), ("100 KB JSON, zstd", "zstd"), ("2 KB item", "item")):
+        numbers[f"{key}_gets_per_s"] = float(link.loc[value, "gets_per_s"])
+        numbers[f"{key}_link_share"] = float(link.loc[value, "link_share"])
+        numbers[f"{key}_bytes"] = float(link.loc[value, "value_bytes"])
+        numbers[f"{key}_links_for_launch"] = math.ceil(launch / float(link.loc[value, "gets_per_s"]))
+    numbers["zstd_ratio"] = numbers["page_bytes"] / numbers["zstd_bytes"]
+    return numbers
+
+
+def findings(r: NetworkResults) -> dict[str, bool]:
+    """The chapter's conclusions as statements that must hold (asserted; compared by nbval)."""
+    h = headline(r)
+    plain = r.sentinel[r.sentinel.min_replicas_max_lag_s.isna()]
+    guarded = r.sentinel[r.sentinel.min_replicas_max_lag_s.notna()]
+    lab = r.degraded.set_index("mode")
+    answering = [m for m in lab.index if m != "fail fast"]
+    return {
+        "with their default timeouts, redis-py and pymemcache blocked a read past the turn budget":
+            h["redis_default_blocked"] and h["pymemcache_default_blocked"] and h["cap_s"] >= h["budget_s"],
+        "redis-py with the short timeout but its default retries still blocked past the budget":
+            h["redis_short_retrying_blocked"],
+        "with retries off (redis-py) or by default (pymemcache) the short timeout failed the read within 1 s":
+            h["redis_short_no_retry_s"] < 1 and h["pymemcache_short_s"] < 1,
+        "a cut-off Sentinel primary acknowledged writes until the heal, and the failover lost every one":
+            bool(((plain.lost_dels == plain.acked_dels) & (plain.lost_sets == plain.acked_sets)
+                  & (plain.acked_dels > 0) & (plain.refused == 0)).all()),
+        "every key the writer never touched was kept by the promoted replica":
+            bool((r.sentinel.untouched_kept == r.sentinel.untouched).all()),
+        "promotion took between the detection time and detection + 5 s in every run":
+            bool(((r.sentinel.promotion_s >= r.sentinel.down_after_ms / 1000)
+                  & (r.sentinel.promotion_s <= r.sentinel.down_after_ms / 1000 + 5)).all()),
+        # the replica acknowledges every second and the primary recounts its good replicas every second
+        "min-replicas-to-write 1 stopped acknowledgements within the lag + 2.5 s, with NOREPLICAS":
+            bool(((guarded.first_refused_s <= guarded.min_replicas_max_lag_s + 2.5) & (guarded.refusal == "NOREPLICAS")).all()),
+        "what it acknowledged before was lost all the same":
+            bool(((guarded.lost_dels == guarded.acked_dels) & (guarded.acked_dels > 0)).all()),
+        "with one replica, min-replicas-to-write 1 made the promoted replica refuse writes until the old primary rejoined":
+            bool((guarded.new_side_write == "NOREPLICAS").all()),
+        "the healed primary rejoined as a replica in every run": bool(r.sentinel.rejoined_as_replica.all()
+                                                                      and r.cluster.rejoined_as_replica.all()),
+        "a cut-off cluster primary refused writes (CLUSTERDOWN) within its node timeout + 1.5 s, and lost what it took before":
+            bool(((r.cluster.first_refused_s <= r.cluster.node_timeout_ms / 1000 + 1.5)
+                  & (r.cluster.refusal == "ClusterDownError") & (r.cluster.lost_dels == r.cluster.acked_dels)
+                  & (r.cluster.lost_sets == r.cluster.acked_sets)).all()),
+        "its slots moved after its node timeout and within 3 node timeouts + 2 s":
+            bool(((r.cluster.slots_moved_s >= r.cluster.node_timeout_ms / 1000)
+                  & (r.cluster.slots_moved_s <= 3 * r.cluster.node_timeout_ms / 1000 + 2)).all()),
+        "no read of its keys through RedisCluster succeeded before its slots moved; they answered within 1.5 s after":
+            bool(((r.cluster.victim_answered_before_move == 0)
+                  & (r.cluster.victim_answered_again_s <= r.cluster.slots_moved_s + 1.5)).all()),
+        "reads of the other primaries' keys never failed": h["cluster_other_errors"] == 0,
+        "fail open sent every read to the catalog, fail fast none and answered none":
+            lab.loc["fail open", "calls_per_read"] >= 0.99 and lab.loc["fail fast", "catalog_calls"] == 0
+            and lab.loc["fail fast", "answered"] == 0,
+        "with the short timeout and a breaker, every answering mode answered 99 % of turns in budget":
+            bool((lab.loc[answering, "in_budget"] >= 0.99).all()),
+        "the in-process copy's catalog calls match an exact replay within 2 points, and the model within 5":
+            abs(lab.loc["in-process copy", "calls_per_read"] - lab.loc["in-process copy", "expected_calls_per_read"]) < 0.02
+            and abs(lab.loc["in-process copy", "calls_per_read"] - h["in_process_model_calls_per_read"]) < 0.05,
+        "the gutter's catalog calls are the expected distinct keys within 15 %":
+            abs(lab.loc["gutter pool", "calls_per_read"] / lab.loc["gutter pool", "expected_calls_per_read"] - 1) < 0.15,
+        "at the note's rate only fail fast keeps the catalog within its capacity":
+            h["fail_fast_load_x"] <= 1 and min(h["fail_open_load_x"], h["in_process_copy_load_x"],
+                                               h["gutter_pool_load_x"]) > 1,
+        "a flapping memcached node served every key invalidated while it was out, stale":
+            h["flap_stale"] == h["flap_keys_on_node"] > 0,
+        "a replaced node served none stale and missed every key of its share": h["replaced_stale"] == 0
+            and h["replaced_misses"] == h["replaced_keys_on_node"] > 0,
+        "the capped link, not the client, set the hot product's GET rate (85-105 % of the cap, 100 KB)":
+            0.85 < h["page_link_share"] < 1.05,
+        "zstd raised the 100 KB rate by its compression ratio (within 15 %)":
+            abs(h["zstd_gets_per_s"] / h["page_gets_per_s"] / h["zstd_ratio"] - 1) < 0.15,
+        "the 2 KB item passed over 30 times the 100 KB page's GETs": h["item_gets_per_s"] > 30 * h["page_gets_per_s"],
+    }
+
+
+def record_claims(ledger, r: NetworkResults) -> pd.DataFrame:
+    """This chapter's ledger rows: the note's failure claims judged under a partition, not a kill."""
+    h = headline(r)
+    rec = ledger.record
+    rec("network.sentinel-partition-warm", claim="A promoted Redis replica holds every key: zero warm-up (under a partition)",
+        seed_value="promoted replica already has all keys",
+        measured=(f"it kept all {h['sentinel_untouched_kept']:,d} keys written before the partition and not since, but "
+                  f"none of the {h['sentinel_acked_sets']:,d} refills the cut-off primary acknowledged meanwhile "
+                  f"({h['sentinel_lost_sets']:,d} lost: each a miss to refill)"),
+        rule=rules.parts({"every key acknowledged before the partition is on the promoted replica":
+                          h["sentinel_untouched_kept"] == h["sentinel_untouched"],
+                          "the refills the cut-off primary acknowledged survived the failover": h["sentinel_lost_sets"] == 0}),
+        proof=f"{PROOF}#a-primary-cut-off-sentinel")
+    rec("network.table.redis-consistency", claim="Redis gives strong consistency (single source), under a partition",
+        seed_value="Strong (single source)",
+        measured=(f"the cut-off primary acknowledged {h['sentinel_acked_dels']:,d} DELs and {h['sentinel_acked_sets']:,d} "
+                  f"SETs for {h['sentinel_write_window_s']:.1f} s and the failover lost all of them; with "
+                  f"min-replicas-to-write 1 it still lost {h['guard_lost_writes']:,d} (its first "
+                  f"{h['guard_window_s']:.1f} s); a cluster primary lost {h['cluster_lost_writes']:,d}"),
+        rule=rules.parts({"no write the cut-off primary acknowledged was lost":
+                          h["sentinel_lost_dels"] + h["sentinel_lost_sets"] == 0,
+                          "with min-replicas-to-write 1 no acknowledged write was lost": h["guard_lost_writes"] == 0}),
+        proof=f"{PROOF}#a-primary-cut-off-sentinel")
+    default_s = h["default_down_after_s"]
+    rec("network.table.redis-failure-risk", claim="A node failure causes 30–60 s of promotion staleness (a partitioned node)",
+        seed_value="30–60 s",
+        measured=(f"promotion {h['sentinel_promotion_s']:.1f} s at {h['sentinel_down_after_ms']:.0f} ms detection, "
+                  f"{h['promotion_at_default_s']:.0f} s at Sentinel's default {default_s:.0f} s (fitted line); but a "
+                  f"promotion invalidated on the cut-off primary stays on the new one for its TTL "
+                  f"({h['lost_del_ttl_s']:.0f} s left)"),
+        # an extrapolated timing: within 10 % of the note's range counts as in it
+        rule=rules.parts({"at Sentinel's default detection the cut-off primary is replaced in 30–60 s (±10 %)":
+                          0.9 * 30 <= h["promotion_at_default_s"] <= 1.1 * 60,
+                          "a promotion invalidated during the partition is stale for no more than 60 s":
+                          h["lost_del_ttl_s"] <= 60}),
+        proof=f"{PROOF}#a-primary-cut-off-sentinel")
+    rec("network.memcached-replaced-empty", claim="A node drained by a partition and replaced starts empty (no replication)",
+        seed_value="new node starts completely empty",
+        measured=(f"the replacement missed all {h['replaced_keys_on_node']:,d} keys of its share and served none stale; "
+                  f"the client had ejected the cut-off node {h['flap_ejected_after_s']:.1f} s into the partition"),
+        rule=rules.parts({"the node that replaced the drained one held none of its keys":
+                          h["replaced_misses"] == h["replaced_keys_on_node"] > 0}),
+        proof=f"{PROOF}#memcached-a-node-drained-replaced-or-back")
+    rec("network.table.memcached-consistency", claim="Memcached's staleness window is 60 s (weak consistency), under a flap",
+        seed_value="Weak (60s staleness window)",
+        measured=(f"a node that came back after a partition served all {h['flap_stale']:,d} keys invalidated while it was "
+                  f"out, stale: invalidations went to the node that stood in for it, so the window is the entries' TTL "
+                  f"({h['product_ttl_s']:.0f} s for products), not 60 s"),
+        rule=rules.parts({"a node back from a partition serves nothing invalidated while it was away": h["flap_stale"] == 0}),
+        proof=f"{PROOF}#memcached-a-node-drained-replaced-or-back")
+    return ledger.table()
+
+
+def table_cells(h: dict[str, float]) -> dict[tuple[str, str], tuple[str, str]]:
+    """The summary table's cells this chapter judges: (option, column) → (what we measured, ledger row)."""
+    return {
+        ("ElastiCache Redis", "Consistency"): (
+            f"eventual: a primary cut off by a partition acknowledged writes for {h['sentinel_write_window_s']:.1f} s and the "
+            f"failover lost them all; min-replicas-to-write 1 narrows the window to {h['guard_window_s']:.1f} s, not to zero",
+            "network.table.redis-consistency"),
+        ("ElastiCache Redis", "Key failure risk"): (
+            f"failover {h['promotion_at_default_s']:.0f} s at Sentinel's default detection (measured "
+            f"{h['sentinel_promotion_s']:.1f} s at {h['sentinel_down_after_ms']:.0f} ms); invalidations the cut-off "
+            f"primary took stay lost for their TTL unless replayed",
+            "network.table.redis-failure-risk"),
+        ("Memcached", "Consistency"): (
+            f"as good as the invalidation path — but a node back from a partition serves what was invalidated while it "
+            f"was out ({h['flap_stale']} of {h['flap_keys_on_node']} keys) until their TTL",
+            "network.table.memcached-consistency"),
+    }
+
+
+def writes_chart_frame(sentinel: pd.DataFrame, cluster: pd.DataFrame) -> pd.DataFrame:
+    """Long table for the lost-writes chart: per run, the writes the cut-off primary acknowledged, lost and refused."""
+    rows = []
+    for run in sentinel.itertuples():
+        guard = "" if pd.isna(run.min_replicas_max_lag_s) else f", min-replicas lag {run.min_replicas_max_lag_s:.0f} s"
+        rows.append((f"Sentinel, {run.down_after_ms / 1000:g} s detection{guard}", run))
+    rows += [(f"Cluster, {run.node_timeout_ms / 1000:g} s node timeout", run) for run in cluster.itertuples()]
+    return pd.DataFrame([{"run": label, "writes": kind, "count": count} for label, run in rows
+                         for kind, count in (("acknowledged", run.acked_dels + run.acked_sets),
+                                             ("acknowledged, then lost", run.lost_dels + run.lost_sets),
+                                             ("refused", run.refused))])
+
+
+def cluster_chart_frame(log: pd.DataFrame) -> pd.DataFrame:
+    """The cluster readers' reads for the timeline chart, labelled by whose keys they read and the node timeout."""
+    return log.assign(keys=log.victim_key.map({True: "the cut-off primary's keys", False: "the other primaries' keys"}),
+                      node_timeout=log.node_timeout_ms.map(lambda ms: f"node timeout {ms / 1000:g} s"),
+                      latency_ms=log.latency_ms.clip(lower=0.05))[["t_s", "latency_ms", "keys", "ok", "node_timeout"]]
+
+
+def modes_chart_frame(fleet: pd.DataFrame) -> pd.DataFrame:
+    """The degraded modes' catalog load at the note's rate, for the bar chart."""
+    return fleet.assign(series="catalog calls ÷ its capacity, the whole fleet")
+
+
+def link_chart_frame(link: pd.DataFrame) -> pd.DataFrame:
+    """GETs per second through the capped link beside what the cap carries, per form of the hot product."""
+    return pd.concat([link.assign(series="measured", gets=link.gets_per_s),
+                      link.assign(series="the cap ÷ reply bytes", gets=link.link_limit_gets_per_s)])[["value", "series", "gets"]]

@@ -1,0 +1,92 @@
+"""What each degraded mode of `experiments.caches.degraded` sends to the catalog while the shared cache is away,
+for the whole fleet at the note's read rate — and the checks a real-server run can make of it.
+
+The fleet reads products at the note's rate (40,000/min, Zipf over the 500K-ASIN catalog with the book's
+one exponent, `experiments.models.taskcache.seed_product_alpha`), spread at random over its 60 tasks, and
+every task has lost the cache (a partition of the cache's node from all of them). Then, per mode, the share
+of reads that reach the catalog:
+
+* fail open — every read (1);
+* fail fast — none (0), and no read is answered;
+* in-process copy — the misses of 60 per-task ``TTLCache(5000, 300)`` copies in steady state
+  (`experiments.models.taskcache.predict`: Che's approximation with eager expiry);
+* gutter pool — the misses of one shared pool whose entries live ``gutter_ttl_s`` from their fill
+  (the same model, one cache, no size limit: a key costs one call per TTL cycle).
+
+Assumptions: Poisson reads (each key's reads independent), a stationary popularity, no single-flight (two
+concurrent misses of one key are two calls — the lab run counts them, the model does not). The lab runs one
+task's stream for the in-process copy and a slice of the fleet's for the gutter; `first_window_calls` is the
+exact expectation for a gutter that starts empty and outlives the slice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from cachetools import TTLCache
+
+from experiments.errors import ParameterError
+from experiments.models.taskcache import TaskTraffic, predict, seed_product_alpha
+from experiments.seed import figure
+
+GUTTER_TTL_S = 10
+"""Ours: a gutter entry's life, "a few seconds" — Facebook's gutter entries "expire quickly" (NSDI'13 §3.3)."""
+
+
+def traffic() -> TaskTraffic:
+    """The note's product reads: 500K ASINs, the book's exponent, 40,000 reads/min."""
+    return TaskTraffic(catalog=int(figure("dax_catalog")), alpha=seed_product_alpha())
+
+
+def origin_share(mode: str, *, gutter_ttl_s: float = GUTTER_TTL_S, fleet: TaskTraffic | None = None) -> float:
+    """The share of the fleet's product reads that reach the catalog in ``mode`` while the cache is away."""
+    fleet = fleet or traffic()
+    if mode == "fail open":
+        return 1.0
+    if mode == "fail fast":
+        return 0.0
+    if mode == "in-process copy":
+        hit = predict(fleet, tasks=int(figure("task_count")), maxsize=figure("product_cache_entries"),
+                      ttl_s=figure("product_cache_ttl_s"))["hit_rate"]
+        return 1 - hit
+    if mode == "gutter pool":
+        return 1 - predict(fleet, tasks=1, maxsize=fleet.catalog, ttl_s=gutter_ttl_s)["hit_rate"]
+    raise ParameterError(f"mode={mode!r} is not a degraded mode")
+
+
+def gutter_ttl_for(capacity_per_s: float, *, fleet: TaskTraffic | None = None) -> float:
+    """The shortest gutter TTL (s) whose misses stay within the catalog's ``capacity_per_s``."""
+    fleet = fleet or traffic()
+    if origin_share("gutter pool", gutter_ttl_s=1e7, fleet=fleet) * fleet.reads_per_s > capacity_per_s:
+        raise ParameterError(f"no gutter TTL keeps the catalog under {capacity_per_s:g} calls/s")
+    low, high = 0.1, 1e7
+    for _ in range(60):
+        mid = (low * high) ** 0.5
+        if origin_share("gutter pool", gutter_ttl_s=mid, fleet=fleet) * fleet.reads_per_s > capacity_per_s:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def first_window_calls(popularity: np.ndarray, reads: int) -> float:
+    """Expected catalog calls of a gutter that starts empty and keeps every fill for the whole window:
+    the expected number of distinct keys in ``reads`` independent reads, Σ 1 − (1 − pᵢ)^reads."""
+    if reads < 0:
+        raise ParameterError(f"reads={reads} must be ≥ 0")
+    return float(-np.expm1(reads * np.log1p(-popularity)).sum())
+
+
+def local_copy_replay(items: np.ndarray, times: np.ndarray, *, warm: int, entries: int, ttl_s: float) -> float:
+    """The exact hit rate of one task's ``TTLCache(entries, ttl_s)`` over the reads after the first ``warm``,
+    replayed one read at a time on the reads' own clock: what the lab's in-process copy must match."""
+    if not 0 <= warm < len(items):
+        raise ParameterError(f"warm={warm} must leave reads to count (of {len(items)})")
+    now = [0.0]
+    cache, hits = TTLCache(entries, ttl_s, timer=lambda: now[0]), 0
+    for i, (item, at) in enumerate(zip(items.tolist(), times.tolist())):
+        now[0] = at
+        if item in cache:
+            hits += i >= warm
+        else:
+            cache[item] = True
+    return hits / (len(items) - warm)

@@ -1,0 +1,113 @@
+"""The network chapter on the network lab, small: silent timeouts, Sentinel and Cluster under a partition, the
+degraded modes, a flapping or replaced memcached node, a capped link; the findings and ledger rows computed
+from them. The ``results`` fixture re-runs the chapter's experiments (`make soak`; nbval runs the chapter)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from chapter_contract import ChapterContract, rows
+
+from experiments.chapters import network as chapter
+from experiments.probes import degraded, partition, splitbrain
+
+
+@pytest.fixture(scope="module")
+def results():
+    sentinel, cluster, log = splitbrain.all_at_once([(1000, None), (2000, None), (1000, 1)], [1000])
+    values = partition.hot_product_values()
+    return chapter.NetworkResults(
+        timeouts=partition.client_timeouts(budget_timeout_s=0.25, cap_s=2.5), cap_s=2.5,
+        sentinel=sentinel, cluster=cluster, cluster_log=log,
+        degraded=degraded.outage(reads=800, fleet_reads=600, workers=16, seed=3),
+        memcached=partition.memcached_flaps(keys=120, dead_timeout_s=1.5),
+        link=partition.saturated_link(mbit=100, values=values, seconds=1.0), mbit=100.0)
+
+
+def _set(frame: pd.DataFrame, where: dict, column: str, value) -> None:
+    frame.loc[rows(frame, where), column] = value
+
+
+def _plain(r) -> pd.Series:
+    return r.sentinel.min_replicas_max_lag_s.isna()
+
+
+class TestChapter(ChapterContract):
+    chapter = chapter
+
+    def breakages(self):
+        def redis_answers(r):
+            r.timeouts.loc[r.timeouts.timeout_s.isna() & (r.timeouts.client == "redis-py"), "still_blocked_at_cap"] = False
+
+        def nothing_lost(r):
+            r.sentinel.loc[_plain(r), "lost_dels"] = 0
+
+        def guard_late(r):
+            r.sentinel.loc[~_plain(r), "first_refused_s"] = 9.0
+
+        def guard_kept(r):
+            r.sentinel.loc[~_plain(r), "lost_dels"] = 0
+
+        def slow_move(r):
+            r.cluster["slots_moved_s"] = 30.0
+
+        return [
+            (redis_answers, "with their default timeouts, redis-py and pymemcache blocked a read past the turn budget"),
+            (lambda r: _set(r.timeouts, {"client": "redis-py", "timeout_s": 0.25, "retries": "default"},
+                            "still_blocked_at_cap", False),
+             "redis-py with the short timeout but its default retries still blocked past the budget"),
+            (lambda r: _set(r.timeouts, {"client": "pymemcache", "timeout_s": 0.25}, "blocked_s", 2.0),
+             "with retries off (redis-py) or by default (pymemcache) the short timeout failed the read within 1 s"),
+            (nothing_lost, "a cut-off Sentinel primary acknowledged writes until the heal, and the failover lost every one"),
+            (lambda r: r.sentinel.__setitem__("untouched_kept", 0),
+             "every key the writer never touched was kept by the promoted replica"),
+            (lambda r: r.sentinel.__setitem__("promotion_s", 0.1),
+             "promotion took between the detection time and detection + 5 s in every run"),
+            (guard_late, "min-replicas-to-write 1 stopped acknowledgements within the lag + 2.5 s, with NOREPLICAS"),
+            (guard_kept, "what it acknowledged before was lost all the same"),
+            (lambda r: r.sentinel.__setitem__("new_side_write", "accepted"),
+             "with one replica, min-replicas-to-write 1 made the promoted replica refuse writes until the old primary "
+             "rejoined"),
+            (lambda r: r.cluster.__setitem__("rejoined_as_replica", False), "the healed primary rejoined as a replica in every run"),
+            (lambda r: r.cluster.__setitem__("refusal", ""),
+             "a cut-off cluster primary refused writes (CLUSTERDOWN) within its node timeout + 1.5 s, and lost what it "
+             "took before"),
+            (slow_move, "its slots moved after its node timeout and within 3 node timeouts + 2 s"),
+            (lambda r: r.cluster.__setitem__("victim_answered_before_move", 3),
+             "no read of its keys through RedisCluster succeeded before its slots moved; they answered within 1.5 s after"),
+            (lambda r: r.cluster.__setitem__("other_errors", 1), "reads of the other primaries' keys never failed"),
+            (lambda r: _set(r.degraded, {"mode": "fail fast"}, "answered", 1.0),
+             "fail open sent every read to the catalog, fail fast none and answered none"),
+            (lambda r: _set(r.degraded, {"mode": "gutter pool"}, "in_budget", 0.5),
+             "with the short timeout and a breaker, every answering mode answered 99 % of turns in budget"),
+            (lambda r: _set(r.degraded, {"mode": "in-process copy"}, "calls_per_read", 0.5),
+             "the in-process copy's catalog calls match an exact replay within 2 points, and the model within 5"),
+            (lambda r: _set(r.degraded, {"mode": "gutter pool"}, "calls_per_read", 0.6),
+             "the gutter's catalog calls are the expected distinct keys within 15 %"),
+            (lambda r: _set(r.memcached, {"replaced": False}, "stale_reads_after_return", 0),
+             "a flapping memcached node served every key invalidated while it was out, stale"),
+            (lambda r: _set(r.memcached, {"replaced": True}, "stale_reads_after_return", 5),
+             "a replaced node served none stale and missed every key of its share"),
+            (lambda r: _set(r.link, {"value": "100 KB JSON"}, "link_share", 0.5),
+             "the capped link, not the client, set the hot product's GET rate (85-105 % of the cap, 100 KB)"),
+            (lambda r: _set(r.link, {"value": "100 KB JSON, zstd"}, "gets_per_s", 1.0),
+             "zstd raised the 100 KB rate by its compression ratio (within 15 %)"),
+            (lambda r: _set(r.link, {"value": "2 KB item"}, "gets_per_s", 1.0),
+             "the 2 KB item passed over 30 times the 100 KB page's GETs"),
+        ]
+
+
+def test_the_recommended_mode_answers_and_costs_the_catalog_least():
+    lab = pd.DataFrame({"mode": ["fail open", "fail fast", "in-process copy", "gutter pool"],
+                        "in_budget": [1.0, 0.0, 1.0, 1.0]})
+    fleet = chapter.fleet_modes(lab)
+    assert chapter.recommended_mode(fleet) == "gutter pool"  # fewer calls than the in-process copy at 10 s
+    lab.loc[lab["mode"] == "gutter pool", "in_budget"] = 0.5
+    assert chapter.recommended_mode(chapter.fleet_modes(lab)) == "in-process copy"
+
+
+def test_the_full_profile_adds_the_documented_defaults():
+    sentinel, cluster = chapter.settings("full", [1000], [1000], 1)
+    assert (30_000, None) in sentinel and (30_000, 10) in sentinel and 15_000 in cluster
+    sentinel, cluster = chapter.settings("quick", [1000, 2000], [1000], 1)
+    assert sentinel == [(1000, None), (2000, None), (1000, 1)] and cluster == [1000]

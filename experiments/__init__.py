@@ -11,7 +11,7 @@ without a server:
   servers of either Redis-protocol engine and memcached (`lab.servers`, `lab.topologies`), endpoints
   and the chapter's `Lab` session, worker pools and load generators;
 * `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,
-  the durable invalidation log replayed after a failover, the stand-in origins;
+  the durable invalidation log replayed after a failover, the stand-in origins, the degraded modes;
 * `models` — pure maths and simulators (`models.peer` hands streams to libCacheSim, the peer simulator);
 * `probes` — experiments on real servers;
 * `decide` — the reader's front door (``python -m experiments.decide``, ``make decide``): a workload file
@@ -42,6 +42,11 @@ Each chapter and the modules it uses:
   `models.costmodel`, `models.safetocache`.
 * ``read-through.ipynb`` — `chapters.read_through`; `caches.readthrough`, `probes.stampede`,
   `models.herd`, `probes.staleset`.
+* ``network.ipynb`` — `chapters.network`; `lab.netlab` (the network lab), `lab.topologies` (groups placed in
+  it), `probes.partition` (clients across a partition, a flapping memcached node, a capped link),
+  `probes.splitbrain` (Sentinel and Cluster with a primary cut off), `probes.degraded` with
+  `caches.degraded` (the degraded modes) and `models.degraded` (the fleet's catalog calls),
+  `models.extrapolate` (short detection settings carried to the defaults), `caches.origin`.
 * ``summary.ipynb`` — `chapters.summary`; `models.whatif`, `decide` (the front door, on the example
   workloads: `decide.workload`, `decide.engine` with `models.decision`'s ranking and `models.pricing`), and
   every chapter module's ``summary_row``.

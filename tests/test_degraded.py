@@ -3,7 +3,6 @@ answer; the fleet model and its exact checks; the lab run's refusal of bad sizes
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import redis
 from cachetools import TTLCache
@@ -98,12 +97,6 @@ def test_the_fleet_model_orders_the_modes_and_needs_the_product_ttl_in_the_gutte
     assert ttl == pytest.approx(300, rel=0.01)
     with pytest.raises(ParameterError, match="no gutter TTL"):
         model.gutter_ttl_for(0.0)
-
-
-def test_first_window_calls_is_the_expected_number_of_distinct_keys():
-    traffic = model.traffic()
-    drawn = [len(set(requests(traffic, 2_000, seed)[0].tolist())) for seed in range(20)]
-    assert np.mean(drawn) == pytest.approx(model.first_window_calls(traffic.popularity(), 2_000), rel=0.02)
 
 
 def test_the_exact_replay_agrees_with_the_per_task_model_on_a_long_stream():

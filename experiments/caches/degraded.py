@@ -13,7 +13,8 @@ asking the cache after a failure and asks again ``open_s`` later. What it reads 
   invalidation reaches it;
 * ``gutter pool`` — a small second pool whose entries live a few seconds (Facebook's memcache, NSDI'13, §3.3:
   clients that get no reply from a server retry on the gutter pool, and a miss there is filled from the
-  origin), so a hot key costs the origin one call per gutter TTL instead of one per read.
+  origin), so a hot key costs the origin one call per gutter TTL instead of one per read — per task: the
+  task's threads share one fill of a key, as with the in-process copy; other tasks' fills are their own.
 
 Each `DegradedReader.get` returns the value (or None) and where it came from, so an experiment counts sources.
 """
@@ -120,12 +121,13 @@ class DegradedReader:
                 return value, "origin"
         if self.mode == "gutter pool":
             gutter = getattr(self._threads, "gutter", None) or self._thread_gutter()
-            value = gutter.get(key)
-            if value is not None:
-                return value, "gutter"
-            value = self.origin(key)
-            gutter.set(key, value, expire=self.gutter_ttl_s)
-            return value, "origin"
+            with self._fills[hash(key) % len(self._fills)]:
+                value = gutter.get(key)
+                if value is not None:
+                    return value, "gutter"
+                value = self.origin(key)
+                gutter.set(key, value, expire=self.gutter_ttl_s)
+                return value, "origin"
         return self.origin(key), "origin"
 
     def _thread_gutter(self):

@@ -16,7 +16,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -109,15 +108,15 @@ class OriginProcess:
     """A real origin service in its own process (`experiments.caches.origin_server`): a pool of ``workers``
     slots, log-normal service time, first come first served. Started with ``with``; stopped (stdin
     closed, reaped, directory removed) on exit. `stats`, `reset` and `wait_idle` talk to it over TCP.
-    In the network lab it listens on its host's address (``host``) and starts through ``wrap`` (the lab's
-    ``ip netns exec`` prefix); its controls are then called from inside a lab host.
+    In the network lab it listens on its host's address (``host``) and starts behind ``prefix`` (the lab's
+    ``ip netns exec`` for that host); its controls are then called from inside a lab host.
     """
 
     def __init__(self, *, workers: int, service_ms: float = 120.0, sigma: float = 0.25, seed: int = 0,
-                 host: str = LOOPBACK, wrap: Callable[[list[str]], list[str]] | None = None) -> None:
+                 host: str = LOOPBACK, prefix: list[str] | tuple[str, ...] = ()) -> None:
         positive("workers", workers)
         self.args = [str(workers), str(service_ms), str(sigma), str(seed), host]
-        self.host, self.wrap = host, wrap or (lambda argv: argv)
+        self.host, self.prefix = host, list(prefix)
         self.process = None
         self.workdir = None
         self.port: int | None = None
@@ -125,7 +124,7 @@ class OriginProcess:
     def __enter__(self) -> "OriginProcess":
         self.workdir = make_workdir("origin")
         try:
-            self.process = spawn_worker(self.wrap([sys.executable, "-m", "experiments.caches.origin_server", *self.args]),
+            self.process = spawn_worker([*self.prefix, sys.executable, "-m", "experiments.caches.origin_server", *self.args],
                                         self.workdir / "origin.log", self.workdir)
             line = self.process.stdout.readline()
             if not line:

@@ -209,8 +209,9 @@ def findings(r: NetworkResults) -> dict[str, bool]:
         "its slots moved after its node timeout and within 3 node timeouts + 2 s":
             bool(((r.cluster.slots_moved_s >= r.cluster.node_timeout_ms / 1000)
                   & (r.cluster.slots_moved_s <= 3 * r.cluster.node_timeout_ms / 1000 + 2)).all()),
-        "no read of its keys through RedisCluster succeeded before its slots moved; they answered within 1.5 s after":
-            bool(((r.cluster.victim_answered_before_move == 0)
+        # the move is seen from one other node; the reader may learn it from another a little earlier
+        "reads of its keys through RedisCluster answered again only with the move (0.5 s before to 1.5 s after)":
+            bool(((r.cluster.victim_answered_again_s >= r.cluster.slots_moved_s - 0.5)
                   & (r.cluster.victim_answered_again_s <= r.cluster.slots_moved_s + 1.5)).all()),
         "reads of the other primaries' keys never failed": h["cluster_other_errors"] == 0,
         "fail open sent every read to the catalog, fail fast none and answered none":
@@ -221,8 +222,8 @@ def findings(r: NetworkResults) -> dict[str, bool]:
         "the in-process copy's catalog calls match an exact replay within 2 points, and the model within 5":
             abs(lab.loc["in-process copy", "calls_per_read"] - lab.loc["in-process copy", "expected_calls_per_read"]) < 0.02
             and abs(lab.loc["in-process copy", "calls_per_read"] - h["in_process_model_calls_per_read"]) < 0.05,
-        "the gutter's catalog calls are the expected distinct keys within 15 %":
-            abs(lab.loc["gutter pool", "calls_per_read"] / lab.loc["gutter pool", "expected_calls_per_read"] - 1) < 0.15,
+        "the gutter's catalog calls are the distinct keys of its slice (within 2 %)":
+            abs(lab.loc["gutter pool", "calls_per_read"] / lab.loc["gutter pool", "expected_calls_per_read"] - 1) < 0.02,
         "at the note's rate only fail fast keeps the catalog within its capacity":
             h["fail_fast_load_x"] <= 1 and min(h["fail_open_load_x"], h["in_process_copy_load_x"],
                                                h["gutter_pool_load_x"]) > 1,

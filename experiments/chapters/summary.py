@@ -15,7 +15,7 @@ import json
 import pandas as pd
 
 from experiments import rules
-from experiments.chapters import dax, in_process_lru, memcached, no_cache, read_through, redis, valkey
+from experiments.chapters import dax, in_process_lru, memcached, network, no_cache, read_through, redis, valkey
 from experiments.decide import engine
 from experiments.decide.workload import Workload, load
 from experiments.errors import BookError
@@ -51,7 +51,8 @@ TABLE_CLAIMS = {
                      "read-through.table.consistency", "read-through.table.failure-risk"],
 }
 """The ledger row that judges each cell of the seed's table (columns: latency, invalidation,
-consistency, key failure risk)."""
+consistency, key failure risk), before the network chapter's cells replace those a partition judges
+(`experiments.chapters.network.table_cells`)."""
 
 COLOURS = dict(zip(VERDICTS, ("#e3f1e6", "#fdf1d6", "#f8dcdc", "#ececec"), strict=True))
 """Row colours by verdict, in the order of `VERDICTS`."""
@@ -77,13 +78,17 @@ def link(proof: str, text: str) -> str:
 
 
 def summary_table(ledger: pd.DataFrame, numbers: dict[str, dict]) -> pd.DataFrame:
-    """The seed's summary table beside ours: one row per option and column, with the judging ledger row."""
+    """The seed's summary table beside ours: one row per option and column, with the judging ledger row — the
+    network chapter's where a partition decides the cell (a kill on loopback cannot show a split brain)."""
     rows = ledger.set_index("claim_id")
     frames = []
     for option, (chapter, module) in OPTIONS.items():
         part = module.summary_row(numbers[chapter]).assign(option=option, claim_id=TABLE_CLAIMS[option])
         frames.append(part)
     table = pd.concat(frames, ignore_index=True)
+    for (option, column), (measured, claim_id) in network.table_cells(numbers["network"]).items():
+        cell = (table.option == option) & (table.column == column)
+        table.loc[cell, ["measured", "claim_id"]] = measured, claim_id
     table["verdict"] = [rows.loc[c, "verdict"] for c in table.claim_id]
     table["proof"] = [rows.loc[c, "proof"] for c in table.claim_id]
     return table[["option", "column", "seed", "measured", "verdict", "claim_id", "proof"]]

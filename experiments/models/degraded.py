@@ -13,10 +13,10 @@ of reads that reach the catalog:
 * gutter pool — the misses of one shared pool whose entries live ``gutter_ttl_s`` from their fill
   (the same model, one cache, no size limit: a key costs one call per TTL cycle).
 
-Assumptions: Poisson reads (each key's reads independent), a stationary popularity, no single-flight (two
-concurrent misses of one key are two calls — the lab run counts them, the model does not). The lab runs one
-task's stream for the in-process copy and a slice of the fleet's for the gutter; `first_window_calls` is the
-exact expectation for a gutter that starts empty and outlives the slice.
+Assumptions: Poisson reads (each key's reads independent), a stationary popularity, one fill per miss (a
+task's threads share a fill; concurrent misses of one hot key in different tasks would add calls the model
+does not count). The lab runs one task's stream for the in-process copy, checked against
+`local_copy_replay`, the exact replay of the same reads.
 """
 
 from __future__ import annotations
@@ -66,14 +66,6 @@ def gutter_ttl_for(capacity_per_s: float, *, fleet: TaskTraffic | None = None) -
         else:
             high = mid
     return high
-
-
-def first_window_calls(popularity: np.ndarray, reads: int) -> float:
-    """Expected catalog calls of a gutter that starts empty and keeps every fill for the whole window:
-    the expected number of distinct keys in ``reads`` independent reads, Σ 1 − (1 − pᵢ)^reads."""
-    if reads < 0:
-        raise ParameterError(f"reads={reads} must be ≥ 0")
-    return float(-np.expm1(reads * np.log1p(-popularity)).sum())
 
 
 def local_copy_replay(items: np.ndarray, times: np.ndarray, *, warm: int, entries: int, ttl_s: float) -> float:

@@ -16,8 +16,8 @@ note's 120 ms median product latency). Each mode is run on its own, with a fresh
 
 Beside each mode's calls per read stands what the same reads must cost (``expected_calls_per_read``): every
 read (fail open), none (fail fast), the misses of an exact one-read-at-a-time replay of the task's stream
-through ``TTLCache`` (`experiments.models.degraded.local_copy_replay`), and the expected distinct keys of the
-fleet's slice (`experiments.models.degraded.first_window_calls`).
+through ``TTLCache`` (`experiments.models.degraded.local_copy_replay`), and the distinct keys of the fleet's
+slice (the gutter starts empty and outlives the run, and the task's threads share one fill of a key).
 
 A turn is one product read; it is answered in budget when it returned a document within the orchestrator's
 2,000 ms. Every load is bounded by its read count, every call by its timeout.
@@ -94,7 +94,7 @@ def outage(*, reads: int, fleet_reads: int, workers: int = 16, seed: int = 0, wa
     with NetLab(["app", "cache", "gutter", "origin"], tag="degraded") as lab:
         cache, gutter = lab.place("cache", RedisServer), lab.place("gutter", MemcachedServer)
         with cache, gutter, OriginProcess(workers=4 * workers, service_ms=ORIGIN_MS, seed=seed,
-                                          host=lab.address["origin"], wrap=lambda argv: lab.argv("origin", argv)) as origin:
+                                          host=lab.address["origin"], prefix=lab.argv("origin", [])) as origin:
             link = OriginLink(origin.port, timeout_s=BUDGET_MS / 1000, host=origin.host)
             with lab.inside("app"):
                 client = cache.client(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
@@ -105,7 +105,7 @@ def outage(*, reads: int, fleet_reads: int, workers: int = 16, seed: int = 0, wa
             expected = {"fail open": 1.0, "fail fast": 0.0,
                         "in-process copy": 1 - model.local_copy_replay(task_items, task_times, warm=warm, entries=entries,
                                                                        ttl_s=ttl_s),
-                        "gutter pool": model.first_window_calls(fleet.popularity(), fleet_reads) / fleet_reads}
+                        "gutter pool": len(set(fleet_items.tolist())) / fleet_reads}
             for mode in modes:
                 clock = _VirtualClock() if mode == "in-process copy" else None
                 reader = DegradedReader(

@@ -159,7 +159,7 @@ def dots_over_time(frame: pd.DataFrame, *, x: str, y: str, color: str, title: st
     value (stacked): for latencies of single calls, where a line would join calls that have nothing to do
     with each other."""
     chart = (
-        alt.Chart(frame, title=title)
+        alt.Chart(frame, title="" if facet else title)
         .mark_point(filled=True, size=30, opacity=0.7)
         .encode(x=alt.X(f"{x}:Q", title=x_title),
                 y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log_y else alt.Scale()),
@@ -167,4 +167,4 @@ def dots_over_time(frame: pd.DataFrame, *, x: str, y: str, color: str, title: st
                 tooltip=list(frame.columns))
         .properties(width=WIDTH - 60, height=140)
     )
-    return chart.facet(row=alt.Row(f"{facet}:N", title=facet.replace("_", " "))) if facet else chart
+    return chart.facet(row=alt.Row(f"{facet}:N", title=""), title=title) if facet else chart

@@ -332,8 +332,16 @@ def cluster_chart_frame(log: pd.DataFrame) -> pd.DataFrame:
 
 
 def modes_chart_frame(fleet: pd.DataFrame) -> pd.DataFrame:
-    """The degraded modes' catalog load at the note's rate, for the bar chart."""
-    return fleet.assign(series="catalog calls ÷ its capacity, the whole fleet")
+    """The degraded modes' catalog load at the note's rate for the bar chart, with the gutter pool again at the
+    entry life that holds the catalog at its capacity, coloured by whether the mode answers the turns."""
+    capacity = figure("catalog_capacity_per_min") / 60
+    ttl = degraded.gutter_ttl_for(capacity)
+    longer = degraded.origin_share("gutter pool", gutter_ttl_s=ttl) * product_reads_per_s()
+    frame = fleet.assign(mode=fleet["mode"].where(fleet["mode"] != "gutter pool",
+                                                  f"gutter pool, {degraded.GUTTER_TTL_S:.0f} s entries"))
+    frame = pd.concat([frame, pd.DataFrame([{"mode": f"gutter pool, {ttl:.0f} s entries", "answered_in_budget_pct": 100.0,
+                                             "catalog_calls_per_s": longer, "catalog_load_x": longer / capacity}])])
+    return frame.assign(turns=frame.answered_in_budget_pct.map(lambda pct: "answered" if pct >= 99 else "not answered"))
 
 
 def link_chart_frame(link: pd.DataFrame) -> pd.DataFrame:

@@ -43,6 +43,7 @@ def test_a_flapping_node_returns_stale_and_a_replaced_one_empty():
     assert 0 < flap.keys_on_node < 60 and flap.misses_while_out == flap.keys_on_node
     assert flap.stale_reads_after_return == flap.keys_on_node and flap.misses_after_return == 0
     assert replaced.stale_reads_after_return == 0 and replaced.misses_after_return == replaced.keys_on_node
+    assert (runs.ttl_s == 300).all()  # entries carry the product TTL: how long a stale one can stay
 
 
 def test_bad_flap_sizes_are_one_line():

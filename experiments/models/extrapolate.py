@@ -8,8 +8,8 @@ mechanism it fits:
   depend on it: a sentinel pings every second (``min(down-after, 1 s)``), the others confirm within a second
   and the leader starts the failover after a random delay of up to a second (``sentinel.c``). The constant is
   the median overhead over the runs; the free line's slope is reported beside it as a check.
-* `line_at` — a straight line fitted through the runs, for Redis Cluster: its nodes gossip at a rate set by
-  the node timeout, so the time to agree on a failure grows faster than the timeout itself.
+* `line_at` — a straight line fitted through the runs, for Redis Cluster: its nodes ping each other every half
+  node timeout, so what follows the timeout grows with it too.
 """
 
 from __future__ import annotations

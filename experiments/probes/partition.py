@@ -9,7 +9,7 @@ For `client_timeouts`, a cache server runs in one lab host and the client in ano
 then the two hosts are partitioned — packets dropped both ways, no reset — and the client issues one GET,
 with the library's defaults (``timeout_s=None``: nothing passed) and with the timeouts a turn budget needs —
 which for redis-py 8 includes its retries: by default it waits 5 s for a reply and retries a timed-out call
-10 times with jittered exponential backoff (`redis_py_default_bound_s`); pymemcache's default timeout is
+10 times with jittered exponential backoff (`redis_py_retry_bound_s`); pymemcache's default timeout is
 none at all. A call is watched for at most ``cap_s``: one still blocked then is reported as blocked for at
 least that long. The partition is healed before the call is waited for
 again — up to twice ``cap_s`` more (at least 30 s, at most 130 s: TCP's next retransmission can be that far
@@ -32,19 +32,19 @@ from experiments.caches.origin import document
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
 from experiments.lab.servers import MemcachedServer, RedisServer
-from experiments.seed import value_sizes
+from experiments.seed import figure, value_sizes
 
 CLIENTS = ("redis-py", "pymemcache")
 
 
-def redis_py_default_bound_s() -> float:
-    """The longest a redis-py GET can block across a silent partition with the library's defaults, from its own
-    constants: every attempt (the first and each retry) waits the default socket timeout, and each retry
-    first sleeps at most the backoff's cap."""
+def redis_py_retry_bound_s(timeout_s: float | None = None) -> float:
+    """The longest a redis-py command can block across a silent partition with its default retries, from the
+    library's own constants: every attempt (the first and each retry) waits the socket timeout
+    (``timeout_s``, or the library's default), and each retry first sleeps at most the backoff's cap."""
     from redis import _defaults
 
-    return ((_defaults.DEFAULT_RETRY_COUNT + 1) * _defaults.DEFAULT_SOCKET_TIMEOUT
-            + _defaults.DEFAULT_RETRY_COUNT * _defaults.DEFAULT_RETRY_CAP)
+    timeout = _defaults.DEFAULT_SOCKET_TIMEOUT if timeout_s is None else timeout_s
+    return (_defaults.DEFAULT_RETRY_COUNT + 1) * timeout + _defaults.DEFAULT_RETRY_COUNT * _defaults.DEFAULT_RETRY_CAP
 
 
 def _client(kind: str, server, timeout_s: float | None, retries: int | None):
@@ -122,12 +122,14 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
     later (its default is 60 s). While the node is out its keys hash to the other node: each read there
     misses and is refilled, and every invalidation (a DEL) lands there too. Then either the node comes back
     as it was (a flap: it still holds the old copies) or, with ``replace``, a new empty memcached takes its
-    place at the same address (ElastiCache's replacement keeps the endpoint). Counts the misses while it is
-    out, and the misses and stale reads after it is back."""
+    place at the same address (ElastiCache keeps a replaced node's DNS name). Entries carry the product TTL
+    (5 minutes), which is how long a stale one can stay. Counts the misses while it is out, and the misses and
+    stale reads after it is back."""
     from pymemcache.client.hash import HashClient
 
     if keys < 1 or not dead_timeout_s > 0:
         raise ParameterError(f"keys={keys} and dead_timeout_s={dead_timeout_s} must be positive")
+    ttl_s = int(figure("product_cache_ttl_s"))
     with NetLab(["mc1", "mc2", "app"], tag="replaced" if replace else "flap") as lab:
         nodes = {h: lab.place(h, MemcachedServer) for h in ("mc1", "mc2")}
         try:
@@ -140,7 +142,7 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
                                     connect_timeout=timeout_s, dead_timeout=dead_timeout_s, ignore_exc=True,
                                     default_noreply=False)
                 for name in names:
-                    client.set(name, b"v1")
+                    client.set(name, b"v1", expire=ttl_s)
                 on_first = sum(client._get_client(n).server == first for n in names)
                 lab.isolate("mc1")
                 isolated = time.monotonic()
@@ -154,9 +156,9 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
                 for name in names:  # a read, a refill, then the product changes: invalidate and refill again
                     if client.get(name) is None:
                         missed_out += 1
-                        client.set(name, b"v1")
+                        client.set(name, b"v1", expire=ttl_s)
                     client.delete(name)
-                    client.set(name, b"v2")
+                    client.set(name, b"v2", expire=ttl_s)
                 if replace:
                     old = nodes["mc1"]
                     old.stop()
@@ -171,7 +173,7 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
         finally:
             for node in nodes.values():
                 node.stop()
-    return {"keys": keys, "replaced": replace, "keys_on_node": on_first, "ejected": ejected,
+    return {"keys": keys, "ttl_s": ttl_s, "replaced": replace, "keys_on_node": on_first, "ejected": ejected,
             "ejected_after_s": ejected_after, "dead_timeout_s": dead_timeout_s, "misses_while_out": missed_out,
             "misses_after_return": sum(v is None for v in back), "stale_reads_after_return": sum(v == b"v1" for v in back)}
 

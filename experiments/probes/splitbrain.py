@@ -57,12 +57,13 @@ def _role(client: redis.Redis) -> tuple[str, str | None]:
 
 class _Writer(threading.Thread):
     """Writes from one lab host to one server until stopped or out of ``plan``: each ``(kind, key)`` a ``DEL``
-    or a ``SET key v2``, one per `WRITE_EVERY_S`, recorded as (seconds since ``start``, kind, key,
-    acknowledged?, the error's first word)."""
+    or a ``SET key v2``, one per `WRITE_EVERY_S`, recorded as (seconds since ``start_at``, set just before the
+    partition, kind, key, acknowledged?, the error's first word)."""
 
-    def __init__(self, lab: NetLab, host: str, make_client, start: float, plan: list[tuple[str, str]]) -> None:
+    def __init__(self, lab: NetLab, host: str, make_client, plan: list[tuple[str, str]]) -> None:
         super().__init__(daemon=True)
-        self.lab, self.host, self.make_client, self.start_at, self.plan = lab, host, make_client, start, plan
+        self.lab, self.host, self.make_client, self.plan = lab, host, make_client, plan
+        self.start_at = 0.0
         self.stop = threading.Event()
         self.writes: list[dict] = []
 
@@ -96,7 +97,7 @@ def _plan(dels: list[str], sets: list[str]) -> list[tuple[str, str]]:
 
 
 def _fill(client, keys: list[str]) -> None:
-    """Every key at ``v1`` (a promotion's 15-minute TTL, a product's 5)."""
+    """Every key at ``v1`` with its family's TTL (a promotion's 15 minutes, a product's 5)."""
     with client.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.set(key, b"v1", ex=900 if key.startswith("promo:") else 300)
@@ -104,12 +105,13 @@ def _fill(client, keys: list[str]) -> None:
 
 
 def _losses(writes: list[dict], plan: list[tuple[str, str]], survivor) -> dict:
-    """Acknowledged writes the survivor does not have — a DEL whose key is still there (and how long its TTL
-    keeps it), a SET not at v2 — and the keys the writer never reached, which must all still be at v1."""
+    """Acknowledged writes the survivor does not have — a DEL whose key is still there (and the TTL it has
+    left), a refill (SET of a key that was absent) that is absent again: a miss — and the promotions the writer
+    never reached, which must all still be there."""
     acked = [w for w in writes if w["acked"]]
     lost = [w["key"] for w in acked if w["kind"] == "DEL" and survivor.get(w["key"]) is not None]
     lost_sets = sum(survivor.get(w["key"]) != b"v2" for w in acked if w["kind"] == "SET")
-    untouched = [key for _, key in plan[len(writes):]]
+    untouched = [key for kind, key in plan[len(writes):] if kind == "DEL"]
     refused = [w for w in writes if not w["acked"]]
     return {"writes": len(writes), "untouched": len(untouched),
             "untouched_kept": sum(survivor.get(key) == b"v1" for key in untouched),
@@ -146,13 +148,13 @@ def sentinel_partition(*, down_after_ms: int, min_replicas_max_lag_s: int | None
             with lab.inside("app"):
                 old = group.primary.client(socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
                 dels, sets = [f"promo:{i}" for i in range(keys)], [f"product:{i}" for i in range(keys)]
-                _fill(old, dels + sets)
+                _fill(old, dels)  # the promotions to invalidate; the products are absent: each SET is a refill
                 synced = old.wait(1, 5000)
             old_address = (group.primary.host, str(group.primary.port))
-            start = time.monotonic()
             plan = _plan(dels, sets)
             writer = _Writer(lab, "app", lambda: group.primary.client(socket_timeout=0.5, socket_connect_timeout=0.5,
-                                                                      retry=Retry(NoBackoff(), 0)), start, plan)
+                                                                      retry=Retry(NoBackoff(), 0)), plan)
+            start = writer.start_at = time.monotonic()
             for host in majority:
                 lab.partition("primary", host)
             writer.start()
@@ -199,11 +201,12 @@ def _owner(client: redis.Redis, slot: int) -> tuple[str, int]:
 
 class _ClusterReader(threading.Thread):
     """Reads ``keys`` in turn through its own ``RedisCluster`` client from the ``app`` host until stopped,
-    each read logged as (seconds since ``start``, ok, latency ms, error name)."""
+    each read logged as (seconds since ``start_at``, set just before the partition, ok, latency ms, error name)."""
 
-    def __init__(self, lab: NetLab, cluster: RedisClusterSet, keys: list[str], start: float, timeout_s: float) -> None:
+    def __init__(self, lab: NetLab, cluster: RedisClusterSet, keys: list[str], timeout_s: float) -> None:
         super().__init__(daemon=True)
-        self.lab, self.cluster, self.keys, self.start_at, self.timeout_s = lab, cluster, keys, start, timeout_s
+        self.lab, self.cluster, self.keys, self.timeout_s = lab, cluster, keys, timeout_s
+        self.start_at = 0.0
         self.stop = threading.Event()
         self.log: list[dict] = []
         with lab.inside("app"):
@@ -256,18 +259,21 @@ def cluster_partition(*, node_timeout_ms: int, hold_s: float = 1.0, budget_timeo
                         break
                 others = [f"promo:x{i}" for i in range(200)
                           if router.get_node_from_key(f"promo:x{i}").host != where.host][:50]
-                _fill(router, [*owned["promo"], *owned["product"], *others])
+                _fill(router, [*owned["promo"], *others])  # the products are absent: each SET is a refill
                 router.close()
             with lab.inside("side"):
                 old = cluster.nodes[victim].client(socket_timeout=0.5, socket_connect_timeout=0.5,
                                                    retry=Retry(NoBackoff(), 0))
-                old.execute_command("WAIT", 0, 0)
-            start = time.monotonic()
-            readers = {True: _ClusterReader(lab, cluster, owned["promo"][:50], start, budget_timeout_s),
-                       False: _ClusterReader(lab, cluster, others, start, budget_timeout_s)}
+                old.set(owned["promo"][0], b"v1", ex=900)  # replication is in order: once this is acknowledged by
+                synced = old.wait(1, 5000)                 # the replica, so is the whole fill
+            readers = {True: _ClusterReader(lab, cluster, owned["promo"][:50], budget_timeout_s),
+                       False: _ClusterReader(lab, cluster, others, budget_timeout_s)}
             plan = _plan(owned["promo"], owned["product"])
             writer = _Writer(lab, "side", lambda: cluster.nodes[victim].client(
-                socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)), start, plan)
+                socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)), plan)
+            start = time.monotonic()
+            for thread in (writer, *readers.values()):
+                thread.start_at = start
             for host in [*(n for i, n in enumerate(nodes) if i != victim), "app"]:
                 lab.partition(nodes[victim], host)
             for thread in (writer, *readers.values()):
@@ -299,7 +305,8 @@ def cluster_partition(*, node_timeout_ms: int, hold_s: float = 1.0, budget_timeo
     frame = pd.concat([pd.DataFrame(r.log).assign(victim_key=v) for v, r in readers.items()], ignore_index=True)
     mine, rest = frame[frame.victim_key], frame[~frame.victim_key]
     answered = mine[mine.ok]
-    return ({"node_timeout_ms": node_timeout_ms, "slots_moved_s": moved_s, "victim_reads": len(mine),
+    return ({"node_timeout_ms": node_timeout_ms, "replicated_before": synced == 1, "slots_moved_s": moved_s,
+             "victim_reads": len(mine),
              "victim_errors": int((~mine.ok).sum()), "victim_errors_seen": ", ".join(sorted(set(mine.error) - {""})),
              "victim_longest_read_ms": float(mine.latency_ms.max()),
              "victim_reads_over_budget": int((mine.latency_ms > 1000 * BUDGET_S).sum()),

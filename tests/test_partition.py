@@ -1,4 +1,7 @@
-"""experiments.probes.partition: cache clients across a silent partition on the network lab, real servers."""
+"""experiments.probes.partition: cache clients across a silent partition on the network lab, real servers.
+
+The tests that re-run the network chapter's experiments are marked `chapter_run`: in `make test` nbval runs
+the chapter, which asserts the same facts; `make soak` runs these 20 times."""
 
 from __future__ import annotations
 
@@ -15,17 +18,20 @@ def timeouts():
     return partition.client_timeouts(budget_timeout_s=0.25, cap_s=2.0).set_index(["client", "timeout_s", "retries"])
 
 
+@pytest.mark.chapter_run
 def test_default_timeouts_block_past_any_turn_budget(timeouts):
     defaults = timeouts[timeouts.index.get_level_values("timeout_s").isna()]
     assert defaults.still_blocked_at_cap.all() and (defaults.after_heal == "answered").all()
 
 
+@pytest.mark.chapter_run
 def test_redis_py_s_default_retries_outlast_its_timeout_and_none_keeps_the_budget(timeouts):
     assert timeouts.loc[("redis-py", 0.25, "default"), "still_blocked_at_cap"]  # 10 retries with backoff
     no_retry = timeouts.loc[("redis-py", 0.25, 0)]
     assert no_retry.ended == "TimeoutError" and 0.2 <= no_retry.blocked_s < 1.0
 
 
+@pytest.mark.chapter_run
 def test_pymemcache_with_a_timeout_fails_within_it(timeouts):
     row = timeouts.loc[("pymemcache", 0.25, "default")]
     assert row.ended == "TimeoutError" and 0.2 <= row.blocked_s < 1.0
@@ -36,6 +42,7 @@ def test_an_unknown_client_is_one_line():
         partition.blocked_call(lab, lab.place("cache", RedisServer), "aioredis", timeout_s=1, cap_s=1)
 
 
+@pytest.mark.chapter_run
 def test_a_flapping_node_returns_stale_and_a_replaced_one_empty():
     runs = partition.memcached_flaps(keys=60, dead_timeout_s=1.5).set_index("replaced")
     assert runs.ejected.all() and ((1.0 < runs.ejected_after_s) & (runs.ejected_after_s < 8.0)).all()  # 2 tries, 1 s apart
@@ -57,6 +64,7 @@ def test_the_hot_product_three_ways():
     assert 1.2 < len(values["100 KB JSON"]) / len(values["100 KB JSON, zstd"]) < 3  # random-letter filler
 
 
+@pytest.mark.chapter_run
 def test_a_capped_link_lets_through_the_gets_its_bandwidth_carries():
     values = partition.hot_product_values()
     link = partition.saturated_link(mbit=100, values={k: values[k] for k in ("100 KB JSON", "2 KB item")},

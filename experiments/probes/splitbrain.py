@@ -235,7 +235,8 @@ def cluster_partition(*, node_timeout_ms: int, hold_s: float = 1.0, budget_timeo
     """Cut one primary of a 3-primary cluster off from every other node and the ``app`` host (a ``side`` host
     still reaches it and keeps writing to it), and read through redis-py's ``RedisCluster`` from ``app`` with
     the turn budget's socket timeouts — one reader on the cut-off primary's keys, one on the others' — until
-    ``hold_s`` after its slots have moved; heal, wait for it to rejoin as a replica, count the lost writes.
+    ``hold_s`` after its slots have moved (the writer until the cut-off primary refuses it); heal, wait for it
+    to rejoin as a replica, count the lost writes.
     Returns a summary and the readers' log (seconds, the cut-off primary's key?, ok, latency, error)."""
     if node_timeout_ms < 100 or not 0 < hold_s <= 30:
         raise ParameterError(f"node_timeout_ms={node_timeout_ms} (≥ 100) and hold_s={hold_s} (0–30 s)")
@@ -288,6 +289,12 @@ def cluster_partition(*, node_timeout_ms: int, hold_s: float = 1.0, budget_timeo
                     time.sleep(0.02)
             if moved_s is not None:
                 time.sleep(hold_s)  # readers and the writer go on for hold_s after the move (bounded load)
+            for reader in readers.values():
+                reader.stop.set()
+            # the writer goes on until the cut-off primary refuses a write — with a long node timeout that can
+            # come after the move — or until the watch ends
+            while not any(not w["acked"] for w in writer.writes) and time.monotonic() - start < watch_s:
+                time.sleep(0.05)
             for thread in (writer, *readers.values()):
                 thread.stop.set()
                 thread.join(10)

@@ -19,6 +19,7 @@ from experiments.chapters.redis import hot_key_reads_per_task_s
 from experiments.chapters.valkey import NODE_BASELINE_GBPS
 from experiments.models import degraded, extrapolate
 from experiments.probes.partition import redis_py_retry_bound_s
+from experiments.probes.splitbrain import WRITE_EVERY_S
 from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, service_default
 
 PROOF = "network.ipynb"
@@ -89,6 +90,15 @@ def recommended_mode(fleet: pd.DataFrame) -> str:
     return str(fleet.sort_values(["answered_pct", "catalog_calls_per_s"], ascending=[False, True]).iloc[0]["mode"])
 
 
+def redis_py_defaults() -> dict[str, float]:
+    """redis-py's own defaults, as its ``_defaults`` module sets them: the prose quotes them."""
+    from redis import _defaults
+
+    return {"redis_default_timeout_s": float(_defaults.DEFAULT_SOCKET_TIMEOUT),
+            "redis_default_retries": int(_defaults.DEFAULT_RETRY_COUNT),
+            "redis_default_backoff_cap_s": float(_defaults.DEFAULT_RETRY_CAP)}
+
+
 def _row(frame: pd.DataFrame, **where) -> pd.Series:
     mask = pd.Series(True, index=frame.index)
     for key, value in where.items():
@@ -126,7 +136,8 @@ def headline(r: NetworkResults) -> dict[str, float]:
     numbers = {
         "budget_s": BUDGET_S, "cap_s": r.cap_s, "short_timeout_s": short,
         "redis_default_blocked": bool(_timeout(r, "redis-py", None, "default").still_blocked_at_cap),
-        "redis_default_bound_s": redis_py_retry_bound_s(),
+        "redis_default_bound_s": redis_py_retry_bound_s(), **redis_py_defaults(),
+        "write_every_ms": 1000 * WRITE_EVERY_S, "flap_timeout_s": float(flap.timeout_s),
         "pymemcache_default_blocked": bool(_timeout(r, "pymemcache", None, "default").still_blocked_at_cap),
         "redis_short_retrying_blocked": bool(_timeout(r, "redis-py", short, "default").still_blocked_at_cap),
         "redis_short_no_retry_s": float(_timeout(r, "redis-py", short, 0).blocked_s),

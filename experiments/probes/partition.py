@@ -28,11 +28,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from experiments.caches import keydesign
 from experiments.caches.origin import document
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
 from experiments.lab.servers import MemcachedServer, RedisServer
-from experiments.seed import figure, value_sizes
+from experiments.seed import value_sizes
 
 CLIENTS = ("redis-py", "pymemcache")
 
@@ -129,7 +130,7 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
 
     if keys < 1 or not dead_timeout_s > 0:
         raise ParameterError(f"keys={keys} and dead_timeout_s={dead_timeout_s} must be positive")
-    ttl_s = int(figure("product_cache_ttl_s"))
+    ttl_s = keydesign.load()["product"].ttl_s  # the note's key design: product:{asin}, 5 minutes
     with NetLab(["mc1", "mc2", "app"], tag="replaced" if replace else "flap") as lab:
         nodes = {h: lab.place(h, MemcachedServer) for h in ("mc1", "mc2")}
         try:
@@ -173,8 +174,9 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
         finally:
             for node in nodes.values():
                 node.stop()
-    return {"keys": keys, "ttl_s": ttl_s, "replaced": replace, "keys_on_node": on_first, "ejected": ejected,
-            "ejected_after_s": ejected_after, "dead_timeout_s": dead_timeout_s, "misses_while_out": missed_out,
+    return {"keys": keys, "ttl_s": ttl_s, "timeout_s": timeout_s, "replaced": replace, "keys_on_node": on_first,
+            "ejected": ejected, "ejected_after_s": ejected_after, "dead_timeout_s": dead_timeout_s,
+            "misses_while_out": missed_out,
             "misses_after_return": sum(v is None for v in back), "stale_reads_after_return": sum(v == b"v1" for v in back)}
 
 

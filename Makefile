@@ -16,13 +16,16 @@ setup:
 book: setup
 	$(PY) -m experiments.bookkit all --jobs 2 $(PARAMS)
 
-## The linter, package tests against real servers, the browser test, then every chapter re-executed under nbval
-## (the summary last: it reads every chapter's results)
+## The linter, package tests against real servers (two workers), the browser test, then every chapter re-executed
+## under nbval two at a time and the summary last (it reads every chapter's results). Timings wait for a quiet
+## machine (experiments/lab/quiet.py), so running two at a time moves no asserted number.
 ## (tests that re-run a chapter's fault experiments are left to `make soak`: nbval runs those experiments).
+NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 test: setup
 	$(VENV)/bin/ruff check experiments tests scripts
-	$(PY) -m pytest -q -m "not chapter_run" tests
-	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(filter-out book/summary.ipynb,$(wildcard book/*.ipynb)) book/appendix book/summary.ipynb
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not chapter_run" tests
+	$(PY) -m pytest -q -n 2 --dist loadfile $(NBVAL) $(filter-out book/summary.ipynb,$(wildcard book/*.ipynb)) book/appendix
+	$(PY) -m pytest -q $(NBVAL) book/summary.ipynb
 
 ## Rank the cache options for your own system: make decide WORKLOAD=path/to/workload.toml (see README)
 WORKLOAD ?= data/workloads/chatbot.toml

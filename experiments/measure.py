@@ -45,12 +45,33 @@ def summarize_ms(samples_ms: np.ndarray) -> dict[str, float]:
     }
 
 
+def spread_between_rounds(values) -> float:
+    """How much a quantity moved between rounds: max − min for up to four rounds; from five on, the
+    interquartile range, the spread that matches a median over rounds (a stall that spoils one round moves
+    neither the median nor this)."""
+    values = np.asarray([float(v) for v in values])
+    if len(values) == 0:
+        return float("nan")
+    if len(values) < 5:
+        return float(values.max() - values.min())
+    low, high = np.percentile(values, [25, 75])
+    return float(high - low)
+
+
+def chunk_stats(samples, stat=np.max, rounds: int = 5) -> list[float]:
+    """``stat`` of each of ``rounds`` consecutive chunks of ``samples`` (taken in time order): rounds after the
+    fact, for a probe that takes one long series, so its spread between rounds can be measured."""
+    return [float(stat(chunk)) for chunk in np.array_split(np.asarray(samples, dtype=float), rounds) if len(chunk)]
+
+
 def summarize_rounds_ms(rounds: list[np.ndarray]) -> dict[str, float]:
-    """p50 and p99 as the median over rounds of each round's percentile, the max over all, the total count:
-    a stall of the machine that falls in one round does not move the result (this machine shows them)."""
+    """p50 and p99 as the median over rounds of each round's percentile, with their spread between rounds
+    (`spread_between_rounds`), the max over all, the total count: a stall of the machine that falls in one
+    round does not move the result (this machine shows them)."""
     per_round = [summarize_ms(r) for r in rounds]
-    return {"p50_ms": float(np.median([r["p50_ms"] for r in per_round])),
-            "p99_ms": float(np.median([r["p99_ms"] for r in per_round])),
+    p50s, p99s = [r["p50_ms"] for r in per_round], [r["p99_ms"] for r in per_round]
+    return {"p50_ms": float(np.median(p50s)), "p99_ms": float(np.median(p99s)),
+            "p50_spread_ms": spread_between_rounds(p50s), "p99_spread_ms": spread_between_rounds(p99s),
             "max_ms": max(r["max_ms"] for r in per_round), "n": sum(r["n"] for r in per_round)}
 
 

@@ -5,6 +5,8 @@ fixture (real results, or a consistent synthetic set); it lists in `breakages` o
 per finding it can break. The contract then checks the three things every chapter promises:
 
 * every finding holds on the results;
+* every timing finding (`experiments.findings.Timing`) declares its measured value, threshold and spread
+  between rounds, and keeps a margin of at least three spreads;
 * each listed finding turns false when its fact changes (a finding that cannot fail is a defect);
 * every verdict is its rule applied to the numbers, and moving the measurement across the rule's
   thresholds changes it (a verdict that cannot change is typed, whatever it looks like);
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict
@@ -26,6 +29,7 @@ import pandas as pd
 from docutils.nodes import make_id
 
 from experiments import rules
+from experiments.findings import MARGIN, timings_of
 from experiments.ledger import VERDICTS, Ledger
 from experiments.paths import ROOT
 
@@ -100,6 +104,12 @@ class ChapterContract(LedgerContract):
     def test_every_finding_holds(self, results):
         findings = self.findings(results)
         assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}
+
+    def test_timing_findings_keep_a_margin_of_three_spreads(self, results):
+        for statement, value in self.findings(results).items():
+            for part in timings_of(value):
+                assert math.isfinite(part.spread) and part.spread >= 0, f"{statement}: no spread between rounds"
+                assert part.margin >= MARGIN * part.spread, f"{statement}: {part.describe()}"
 
     def test_each_finding_can_fail(self, results):
         breakages = self.breakages()

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from experiments.lab import quiet
 from experiments.lab.netlab import lab_namespaces
 from experiments.lab.processes import SESSION_ENV, server_processes
 from experiments.lab.servers import MemcachedServer, RedisServer
@@ -45,6 +46,14 @@ def no_leaked_servers():
     assert not leaked, f"server processes outlived the test session: {sorted(leaked)}"
     left = lab_namespaces(os.getpid())
     assert not left, f"network-lab namespaces outlived the test session: {left}"
+
+
+@pytest.fixture(autouse=True)
+def busy_machine():
+    """Each test is load for whatever runs beside it (the other test worker, a chapter): a timing that a test
+    asserts waits for a quiet machine (`experiments.lab.quiet`) like a chapter's does."""
+    with quiet.foreground():
+        yield
 
 
 @pytest.fixture(autouse=True)

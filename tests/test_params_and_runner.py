@@ -68,20 +68,38 @@ def test_chapters_that_read_results_are_in_the_book():
     assert LAST <= set(chapters())  # the runner starts them after every other chapter has finished
 
 
-def test_bad_profile_through_papermill_names_chapter_cell_and_problem():
-    result = subprocess.run([sys.executable, "-m", "experiments.bookkit", "execute", "economics", "-p", "profile", "fast"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_runner_checks_the_shared_parameters_once(capsys):
+    assert main(["execute", "economics", "dax", "-p", "profile", "fast"]) == 2
+    assert capsys.readouterr().err.strip() == "error: profile='fast' is not one of 'quick', 'full'"
+    assert main(["execute", "economics", "-p", "seed", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: seed=-1 must be a non-negative integer"
+
+
+def test_bad_profile_through_papermill_names_chapter_cell_and_problem(tmp_path):
+    import nbformat
+
+    executed = tmp_path / "economics.ipynb"
+    result = subprocess.run([sys.executable, "-m", "experiments.bookkit", "_execute-one", "book/economics.ipynb",
+                             str(executed), '{"profile": "fast"}'], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: book/economics.ipynb failed in cell")
     assert "ParameterError: profile='fast' is not one of 'quick', 'full'" in lines[0]
-    # and in the notebook itself the error is that one line too, not a traceback
-    import nbformat
-
-    executed = nbformat.read(ROOT / "_build" / "executed" / "book" / "economics.ipynb", as_version=4)
-    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    # in the notebook itself the error is that one line too, not a traceback
+    errors = [o for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
     assert [e.traceback for e in errors] == [["ParameterError: profile='fast' is not one of 'quick', 'full'"]]
+    # and the page the runner renders from it says the chapter stopped, with that line, and shows no traceback
+    from experiments.bookkit.runner import mark_crashed
+
+    mark_crashed(executed, lines[0].removeprefix("error: "))
+    marked = nbformat.read(executed, as_version=4)
+    assert marked.cells[1].cell_type == "markdown" and "stopped before its end" in marked.cells[1].source
+    assert "profile='fast'" in marked.cells[1].source
+    outputs = [o for c in marked.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("ParameterError: profile='fast'" in o.get("text", "") for o in outputs)
 
 
 def test_progress_names_chapter_k_of_n_and_what_is_running(capsys, monkeypatch):

@@ -4,16 +4,22 @@ Papermill executes, Jupyter Book only renders. ``execute`` runs every chapter of
 against real servers into ``_build/executed/`` (a mirror of the repository layout) and never
 touches the committed notebooks; ``build`` stages a source tree (executed or committed notebooks,
 the Markdown pages, the configuration and the vendored Vega bundle) and runs ``jupyter-book build
--W -n --keep-going`` on it; ``refresh`` re-executes chapters to a temporary copy and replaces the
-committed notebook only on success.
+-W -n --keep-going`` on it; ``refresh`` re-executes every chapter in one run to a temporary copy and
+replaces the committed notebooks together, only if every chapter ran to its end with every finding held.
+
+A book that fails still renders: every chapter runs even if another stops, a finding that does not hold is a
+box on its chapter's page (`experiments.findings`), a chapter that stops is shown as such under its title,
+and the command exits non-zero at the end with one line per failed chapter or finding. Ctrl-C and SIGTERM
+stop the running chapters, their kernels and servers, remove their lab namespaces and route, and say so in
+one line.
 
     python -m experiments.bookkit all [-j 2] [-p profile full]   # execute (two at a time), then build _build/html
     python -m experiments.bookkit execute economics -p profile quick
     python -m experiments.bookkit build --committed       # render the committed outputs
     python -m experiments.bookkit refresh [chapter ...]
 
-Every failure is reported as one line naming the chapter and the cell, and the command checks that
-no server process outlived the run.
+Every failure is reported as one line naming the chapter and the cell (or the finding), and the command
+checks that no server process outlived the run.
 """
 
 from __future__ import annotations
@@ -27,13 +33,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from experiments import params
 from experiments.charts import vega_bundle
 from experiments.errors import BookError, ParameterError
+from experiments.findings import RENDER_ENV
+from experiments.lab import netlab
 from experiments.lab.processes import SESSION_ENV, descendants, in_session, running, server_processes
 from experiments.lab.spawner import die_with_parent, sweep_orphan_workdirs, workdir_owners
 from experiments.paths import BUILD, ROOT
@@ -114,11 +125,51 @@ def _start(notebook: Path, destination: Path, parameters: dict, log: Path) -> su
         )
 
 
-def _check(notebook: Path, child: subprocess.Popen, log: Path) -> None:
-    """Raise the chapter's one-line error if its child process failed."""
-    if child.returncode != 0:
-        lines = [line for line in log.read_text(errors="replace").strip().splitlines() if line.strip()]
-        raise BookError(lines[-1].removeprefix("error: ") if lines else f"{notebook} failed (exit {child.returncode})")
+def _error_line(notebook: Path, child: subprocess.Popen, log: Path) -> str:
+    """The chapter's one-line error if its child process failed, else an empty string."""
+    if child.returncode == 0:
+        return ""
+    lines = [line for line in log.read_text(errors="replace").strip().splitlines() if line.strip()]
+    return lines[-1].removeprefix("error: ") if lines else f"{notebook} failed (exit {child.returncode})"
+
+
+class Interrupted(BookError):
+    """Ctrl-C or SIGTERM of the runner: the chapters that were running, stopped."""
+
+    def __init__(self, message: str, servers: frozenset[int] = frozenset()) -> None:
+        super().__init__(message)
+        self.servers = servers
+        """The run's server processes when the interrupt came (they die with the killed kernels)."""
+
+
+def _interrupt(signum, _frame) -> None:
+    """SIGTERM (what `timeout`, CI limits and service managers send) ends the run like Ctrl-C."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def mark_crashed(executed: Path, error: str) -> None:
+    """Show a chapter that stopped before its end as such on its page: a box under its title with the error in
+    one line, and each traceback replaced by that line (the cells after it have no outputs)."""
+    import nbformat
+
+    if not executed.exists():
+        return
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    def one_line(output):
+        if output.output_type != "error":
+            return output
+        first = (output.evalue or "").splitlines()[:1]
+        return nbformat.v4.new_output("stream", name="stdout", text=f"{output.ename}: {''.join(first)}\n")
+
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [one_line(o) for o in cell.outputs]
+    box = nbformat.v4.new_markdown_cell(
+        "```{error}\nThis chapter stopped before its end on this machine: " + error.replace("`", "'")
+        + ".\nThe cells after that one did not run; their outputs and the numbers they glue are missing.\n```")
+    nb.cells.insert(1, box)
+    nbformat.write(nb, executed)
 
 
 def _stop(children: dict[Path, subprocess.Popen]) -> None:
@@ -162,27 +213,34 @@ class Progress:
         extra = f" with {parameters}" if parameters else ""
         self._print(f"chapter {self.done + len(self.running)} of {self.total}: {notebook}{extra}")
 
-    def finished(self, notebook: Path) -> None:
+    def finished(self, notebook: Path, error: str = "") -> None:
         took = time.monotonic() - self.running.pop(notebook)
         self.done += 1
-        self._print(f"done {notebook.stem} in {took:.0f} s ({self.done} of {self.total} done)")
+        what = f"FAILED {notebook.stem} after {took:.0f} s: {error}" if error else f"done {notebook.stem} in {took:.0f} s"
+        self._print(f"{what} ({self.done} of {self.total} done)")
 
     def tick(self) -> None:
         if self.running and time.monotonic() - self.last >= self.HEARTBEAT_S:
             self._print(f"{self.done} of {self.total} done; running: {self._running()}")
 
 
-def execute(plans: list[tuple[Path, Path, dict]], *, jobs: int = 1) -> None:
+def execute(plans: list[tuple[Path, Path, dict]], *, jobs: int = 1) -> dict[Path, str]:
     """Run chapters, ``jobs`` at a time, each in a child process; Ctrl-C stops them and their servers.
 
-    nbclient answers SIGINT by scheduling a kernel shutdown and then waits on the dead kernel, so an
-    interrupted in-process run hangs. In a child process in its own session, an interrupt becomes
-    SIGKILL of the child; its kernel is killed too, and the servers the kernel started die with it
-    (PR_SET_PDEATHSIG). A chapter that reads the others' results (`LAST`) starts when they are done.
+    Every chapter runs even if another fails: the result maps each chapter that stopped before its end to its
+    one-line error (a chapter's failed *findings* do not stop it when the runner renders the book; see
+    `experiments.findings`). nbclient answers SIGINT by scheduling a kernel shutdown and then waits on the
+    dead kernel, so an interrupted in-process run hangs. In a child process in its own session, an interrupt
+    (Ctrl-C, or SIGTERM, which the runner turns into one) becomes SIGKILL of the child; its kernel is killed
+    too, and the servers the kernel started die with it (PR_SET_PDEATHSIG); the runner then removes what a
+    killed kernel cannot (`execute_all`). A chapter that reads the others' results (`LAST`) starts when they
+    are done.
     """
     # plans are (notebook, destination, parameters); the pages in LAST start after all the others
     waiting = [plan for plan in plans if plan[0] not in LAST] + [plan for plan in plans if plan[0] in LAST]
     running: dict[Path, subprocess.Popen] = {}
+    crashed: dict[Path, str] = {}
+    destinations = {notebook: destination for notebook, destination, _ in plans}
     progress = Progress(len(plans))
     logs = Path(tempfile.mkdtemp(prefix="cachebook-logs-", dir=BUILD))
     try:
@@ -195,18 +253,23 @@ def execute(plans: list[tuple[Path, Path, dict]], *, jobs: int = 1) -> None:
             for notebook, child in list(running.items()):
                 if child.poll() is not None:
                     del running[notebook]
-                    _check(notebook, child, logs / f"{notebook.stem}.log")
-                    progress.finished(notebook)
+                    error = _error_line(notebook, child, logs / f"{notebook.stem}.log")
+                    if error:
+                        crashed[notebook] = error
+                        mark_crashed(destinations[notebook], error)
+                    progress.finished(notebook, error)
             progress.tick()
     except KeyboardInterrupt:
         names = ", ".join(str(n) for n in running) or "the book"
+        servers = frozenset(server_processes(os.environ.get(SESSION_ENV, "")))
         _stop(running)
-        raise BookError(f"{names}: interrupted; its kernel and servers were stopped") from None
+        raise Interrupted(f"{names}: interrupted", servers) from None
     except BaseException:
         _stop(running)
         raise
     finally:
         shutil.rmtree(logs, ignore_errors=True)
+    return crashed
 
 
 def _execute_here(notebook: Path, destination: Path, parameters: dict) -> None:
@@ -227,8 +290,43 @@ def _execute_here(notebook: Path, destination: Path, parameters: dict) -> None:
         raise BookError(f"{notebook} failed in cell {exc.exec_count or exc.cell_index}: {exc.ename}: {evalue}") from None
 
 
-def execute_all(names: list[str], parameters: dict, *, jobs: int = 1) -> list[Path]:
-    """Execute the selected chapters into the ``_build/executed`` mirror, ``jobs`` at a time."""
+@dataclass
+class Outcome:
+    """What a run of chapters came to: the chapters that stopped before their end (one line each) and the
+    findings that did not hold ({chapter: {statement: its numbers}})."""
+
+    crashed: dict[Path, str] = field(default_factory=dict)
+    failed_findings: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """One line per chapter that stopped and per finding that did not hold."""
+        lines = [error if error.startswith(str(notebook)) else f"{notebook}: {error}" for notebook, error in self.crashed.items()]
+        for chapter, failures in self.failed_findings.items():
+            lines += [f"{chapter}: a finding did not hold on this machine: {statement}" + (f" ({numbers})" if numbers else "")
+                      for statement, numbers in failures.items()]
+        return lines
+
+
+def _failed_findings(folder: Path) -> dict[str, dict[str, str]]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def _cleanup_after_interrupt(session: str, servers_before: frozenset[int]) -> str:
+    """Remove what killed kernels cannot (their lab namespaces, the lab's route) and say what was removed."""
+    leaked = _wait_for_servers_to_exit(session)
+    route = netlab.guard_route_present()
+    swept = netlab.sweep_orphans()
+    removed = [f"{len(servers_before - leaked)} server process(es)", f"{len(swept)} lab namespace(s)"]
+    if route and not netlab.guard_route_present():
+        removed.append("the lab's blackhole route")
+    return "stopped its kernel; removed " + ", ".join(removed)
+
+
+def execute_all(names: list[str], parameters: dict, *, jobs: int = 1, into: Path = EXECUTED,
+                render_findings: bool = True) -> Outcome:
+    """Execute the selected chapters into the mirror ``into``, ``jobs`` at a time; every chapter runs even if
+    one fails. With ``render_findings`` a failed finding is a box on its page and a line of the outcome;
+    without, it stops its chapter (a crash)."""
     selected = select(names)
     unknown = set(parameters)
     plans = []
@@ -241,16 +339,39 @@ def execute_all(names: list[str], parameters: dict, *, jobs: int = 1) -> list[Pa
             f"no selected chapter declares parameter(s) {', '.join(sorted(unknown))}; "
             f"see each chapter's 'parameters' cell"
         )
+    # the parameters every chapter shares are checked once here, so a bad one is one line, not one per chapter
+    if "profile" in parameters:
+        params.profile(parameters["profile"])
+    if "seed" in parameters:
+        params.seed(parameters["seed"])
     session = os.environ.setdefault(SESSION_ENV, f"book-{os.getpid()}")
+    BUILD.mkdir(exist_ok=True)
+    findings_dir = Path(tempfile.mkdtemp(prefix="cachebook-findings-", dir=BUILD))
+    if render_findings:
+        os.environ[RENDER_ENV] = str(findings_dir)
+    else:
+        os.environ.pop(RENDER_ENV, None)
+    outcome = Outcome()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
-        execute([(notebook, EXECUTED / notebook, accepted) for notebook, accepted in plans], jobs=jobs)
+        try:
+            outcome.crashed = execute([(notebook, into / notebook, accepted) for notebook, accepted in plans], jobs=jobs)
+        except Interrupted as stop:
+            raise Interrupted(f"{stop}; {_cleanup_after_interrupt(session, stop.servers)}") from None
+        finally:
+            leaked = _wait_for_servers_to_exit(session)
+            _wait_for_workdir_owners(session)
+            sweep_orphan_workdirs()
+            netlab.sweep_orphans()
+        outcome.failed_findings = _failed_findings(findings_dir)
     finally:
-        leaked = _wait_for_servers_to_exit(session)
-        _wait_for_workdir_owners(session)
-        sweep_orphan_workdirs()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        os.environ.pop(RENDER_ENV, None)
+        shutil.rmtree(findings_dir, ignore_errors=True)
     if leaked:
         raise BookError(f"server processes outlived the chapters that started them: {sorted(leaked)}")
-    return selected
+    return outcome
 
 
 def _session_workdir_owners(session: str) -> list[int]:
@@ -326,13 +447,14 @@ def stage(notebooks_from: Path, destination: Path) -> Path:
     return destination
 
 
-def build(source: Path, output: Path) -> Path:
-    """Render ``source`` with Jupyter Book into ``output`` (strict: any warning fails the build)."""
+def build(source: Path, output: Path, *, strict: bool = True) -> Path:
+    """Render ``source`` with Jupyter Book into ``output``. Strict: any warning fails the build; not strict
+    (a chapter stopped before its end, so numbers other pages glue from it are missing): warnings are allowed."""
     work = Path(tempfile.mkdtemp(prefix="cachebook-build-", dir=BUILD))
     try:
         result = subprocess.run(
             [str(Path(sys.executable).parent / "jupyter-book"), "build", str(source), "--path-output", str(work),
-             "-W", "-n", "--keep-going", "--quiet"],
+             *(["-W"] if strict else []), "-n", "--keep-going", "--quiet"],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
@@ -351,15 +473,20 @@ def build(source: Path, output: Path) -> Path:
 
 
 def refresh(names: list[str], parameters: dict) -> None:
-    """Re-execute chapters and replace the committed notebooks, each only if it ran to the end."""
+    """Re-execute chapters in one run (two at a time, the summary last) and replace the committed notebooks
+    together, or none of them: one failed chapter or finding keeps every committed notebook as it was. Named
+    chapters are refreshed with the summary, which quotes them."""
     selected = select(names)
-    for k, notebook in enumerate(selected, start=1):
-        accepted = check_parameters(notebook, parameters)
-        print(f"refresh {k} of {len(selected)}: {notebook}", flush=True)
-        with tempfile.TemporaryDirectory(prefix="cachebook-refresh-") as tmp:
-            executed = Path(tmp) / notebook.name
-            execute([(notebook, executed, accepted)])
-            shutil.copy2(executed, ROOT / notebook)
+    if names and LAST - set(selected):
+        selected += sorted(LAST - set(selected))
+    with tempfile.TemporaryDirectory(prefix="cachebook-refresh-", dir=BUILD) as tmp:
+        print(f"refresh: executing {len(selected)} chapters into a temporary copy", flush=True)
+        outcome = execute_all([str(n) for n in selected], parameters, jobs=2, into=Path(tmp), render_findings=False)
+        if outcome.crashed:
+            raise BookError("refresh replaced nothing: " + "; ".join(outcome.lines()))
+        for notebook in selected:
+            shutil.copy2(Path(tmp) / notebook, ROOT / notebook)
+    print(f"refresh: replaced {len(selected)} committed notebooks from one run", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,14 +506,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=1, help="execute: chapters run at the same time (1 or 2)")
     args = parser.parse_args(argv)
     parameters = {name: parse_value(value) for name, value in args.parameter}
+    outcome = Outcome()
     try:
         if args.command in ("all", "execute"):
             if args.jobs not in (1, 2):
                 raise ParameterError(f"--jobs {args.jobs}: use 1, or 2 on this 2-core machine")
-            execute_all(args.chapters, parameters, jobs=args.jobs)
+            outcome = execute_all(args.chapters, parameters, jobs=args.jobs)
         if args.command == "all" or (args.command == "build" and not args.committed):
-            print(f"rendering {HTML.relative_to(ROOT)}", flush=True)
-            build(stage(EXECUTED, EXECUTED), HTML)
+            strict = not outcome.crashed
+            print(f"rendering {HTML.relative_to(ROOT)}" + ("" if strict else " (warnings allowed: a chapter stopped)"),
+                  flush=True)
+            build(stage(EXECUTED, EXECUTED), HTML, strict=strict)
         if args.command == "build" and args.committed:
             build(stage(ROOT, COMMITTED), BUILD / "committed-html")
         if args.command == "refresh":
@@ -394,5 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     except BookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    for line in outcome.lines():
+        print(f"error: {line}", file=sys.stderr)
+    return 2 if outcome.crashed else 1 if outcome.failed_findings else 0
 

@@ -18,8 +18,10 @@ bridge, with addresses that exist only inside them — and the faults a real net
   experiments that mostly wait (a failover's detection) run side by side. Their addresses overlap, but each
   lab is its own set of namespaces, so they never meet.
 * **Cleanup** — every name carries the owner's PID (``cb<pid>-<host>``): `close` deletes the namespaces (and
-  with them every link and rule), on exit, on an exception and on Ctrl-C; after a SIGKILL, the next lab's
-  start sweeps the namespaces of owners that no longer run (`sweep_orphans`).
+  with them every link and rule), on exit, on an exception, on Ctrl-C and on SIGTERM (the first lab a main
+  thread starts installs a handler that closes every open lab, then dies of the signal as before); after a
+  SIGKILL, the book runner and the next lab's start sweep the namespaces of owners that no longer run
+  (`sweep_orphans`).
 
 Root, ``ip`` (iproute2), ``nft`` (nftables) and ``tc`` are needed; without one, `NetLab` says which in one
 line, with the command that installs it (``scripts/setup.sh`` installs both packages).
@@ -32,6 +34,7 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -89,6 +92,24 @@ def sweep_orphans() -> list[str]:
     return swept
 
 
+_OPEN: set["NetLab"] = set()
+"""The labs of this process that are started and not yet closed (the SIGTERM handler closes them)."""
+
+
+def _close_on_sigterm(signum, _frame) -> None:
+    """SIGTERM: delete every open lab's namespaces, then die of the signal as the default action would."""
+    for lab in list(_OPEN):
+        lab.close()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_sigterm_handler() -> None:
+    """Close the labs on SIGTERM — only from the main thread, and only where nobody else handles it."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _close_on_sigterm)
+
+
 def guard_route_present() -> bool:
     """Whether the machine's own namespace blackholes the lab's subnet (while a lab exists)."""
     return f"blackhole {SUBNET}" in subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True,
@@ -134,6 +155,8 @@ class NetLab:
             raise ParameterError(f"namespace {taken[0]} exists: this process already runs a lab with that host; "
                                  f"close it first or name the hosts differently")
         self._started = True
+        _OPEN.add(self)
+        _install_sigterm_handler()
         try:
             # the machine's own namespace must never send to the lab's addresses: its default route leads off
             # the machine, so the subnet is blackholed there while a lab exists
@@ -171,6 +194,7 @@ class NetLab:
                     pass
         _drop_guard_if_unused()
         self._started = False
+        _OPEN.discard(self)
 
     def __enter__(self) -> "NetLab":
         return self.start()

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from experiments.errors import BookError
+from experiments.lab.quiet import quiet
+from experiments.measure import spread_between_rounds
 
 REPRESENTATIONS = ("bytes", "parsed JSON")
 
@@ -92,7 +94,8 @@ def _measure_here(entries: int, representation: str, size_kb: int, repeats: int)
     return {"representation": representation, "entries": entries, "entry_kb": len(template) / 1024,
             "rss_growth_mb": grown, "tracked_objects": len(gc.get_objects()),
             "automatic_full_collections": len(pauses), "longest_automatic_pause_ms": max(pauses, default=0.0),
-            "full_collect_p50_ms": float(np.median(explicit)), "full_collect_max_ms": max(explicit)}
+            "full_collect_p50_ms": float(np.median(explicit)), "full_collect_max_ms": max(explicit),
+            "full_collect_spread_ms": spread_between_rounds(explicit)}
 
 
 def _in_fresh_interpreter(what: str, timeout_s: float, **kwargs) -> dict:
@@ -112,8 +115,9 @@ def measure(entries: int, representation: str, *, size_kb: int = 100, repeats: i
     """`_measure_here` in a fresh interpreter; a one-line error if it fails or takes too long."""
     if representation not in REPRESENTATIONS:
         raise BookError(f"representation={representation!r} is not one of {REPRESENTATIONS}")
-    return _in_fresh_interpreter("fill", timeout_s, entries=entries, representation=representation,
-                                 size_kb=size_kb, repeats=repeats)
+    with quiet(f"full collections, {entries} entries as {representation}"):
+        return _in_fresh_interpreter("fill", timeout_s, entries=entries, representation=representation,
+                                     size_kb=size_kb, repeats=repeats)
 
 
 def sweep(entry_counts: list[int], *, size_kb: int = 100, repeats: int = 5) -> pd.DataFrame:
@@ -212,9 +216,10 @@ def under_traffic(message_counts: list[int], *, turns_per_s: float, in_flight_s:
         raise BookError(f"turns_per_s={turns_per_s}, in_flight_s={in_flight_s}, turns={turns}, "
                         f"message_counts={message_counts}: all must be positive and the list not empty")
     in_flight = max(1, round(turns_per_s * in_flight_s))
-    table = pd.DataFrame(_in_fresh_interpreter(
-        "traffic", timeout_s, entries=entries, size_kb=size_kb, message_counts=list(message_counts),
-        in_flight=in_flight, refills_per_turn=entries / ttl_s / turns_per_s, turns=turns))
+    with quiet("full collections under a task's traffic"):
+        table = pd.DataFrame(_in_fresh_interpreter(
+            "traffic", timeout_s, entries=entries, size_kb=size_kb, message_counts=list(message_counts),
+            in_flight=in_flight, refills_per_turn=entries / ttl_s / turns_per_s, turns=turns))
     covered_s = table.turns / turns_per_s
     pause = table.pause_p50_ms.fillna(table.explicit_full_ms)
     return table.assign(in_flight=in_flight, traffic_s=covered_s,

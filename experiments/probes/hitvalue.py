@@ -19,6 +19,7 @@ from tqdm import tqdm
 from experiments.caches.cache_aside import CacheAside
 from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import Origin, document
+from experiments.lab.quiet import quiet
 from experiments.measure import summarize_ms, summarize_rounds_ms, time_calls_ms
 from experiments.models.hitcost import expected_latency_ms
 from experiments.seed import figure, origin_table, value_sizes
@@ -47,20 +48,22 @@ def time_hits(caches: list, repetitions: int, *, rounds: int = 9, progress: bool
             jobs.append((cache, size, key))
     samples: dict[int, list] = {i: [] for i in range(len(jobs))}
     per_round = max(1, repetitions // rounds)
-    for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
-        for i, (cache, _size, key) in enumerate(jobs):
-            samples[i].append(time_calls_ms(lambda: cache.get(key), per_round, warmup=50))
+    with quiet("GET latency per store and size"):
+        for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
+            for i, (cache, _size, key) in enumerate(jobs):
+                samples[i].append(time_calls_ms(lambda: cache.get(key), per_round, warmup=50))
     return pd.DataFrame([{"store": cache.name, "family": size.family, "variant": size.variant,
                           "size_bytes": size.size_bytes, **summarize_rounds_ms(samples[i])}
                          for i, (cache, size, key) in enumerate(jobs)])
 
 
-def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int,
+def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int, rounds: int = 5,
                      progress: bool = True) -> pd.DataFrame:
     """Per key family: origin latency, cache-aside hit latency, and the overhead a miss adds.
 
     The origin is simulated with the seed's median latency (so ``origin_p50_ms`` reproduces an
-    input, not a measurement); the hit path and the miss overhead are measured on ``cache``.
+    input, not a measurement); the hit path and the miss overhead are measured on ``cache``, in a quiet
+    section, in ``rounds`` rounds (the p50 is the median of the rounds' p50s, with its spread between rounds).
     Product documents are read without their live price (an intent that needs no price).
     """
     table = origin_table()
@@ -74,7 +77,6 @@ def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int,
         origin_ms = time_calls_ms(lambda: origin.fetch(key), origin_calls, warmup=0)
         cache.delete(key)
         aside.get(key, live=False)  # the miss fills the cache
-        hit_ms = time_calls_ms(lambda: aside.get(key, live=False), repetitions)
         payload = cache.get(key)
         missing = sample_key(spec.family, f"{ASIN}-absent")
 
@@ -82,13 +84,17 @@ def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int,
             cache.get(missing)
             cache.set(missing, payload, 60)
 
-        overhead_ms = time_calls_ms(miss_overhead, repetitions)
-        hit, origin_stats, overhead = summarize_ms(hit_ms), summarize_ms(origin_ms), summarize_ms(overhead_ms)
+        per_round = max(1, repetitions // rounds)
+        with quiet(f"cache-aside hit and miss overhead ({spec.family})"):
+            hit = summarize_rounds_ms([time_calls_ms(lambda: aside.get(key, live=False), per_round)
+                                       for _ in range(rounds)])
+            overhead = summarize_rounds_ms([time_calls_ms(miss_overhead, per_round) for _ in range(rounds)])
+        origin_stats = summarize_ms(origin_ms)
         rows.append({
             "family": spec.family, "scenario": spec.scenario,
             "origin_p50_ms": origin_stats["p50_ms"], "origin_p99_ms": origin_stats["p99_ms"],
-            "hit_p50_ms": hit["p50_ms"], "hit_p99_ms": hit["p99_ms"],
-            "miss_overhead_p50_ms": overhead["p50_ms"],
+            "hit_p50_ms": hit["p50_ms"], "hit_p99_ms": hit["p99_ms"], "hit_p50_spread_ms": hit["p50_spread_ms"],
+            "miss_overhead_p50_ms": overhead["p50_ms"], "miss_overhead_p50_spread_ms": overhead["p50_spread_ms"],
             "seed_origin_ms": spec.seed_origin_ms, "seed_save_ms": spec.seed_save_ms,
         })
     frame = pd.DataFrame(rows)

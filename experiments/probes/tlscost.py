@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer
-from experiments.measure import time_calls_ms
+from experiments.measure import spread_between_rounds, time_calls_ms
 
 KEY = "cachebook:tls:product"
 
@@ -30,8 +31,9 @@ def compare(plain: RedisServer, tls: RedisServer, *, repetitions: int, connectio
             value_bytes: int = 2048, rounds: int = 10) -> pd.DataFrame:
     """GET latency (µs) and connection set-up time (ms), p50 and p99, for each server.
 
-    The two servers are timed in alternating rounds, so that drift of this noisy machine (other
-    processes, CPU frequency) falls on both alike rather than on whichever ran second.
+    The two servers are timed in alternating rounds, in a quiet section, so that drift of this noisy machine
+    (CPU frequency, stalls) falls on both alike rather than on whichever ran second; ``get_p50_spread_us`` is the
+    spread of the rounds' GET p50s (`spread_between_rounds`).
     """
     servers = {"plain TCP": plain, "TLS": tls}
     clients = {label: server.client() for label, server in servers.items()}
@@ -40,12 +42,13 @@ def compare(plain: RedisServer, tls: RedisServer, *, repetitions: int, connectio
     try:
         for client in clients.values():
             client.set(KEY, b"x" * value_bytes)
-        for _ in range(rounds):
-            for label, server in servers.items():
-                client = clients[label]
-                gets[label].append(time_calls_ms(lambda: client.get(KEY), max(1, repetitions // rounds), warmup=20))
-                setups[label].append(time_calls_ms(lambda: _connect_once(server), max(1, connections // rounds),
-                                                   warmup=1))
+        with quiet("GET and connection set-up, plain TCP against TLS"):
+            for _ in range(rounds):
+                for label, server in servers.items():
+                    client = clients[label]
+                    gets[label].append(time_calls_ms(lambda: client.get(KEY), max(1, repetitions // rounds), warmup=20))
+                    setups[label].append(time_calls_ms(lambda: _connect_once(server), max(1, connections // rounds),
+                                                       warmup=1))
         for client in clients.values():
             client.delete(KEY)
     finally:
@@ -56,6 +59,7 @@ def compare(plain: RedisServer, tls: RedisServer, *, repetitions: int, connectio
         get_ms, connect_ms = np.concatenate(gets[label]), np.concatenate(setups[label])
         rows.append({"transport": label, "get_p50_us": 1000 * np.percentile(get_ms, 50),
                      "get_p99_us": 1000 * np.percentile(get_ms, 99),
+                     "get_p50_spread_us": 1000 * spread_between_rounds([np.percentile(g, 50) for g in gets[label]]),
                      "connect_p50_ms": np.percentile(connect_ms, 50), "connect_p99_ms": np.percentile(connect_ms, 99),
                      "gets": get_ms.size, "connections": connect_ms.size})
     return pd.DataFrame(rows)
@@ -66,4 +70,5 @@ def overhead(table: pd.DataFrame) -> dict[str, float]:
     t = table.set_index("transport")
     return {"get_p50_ratio": float(t.loc["TLS", "get_p50_us"] / t.loc["plain TCP", "get_p50_us"]),
             "get_p50_extra_us": float(t.loc["TLS", "get_p50_us"] - t.loc["plain TCP", "get_p50_us"]),
+            "get_p50_extra_spread_us": float(t.loc["TLS", "get_p50_spread_us"] + t.loc["plain TCP", "get_p50_spread_us"]),
             "connect_extra_ms": float(t.loc["TLS", "connect_p50_ms"] - t.loc["plain TCP", "connect_p50_ms"])}

@@ -1,0 +1,220 @@
+"""Machine-wide quiet sections: a timing is taken while no other chapter's load runs beside it.
+
+Chapters run two at a time (`make book`, nbval in `make test`) and each loads the machine — servers
+driven by benchmark clients, worker processes, compiled simulations. A latency percentile or a
+throughput measured while the other chapter runs measures the other chapter. So the book shares one
+lock file between every process on the machine (``/tmp/cachebook-quiet.lock``, an ``fcntl.flock``):
+
+* `busy` — a section that makes load takes the lock **shared**: any number of them run together.
+  Every notebook cell is such a section (`hold_during_cells` registers IPython hooks), as is every
+  package test (the test session's fixture); a thread that keeps loading after its cell ends holds
+  `busy` itself.
+* `quiet` — a measurement whose number is asserted or compared takes the lock **exclusively**: it
+  waits for the other processes' busy sections to end and keeps new ones waiting until it is done.
+
+A second lock file (``…-quiet.turn``) is a turnstile that gives a waiting quiet section priority over new
+busy sections, so a chapter that runs cell after cell cannot starve the other's measurement. A process
+that holds the lock shared releases it before it waits for the exclusive lock, so two processes that
+both want a quiet section never wait for each other. The process's own background load (a thread that
+holds `busy`) may run beside its own quiet section; each `Section` records how many such holders there
+were, so a chapter can say what ran beside a measurement. Waits are bounded (`MAX_WAIT_S`): a section
+that could not get the lock in time runs anyway and says so (``quiet=False``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+LOCK_DIR = Path("/tmp")
+"""Machine-wide on purpose: not ``$TMPDIR``, which differs between runs (a test gives its runner its own)."""
+LOCK_PATH = LOCK_DIR / "cachebook-quiet.lock"
+TURN_PATH = LOCK_DIR / "cachebook-quiet.turn"
+MAX_WAIT_S = 600.0
+"""The longest a section waits for the lock before it runs anyway (reported, never silent)."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One quiet section of this process: what it timed, how long it waited and ran, and what ran beside it."""
+
+    what: str
+    waited_s: float
+    took_s: float
+    quiet: bool
+    """True when no other process's busy section overlapped it (False: the wait ran out)."""
+    own_background: int
+    """This process's own busy holders (background threads) that ran beside it, besides the cell itself."""
+
+
+class _Lock:
+    """This process's side of the machine-wide lock: one open file, a count of busy holders, quiet depth."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.RLock()
+        self._fd: int | None = None
+        self._turn: int | None = None
+        self._pid = os.getpid()
+        self.busy_holders = 0
+        self.quiet_depth = 0
+        self.sections: list[Section] = []
+
+    def _files(self) -> tuple[int, int]:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            self._turn = os.open(TURN_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            self._pid = os.getpid()
+            self.busy_holders = self.quiet_depth = 0
+        return self._fd, self._turn
+
+    @staticmethod
+    def _flock(fd: int, operation: int, deadline: float) -> bool:
+        """Take ``operation`` on ``fd``, polling until ``deadline``; False if it did not come in time."""
+        while True:
+            try:
+                fcntl.flock(fd, operation | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+
+    def _through_turnstile(self, operation: int, deadline: float) -> bool:
+        fd, turn = self._files()
+        if not self._flock(turn, fcntl.LOCK_EX, deadline):
+            return False
+        try:
+            return self._flock(fd, operation, deadline)
+        finally:
+            fcntl.flock(turn, fcntl.LOCK_UN)
+
+    def enter_busy(self) -> None:
+        with self._mutex:
+            self._files()
+            if self.busy_holders == 0 and self.quiet_depth == 0:
+                self._through_turnstile(fcntl.LOCK_SH, time.monotonic() + MAX_WAIT_S)
+            self.busy_holders += 1
+
+    def exit_busy(self) -> None:
+        with self._mutex:
+            self.busy_holders = max(0, self.busy_holders - 1)
+            if self.busy_holders == 0 and self.quiet_depth == 0:
+                fcntl.flock(self._files()[0], fcntl.LOCK_UN)
+
+    def enter_quiet(self) -> tuple[float, bool]:
+        with self._mutex:
+            fd, _ = self._files()
+            self.quiet_depth += 1
+            if self.quiet_depth > 1:
+                return 0.0, True
+            start = time.monotonic()
+            fcntl.flock(fd, fcntl.LOCK_UN)  # never wait for the exclusive lock while holding it shared
+            got = self._through_turnstile(fcntl.LOCK_EX, start + MAX_WAIT_S)
+            return time.monotonic() - start, got
+
+    def exit_quiet(self) -> None:
+        with self._mutex:
+            self.quiet_depth -= 1
+            if self.quiet_depth == 0:
+                fd = self._files()[0]
+                if self.busy_holders:
+                    fcntl.flock(fd, fcntl.LOCK_SH)  # a downgrade: never blocks for long
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_LOCK = _Lock()
+_IN_CELL = threading.local()
+
+
+@contextmanager
+def busy():
+    """A section that makes load: shared with other load, never beside another process's quiet section."""
+    _LOCK.enter_busy()
+    try:
+        yield
+    finally:
+        _LOCK.exit_busy()
+
+
+@contextmanager
+def quiet(what: str):
+    """A measurement whose number is asserted or compared: no other process's load runs beside it.
+
+    Yields nothing; when the block ends a `Section` is recorded (see `sections`).
+    """
+    waited, got = _LOCK.enter_quiet()
+    beside = max(0, _LOCK.busy_holders - (1 if getattr(_IN_CELL, "active", False) else 0))
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        took = time.monotonic() - start
+        _LOCK.exit_quiet()
+        _LOCK.sections.append(Section(what, round(waited, 3), round(took, 3), got, beside))
+
+
+def sections() -> pd.DataFrame:
+    """This process's quiet sections so far, in order (what, waited_s, took_s, quiet, own_background)."""
+    return pd.DataFrame([vars(s) for s in _LOCK.sections], columns=list(Section.__dataclass_fields__))
+
+
+def beside_text() -> str:
+    """One sentence for a chapter's text: how its timings were isolated, from its recorded sections."""
+    table = sections()
+    if table.empty:
+        return "no timing of this run needed a quiet section"
+    waited = float(table.waited_s.sum())
+    lost = int((~table.quiet).sum())
+    own = int(table.own_background.max())
+    text = (f"{len(table)} timings ran in quiet sections ({table.took_s.sum():.0f} s in all), with no other "
+            f"chapter's load beside them (they waited {waited:.0f} s for it to pause)")
+    if own:
+        text += f"; this chapter's own background work ({own} holder(s)) ran beside some of them"
+    if lost:
+        text += f"; {lost} could not get the machine within {MAX_WAIT_S:.0f} s and ran beside other load"
+    return text
+
+
+def _pre_cell(*_args) -> None:
+    if not getattr(_IN_CELL, "active", False):
+        _IN_CELL.active = True
+        _LOCK.enter_busy()
+
+
+def _post_cell(*_args) -> None:
+    if getattr(_IN_CELL, "active", False):
+        _IN_CELL.active = False
+        _LOCK.exit_busy()
+
+
+@contextmanager
+def foreground():
+    """A busy section that stands for a notebook cell (a package test holds one for its duration)."""
+    _pre_cell()
+    try:
+        yield
+    finally:
+        _post_cell()
+
+
+def hold_during_cells() -> None:
+    """Make every cell of this IPython kernel a busy section (a chapter's first cell calls it; idempotent)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - plain Python
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    for event, hook in (("pre_run_cell", _pre_cell), ("post_run_cell", _post_cell)):
+        if hook not in shell.events.callbacks[event]:
+            shell.events.register(event, hook)
+    _pre_cell()  # the cell that called this is running now

@@ -104,6 +104,17 @@ def timing(measured: float, *, spread: float, below: float | None = None, above:
     return Timing(float(measured), float(threshold), float(spread), below=below is not None, unit=unit)
 
 
+def percentile_timing(samples, q: float, *, below: float, unit: str = "ms", rounds: int = 5) -> Timing:
+    """The ``q``-th percentile of ``samples`` (taken in time order) against ``below``, its spread measured
+    between ``rounds`` consecutive rounds of the series (`experiments.measure.chunk_stats`)."""
+    import numpy as np
+
+    from experiments.measure import chunk_stats, spread_between_rounds
+
+    per_round = chunk_stats(samples, lambda x: np.percentile(x, q), rounds)
+    return timing(float(np.percentile(samples, q)), below=below, spread=spread_between_rounds(per_round), unit=unit)
+
+
 def failed(findings: dict) -> dict[str, str]:
     """The findings that do not hold, each with its numbers where it has them."""
     return {statement: (value.describe() if isinstance(value, (Timing, AllOf)) else "")

@@ -17,6 +17,8 @@ import pandas as pd
 from experiments import rules
 from experiments.chapters.redis import hot_key_reads_per_task_s
 from experiments.chapters.valkey import NODE_BASELINE_GBPS
+from experiments.findings import AllOf, Timing, timing
+from experiments.measure import spread_between_rounds
 from experiments.models import degraded, extrapolate
 from experiments.probes.partition import redis_py_retry_bound_s
 from experiments.probes.splitbrain import WRITE_EVERY_S
@@ -203,56 +205,89 @@ def headline(r: NetworkResults) -> dict[str, float]:
     return numbers
 
 
-def findings(r: NetworkResults) -> dict[str, bool]:
-    """The chapter's conclusions as statements that must hold (asserted; compared by nbval)."""
+def timing_bounds(r: NetworkResults) -> pd.DataFrame:
+    """The upper bounds of the failover timings, reported beside the measurements rather than asserted: one run
+    per setting gives no spread between rounds for them (and the spread across settings is as large as the
+    margin), so they describe these runs, not a finding. Each row: the run, what was measured after its
+    setting, the bound and the margin."""
+    rows = [{"run": f"min-replicas-max-lag {g.min_replicas_max_lag_s:g} s", "what": "first refused write after the lag",
+             "measured_s": g.first_refused_s - g.min_replicas_max_lag_s, "bound_s": 2.5}
+            for g in r.sentinel[r.sentinel.min_replicas_max_lag_s.notna()].itertuples()]
+    for c in r.cluster.itertuples():
+        t = c.node_timeout_ms / 1000
+        rows += [{"run": f"node timeout {t:g} s", "what": "first refused write after 1.5 node timeouts",
+                  "measured_s": c.first_refused_s - 1.5 * t, "bound_s": 1.0},
+                 {"run": f"node timeout {t:g} s", "what": "slots moved after 3 node timeouts",
+                  "measured_s": c.slots_moved_s - 3 * t, "bound_s": 2.0},
+                 {"run": f"node timeout {t:g} s", "what": "reads answered again after the move",
+                  "measured_s": c.victim_answered_again_s - c.slots_moved_s, "bound_s": 1.5}]
+    table = pd.DataFrame(rows)
+    return table.assign(margin_s=table.bound_s - table.measured_s)
+
+
+def findings(r: NetworkResults) -> dict[str, bool | Timing | AllOf]:
+    """The chapter's conclusions as statements that must hold (asserted; compared by nbval).
+
+    Timings hold only three spreads between rounds beyond their thresholds (`experiments.findings`). A lower
+    bound that a mechanism sets (a promotion cannot come before its detection, slots cannot move before the
+    node timeout, a primary cannot refuse before its replica's lag has run out) is an order of events, which a
+    busy machine can only delay, never advance: it stays a plain statement. The upper bounds of the
+    min-replicas and cluster timings come from one run per setting, with no spread between rounds: they are
+    reported (`timing_bounds`), not asserted."""
     h = headline(r)
     plain = r.sentinel[r.sentinel.min_replicas_max_lag_s.isna()]
     guarded = r.sentinel[r.sentinel.min_replicas_max_lag_s.notna()]
+    overhead = r.sentinel.promotion_s - r.sentinel.down_after_ms / 1000  # per run: promotion after detection
     lab = r.degraded.set_index("mode")
     answering = [m for m in lab.index if m != "fail fast"]
+    turns = lab.loc[answering, "max_ms"]  # the same timeout path in each answering mode's run
+    short = float(r.timeouts.timeout_s.dropna().min())
+    redis_short, mc_short = _timeout(r, "redis-py", short, 0), _timeout(r, "pymemcache", short, "default")
+    link = r.link.set_index("value")
+    page, zstd, item = (link.loc[v] for v in ("100 KB JSON", "100 KB JSON, zstd", "2 KB item"))
+    relative = (page.gets_spread_per_s / page.gets_per_s + zstd.gets_spread_per_s / zstd.gets_per_s,
+                page.gets_spread_per_s / page.gets_per_s + item.gets_spread_per_s / item.gets_per_s)
+    zstd_gain = h["zstd_gets_per_s"] / h["page_gets_per_s"] / h["zstd_ratio"]
     return {
         "with their default timeouts, redis-py and pymemcache blocked a read past the turn budget":
             h["redis_default_blocked"] and h["pymemcache_default_blocked"] and h["cap_s"] >= h["budget_s"],
         "redis-py with the short timeout but its default retries still blocked past the budget":
             h["redis_short_retrying_blocked"],
         "with retries off (redis-py) or by default (pymemcache) the short timeout failed the read within 1 s":
-            h["redis_short_no_retry_s"] < 1 and h["pymemcache_short_s"] < 1,
+            AllOf((timing(redis_short.blocked_s, below=1, spread=redis_short.blocked_spread_s, unit="s"),
+                   timing(mc_short.blocked_s, below=1, spread=mc_short.blocked_spread_s, unit="s"))),
         "a cut-off Sentinel primary acknowledged writes as long as they were sent, and the failover lost every one":
             bool(((plain.lost_dels == plain.acked_dels) & (plain.lost_sets == plain.acked_sets)
                   & (plain.acked_dels > 0) & (plain.refused == 0)).all()),
         "every promotion the replica had acknowledged (WAIT) and the writer never touched was kept":
             bool((r.sentinel.replicated_before & (r.sentinel.untouched_kept == r.sentinel.untouched)).all()),
         "promotion took between the detection time and detection + 5 s in every run":
-            bool(((r.sentinel.promotion_s >= r.sentinel.down_after_ms / 1000)
-                  & (r.sentinel.promotion_s <= r.sentinel.down_after_ms / 1000 + 5)).all()),
-        # the replica acknowledges every second and the primary recounts its good replicas every second
-        "min-replicas-to-write 1 stopped acknowledgements within the lag + 2.5 s, with NOREPLICAS":
-            bool(((guarded.first_refused_s <= guarded.min_replicas_max_lag_s + 2.5) & (guarded.refusal == "NOREPLICAS")).all()),
+            AllOf((bool((overhead >= 0).all()),
+                   timing(overhead.max(), below=5, spread=spread_between_rounds(overhead), unit="s"))),
+        "min-replicas-to-write 1 stopped acknowledgements only once the lag had passed, with NOREPLICAS":
+            bool(((guarded.first_refused_s >= guarded.min_replicas_max_lag_s) & (guarded.refusal == "NOREPLICAS")).all()),
         "what it acknowledged before was lost all the same":
             bool(((guarded.lost_dels == guarded.acked_dels) & (guarded.acked_dels > 0)).all()),
         "with one replica, min-replicas-to-write 1 made the promoted replica refuse writes, having no replica":
             bool((guarded.new_side_write == "NOREPLICAS").all()),
         "the healed primary rejoined as a replica in every run": bool(r.sentinel.rejoined_as_replica.all()
                                                                       and r.cluster.rejoined_as_replica.all()),
-        # the minority side refuses after the node timeout without the majority; pings go out every half timeout
-        "a cut-off cluster primary refused writes (CLUSTERDOWN) within 1.5 node timeouts + 1 s, and lost what it took before":
-            bool(((r.cluster.first_refused_s <= 1.5 * r.cluster.node_timeout_ms / 1000 + 1)
+        "a cut-off cluster primary refused writes (CLUSTERDOWN) only after its node timeout, and lost what it took before":
+            bool(((r.cluster.first_refused_s >= r.cluster.node_timeout_ms / 1000)
                   & r.cluster.replicated_before
                   & (r.cluster.refusal == "ClusterDownError") & (r.cluster.lost_dels == r.cluster.acked_dels)
                   & (r.cluster.lost_sets == r.cluster.acked_sets)).all()),
-        "its slots moved after its node timeout and within 3 node timeouts + 2 s":
-            bool(((r.cluster.slots_moved_s >= r.cluster.node_timeout_ms / 1000)
-                  & (r.cluster.slots_moved_s <= 3 * r.cluster.node_timeout_ms / 1000 + 2)).all()),
+        "its slots moved only after its node timeout": bool((r.cluster.slots_moved_s >= r.cluster.node_timeout_ms / 1000).all()),
         # the move is seen from one other node; the reader may learn it from another a little earlier
-        "reads of its keys through RedisCluster answered again only with the move (0.5 s before to 1.5 s after)":
-            bool(((r.cluster.victim_answered_again_s >= r.cluster.slots_moved_s - 0.5)
-                  & (r.cluster.victim_answered_again_s <= r.cluster.slots_moved_s + 1.5)).all()),
+        "reads of its keys through RedisCluster answered again only with the move (not before it, less 0.5 s)":
+            bool((r.cluster.victim_answered_again_s >= r.cluster.slots_moved_s - 0.5).all()),
         "reads of the other primaries' keys never failed": h["cluster_other_errors"] == 0,
+        # the slots cannot move before the node timeout (asserted above), and the client's bound is a constant
         "at the default node timeout a read of the cut-off keys would give up (short timeout, default retries) before "
-        "the slots move": h["short_retry_bound_s"] < h["cluster_moved_at_default_s"],
+        "the slots can move": h["short_retry_bound_s"] < h["node_timeout_default_s"],
         # against an idle catalog: what the timeout and the breaker cost a turn, not what a loaded catalog does
         "with the short timeout and a breaker, no turn of an answering mode took over 1 s in the lab":
-            bool((lab.loc[answering, "max_ms"] < 1000).all()),
+            timing(turns.max() / 1000, below=1, spread=spread_between_rounds(turns) / 1000, unit="s"),
         "the in-process copy's catalog calls match an exact replay within 2 points, and the model within 5":
             abs(lab.loc["in-process copy", "calls_per_read"] - lab.loc["in-process copy", "expected_calls_per_read"]) < 0.02
             and abs(lab.loc["in-process copy", "calls_per_read"] - h["in_process_model_calls_per_read"]) < 0.05,
@@ -268,10 +303,12 @@ def findings(r: NetworkResults) -> dict[str, bool]:
         "a replaced node served none stale and missed every key of its share": h["replaced_stale"] == 0
             and h["replaced_misses"] == h["replaced_keys_on_node"] > 0,
         "the capped link, not the client, set the hot product's GET rate (85-105 % of the cap, 100 KB)":
-            0.85 < h["page_link_share"] < 1.05,
+            AllOf((timing(page.link_share, above=0.85, spread=page.link_share_spread),
+                   timing(page.link_share, below=1.05, spread=page.link_share_spread))),
         "zstd raised the 100 KB rate by its compression ratio (within 15 %)":
-            abs(h["zstd_gets_per_s"] / h["page_gets_per_s"] / h["zstd_ratio"] - 1) < 0.15,
-        "the 2 KB item passed over 30 times the 100 KB page's GETs": h["item_over_page"] > 30,
+            timing(abs(zstd_gain - 1), below=0.15, spread=zstd_gain * relative[0]),
+        "the 2 KB item passed over 30 times the 100 KB page's GETs":
+            timing(h["item_over_page"], above=30, spread=h["item_over_page"] * relative[1]),
     }
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from experiments import rules
+from experiments.findings import AllOf, Timing, timing
+from experiments.measure import spread_between_rounds
 from experiments.models import costmodel, pricing
 from experiments.probes.failover import LOST_PROMOTIONS
 from experiments.probes.parity import beyond_noise
@@ -251,28 +253,44 @@ def _beyond(frame: pd.DataFrame, by: list[str]) -> pd.Series:
     return table.beyond_noise & (table.difference.abs() > MARGIN * table.redis)
 
 
-def findings(r: ValkeyResults) -> dict[str, bool]:
-    """The chapter's conclusions as statements that must hold (margins far from the measurements)."""
+def reported(r: ValkeyResults) -> pd.DataFrame:
+    """What this machine shows about the engines side by side, reported and not asserted: each comparison is
+    within (or near) the spread between its rounds on two shared cores, so no margin of three spreads exists
+    to assert it by. One row per comparison: the measured value and the spread between rounds."""
+    latency = beyond_noise(r.get_latency, ["family", "variant"])
+    gap = _engine_gap(r.threads)
+    ratio = threads_ratio(r.threads)
+    rows = [{"comparison": f"GET p50 Valkey − Redis, {row.family} {row.variant} (µs)",
+             "measured": 1000 * row.difference, "spread": 1000 * row.noise} for row in latency.itertuples()]
+    rows += [{"comparison": f"throughput Valkey / Redis − 1, {tool}, io-threads {threads} (%)",
+              "measured": 100 * row.gap, "spread": 100 * row.noise} for (tool, threads), row in gap.iterrows()]
+    rows += [{"comparison": f"throughput io-threads 2 / 1, {server} through {tool}", "measured": value,
+              "spread": math.nan} for (server, tool), value in ratio.items()]
+    return pd.DataFrame(rows)
+
+
+def findings(r: ValkeyResults) -> dict[str, bool | Timing | AllOf]:
+    """The chapter's conclusions as statements that must hold. Timings hold only three spreads between rounds
+    beyond their thresholds (`experiments.findings`). What the engines' GET latencies and throughputs compare
+    to each other, and what a second I/O thread does on two shared cores, describe this machine within its
+    noise: they are reported (`reported`), not asserted."""
     h = headline(r)
     fo = r.failover.set_index("engine")
+    overhead = fo.promotion_s - fo.down_after_ms / 1000  # per engine's run: promotion after detection
     clusters = r.cluster.set_index("engine")
     layouts = r.item_bytes.pivot_table(index="layout", columns="engine", values="bytes_per_item")
     missed = r.missed.set_index(["engine", "transport"])
     cost = costs(r.item_bytes).set_index(["engine", "deployment"]).usd_per_month
-    # two I/O threads on two cores compete with the benchmark client: runs that chaotic compare nothing
-    one_thread = _engine_gap(r.threads).xs(1, level="threads")
     return {
         "Valkey 8.0 answers as Redis 7.2.4 to clients that check the version": h["valkey_reports_redis"] == "7.2.4",
-        "GET latency differs between the engines by no more than the noise or 25 % at any value size":
-            h["get_cases_beyond_noise"] == 0,
         "invalidation by pub/sub and by stream reaches the key within 5 ms at p99 on both engines":
-            bool((r.invalidation.p99_ms < 5).all()),
+            timing(r.invalidation.p99_ms.max(), below=5, spread=float(r.invalidation.p99_spread_ms.max()), unit="ms"),
         "a pub/sub event sent while the subscriber is away is lost on both; a stream's is replayed on both":
             all(not missed.loc[(e, "PubSub"), "caught_up"] and missed.loc[(e, "Stream"), "caught_up"]
                 for e in ("redis", "valkey")),
         "both engines promote the replica within detection + 5 s and keep every acknowledged key":
-            all(row.down_after_ms / 1000 <= row.promotion_s <= row.down_after_ms / 1000 + 5
-                and row.keys_after == row.keys_before for row in fo.itertuples()),
+            AllOf((bool((overhead >= 0).all() and (fo.keys_after == fo.keys_before).all()),
+                   timing(overhead.max(), below=5, spread=spread_between_rounds(overhead), unit="s"))),
         "both engines lose every DEL acknowledged after the replica was cut off":
             bool((fo.lost_deletes_found == LOST_PROMOTIONS).all() and (fo.replicas_with_delete == 0).all()),
         "one hot key sends all its reads to one cluster node on both engines": bool((clusters.hot_key_share > 0.99).all()),
@@ -282,14 +300,12 @@ def findings(r: ValkeyResults) -> dict[str, bool]:
             h["zset_bytes_valkey"] <= 0.8 * h["zset_bytes_redis"],
         "jemalloc's size classes cost a 100 KB value over 10 %, memcached's slab under 5 %":
             h["page_overhead_redis_pct"] > 10 and h["page_overhead_memcached_pct"] < 5,
-        "on two shared cores a second I/O thread does not raise either engine's throughput, through either tool":
-            bool((threads_ratio(r.threads) < 1.1).all()),
-        "with one I/O thread, through the same tool, the engines' throughputs differ by less than 25 % or the noise":
-            bool(((one_thread.gap.abs() < MARGIN) | (one_thread.gap.abs() <= one_thread.noise)).all()),
         "redis-py's built-in client cache refuses Redis 7.0 and Valkey 8.0":
             not r.client_cache.redis_py_cache_accepted.any(),
         "glide's cache serves repeated reads locally and sees a change within 10 ms":
-            h["glide_local_reads"] >= 99 and h["glide_change_ms"] < 10,
+            AllOf((h["glide_local_reads"] >= 99,
+                   timing(h["glide_change_ms"], below=10, spread=float(r.glide["change_seen_spread_ms"]), unit="ms"))),
+        # a lower bound: the stale copy lasts until its TTL runs out, which a busy machine can only make later
         "after a dropped link glide serves a change made meanwhile stale until the entry's TTL; the book's "
         "near cache does not": h["glide_stale_after_drop_s"] >= 0.9 * h["glide_entry_ttl_s"]
         and not h["near_stale_after_reconnect"],

@@ -15,7 +15,10 @@ lock file between every process on the machine (``/tmp/cachebook-quiet.lock``, a
 A second lock file (``…-quiet.turn``) is a turnstile that gives a waiting quiet section priority over new
 busy sections, so a chapter that runs cell after cell cannot starve the other's measurement. A process
 that holds the lock shared releases it before it waits for the exclusive lock, so two processes that
-both want a quiet section never wait for each other. The process's own background load (a thread that
+both want a quiet section never wait for each other. A process started while its parent holds a cell or a
+test (`OWNER_ENV` names the holder) runs under that hold: its busy sections are its parent's, and its quiet
+sections cannot exclude its own parent, so they run at once and say so (``quiet=False``) instead of waiting
+for a lock their own parent holds. The process's own background load (a thread that
 holds `busy`) may run beside its own quiet section; each `Section` records how many such holders there
 were, so a chapter can say what ran beside a measurement. Waits are bounded (`MAX_WAIT_S`): a section
 that could not get the lock in time runs anyway and says so (``quiet=False``).
@@ -33,10 +36,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.lab.processes import running
+
 LOCK_DIR = Path("/tmp")
 """Machine-wide on purpose: not ``$TMPDIR``, which differs between runs (a test gives its runner its own)."""
 LOCK_PATH = LOCK_DIR / "cachebook-quiet.lock"
 TURN_PATH = LOCK_DIR / "cachebook-quiet.turn"
+OWNER_ENV = "CACHEBOOK_QUIET_HOLDER"
+"""Set while a process holds a foreground section (a test): its children run under its hold."""
 MAX_WAIT_S = 600.0
 """The longest a section waits for the lock before it runs anyway (reported, never silent)."""
 
@@ -75,6 +82,12 @@ class _Lock:
         return self._fd, self._turn
 
     @staticmethod
+    def under_parent() -> bool:
+        """True in a process started by another that holds the lock for it (see `OWNER_ENV`)."""
+        holder = os.environ.get(OWNER_ENV, "")
+        return holder.isdigit() and int(holder) != os.getpid() and running(int(holder))
+
+    @staticmethod
     def _flock(fd: int, operation: int, deadline: float) -> bool:
         """Take ``operation`` on ``fd``, polling until ``deadline``; False if it did not come in time."""
         while True:
@@ -96,6 +109,8 @@ class _Lock:
             fcntl.flock(turn, fcntl.LOCK_UN)
 
     def enter_busy(self) -> None:
+        if self.under_parent():
+            return
         with self._mutex:
             self._files()
             if self.busy_holders == 0 and self.quiet_depth == 0:
@@ -103,12 +118,17 @@ class _Lock:
             self.busy_holders += 1
 
     def exit_busy(self) -> None:
+        if self.under_parent():
+            return
         with self._mutex:
             self.busy_holders = max(0, self.busy_holders - 1)
             if self.busy_holders == 0 and self.quiet_depth == 0:
                 fcntl.flock(self._files()[0], fcntl.LOCK_UN)
 
     def enter_quiet(self) -> tuple[float, bool]:
+        if self.under_parent():
+            self.quiet_depth += 1
+            return 0.0, False
         with self._mutex:
             fd, _ = self._files()
             self.quiet_depth += 1
@@ -122,7 +142,7 @@ class _Lock:
     def exit_quiet(self) -> None:
         with self._mutex:
             self.quiet_depth -= 1
-            if self.quiet_depth == 0:
+            if self.quiet_depth == 0 and not self.under_parent():
                 fd = self._files()[0]
                 if self.busy_holders:
                     fcntl.flock(fd, fcntl.LOCK_SH)  # a downgrade: never blocks for long
@@ -179,7 +199,8 @@ def beside_text() -> str:
     if own:
         text += f"; this chapter's own background work ({own} holder(s)) ran beside some of them"
     if lost:
-        text += f"; {lost} could not get the machine within {MAX_WAIT_S:.0f} s and ran beside other load"
+        text += (f"; {lost} ran without the machine to themselves (started under a test's hold, or still waiting "
+                 f"after {MAX_WAIT_S:.0f} s)")
     return text
 
 
@@ -197,11 +218,18 @@ def _post_cell(*_args) -> None:
 
 @contextmanager
 def foreground():
-    """A busy section that stands for a notebook cell (a package test holds one for its duration)."""
+    """A busy section that stands for a notebook cell (a package test holds one for its duration); the processes
+    it starts meanwhile run under its hold (`OWNER_ENV`)."""
     _pre_cell()
+    before = os.environ.get(OWNER_ENV)
+    os.environ[OWNER_ENV] = str(os.getpid())
     try:
         yield
     finally:
+        if before is None:
+            os.environ.pop(OWNER_ENV, None)
+        else:
+            os.environ[OWNER_ENV] = before
         _post_cell()
 
 

@@ -25,7 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import redis
 
+from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer, server_identity
+from experiments.measure import chunk_stats, spread_between_rounds
 
 ENTRY_TTL_MS = 1000
 """The glide cache's entry TTL here: short, so the stale window after a link drop is measured in full."""
@@ -98,6 +100,7 @@ async def _glide_experiment(server: RedisServer, changes: int) -> dict:
         admin.close()
     return {"engine": server.engine.name, "version": identity["version"], "local_reads_of_100": 100 - served_by_server,
             "change_seen_p50_ms": float(np.median(latencies)), "change_seen_max_ms": float(np.max(latencies)),
+            "change_seen_spread_ms": spread_between_rounds(chunk_stats(latencies, np.median)),
             "tracked_connections": len(tracked), "stale_reads_after_drop": stale_reads,
             "stale_after_drop_s": fresh_at if fresh_at is not None else float("inf"), "entry_ttl_s": ENTRY_TTL_MS / 1000}
 
@@ -106,4 +109,5 @@ def glide_cache(server: RedisServer, *, changes: int = 20) -> dict:
     """valkey-glide's server-assisted client-side cache on ``server``: the share of 100 reads served
     locally, how soon a change made by another client is seen (p50, max over ``changes``), and how long
     a change made while glide's connection was down stays unseen (bounded at three entry TTLs)."""
-    return _run(_glide_experiment(server, changes))
+    with quiet("glide's client-side cache"):
+        return _run(_glide_experiment(server, changes))

@@ -22,8 +22,10 @@ import redis.asyncio as aioredis
 
 from experiments.caches.origin import OriginProcess
 from experiments.errors import BookError, ParameterError
+from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer
 from experiments.lab.spawner import LOOPBACK
+from experiments.measure import spread_between_rounds
 
 
 async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: float, keys: int, seed: int,
@@ -114,10 +116,13 @@ def per_second(frame: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def summary(frame: pd.DataFrame, label: str, *, capacity_per_s: float) -> dict[str, float]:
-    """Share answered in time, its p50/p99, and the goodput in units of the origin's capacity."""
+    """Share answered in time (with its spread between the run's seconds), its p50/p99, and the goodput in units
+    of the origin's capacity."""
     ok = frame[frame.outcome.isin(["answered", "hit"])]
     seconds = max(1, frame.second.max() + 1)
+    shares = 100 * per_second(frame, label).answered_share
     return {"setup": label, "requests": len(frame), "answered_pct": 100 * len(ok) / len(frame),
+            "answered_spread_pct": spread_between_rounds(shares),
             "timed_out_pct": 100 * float((frame.outcome == "timed out").mean()),
             "hit_pct": 100 * float((frame.outcome == "hit").mean()),
             "p50_ms": float(ok.latency_ms.median()) if len(ok) else math.nan,
@@ -136,10 +141,11 @@ def experiment(redis_server: RedisServer, *, workers: int = 8, overload: float =
     capacity = workers / 0.120
     rate = overload * capacity
     started = time.monotonic()
-    plain = run(workers=workers, rate_per_s=rate, duration_s=duration_s, seed=seed)
-    cached = run(workers=workers, rate_per_s=rate, duration_s=duration_s, redis_server=redis_server, seed=seed)
-    live = run(workers=workers, rate_per_s=rate, duration_s=duration_s, redis_server=redis_server,
-               live_share=live_share, seed=seed)
+    with quiet("the same overload without a cache and with cache-aside"):
+        plain = run(workers=workers, rate_per_s=rate, duration_s=duration_s, seed=seed)
+        cached = run(workers=workers, rate_per_s=rate, duration_s=duration_s, redis_server=redis_server, seed=seed)
+        live = run(workers=workers, rate_per_s=rate, duration_s=duration_s, redis_server=redis_server,
+                   live_share=live_share, seed=seed)
     if time.monotonic() - started > 9 * (duration_s + 3):
         raise BookError("the collapse experiment overran its time bound; is the machine overloaded?")
     runs = {"no cache": plain, "cache-aside on Redis": cached, LIVE_SETUP: live}

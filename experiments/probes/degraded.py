@@ -40,6 +40,7 @@ from experiments.caches.degraded import MODES, Breaker, DegradedReader
 from experiments.caches.origin import OriginLink, OriginProcess
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
+from experiments.lab.quiet import quiet
 from experiments.lab.servers import MemcachedServer, RedisServer
 from experiments.models import degraded as model
 from experiments.models.taskcache import TaskTraffic, requests
@@ -130,7 +131,8 @@ def outage(*, reads: int, fleet_reads: int, workers: int = 16, seed: int = 0, wa
                     origin.reset()
                 lab.partition("app", "cache")
                 try:
-                    served = _serve(reader, keys, times, clock, workers, lab)
+                    with quiet(f"turns through the outage ({mode})"):
+                        served = _serve(reader, keys, times, clock, workers, lab)
                 finally:
                     lab.heal()
                 with lab.inside("app"):

@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from experiments.caches.invalidationlog import FailoverReplayer, InvalidationLog
+from experiments.lab.quiet import quiet
 from experiments.lab.spawner import make_workdir
 from experiments.lab.topologies import SentinelSet, Together
 
@@ -101,8 +102,9 @@ def run_failover(group: SentinelSet, keys: int) -> FailoverResult:
 
 
 def failover_sweep(groups: list[SentinelSet], keys: int) -> pd.DataFrame:
-    """`run_failover` on each group (one per failure-detection time)."""
-    return pd.DataFrame([run_failover(g, keys).__dict__ for g in groups])
+    """`run_failover` on each group (one per failure-detection time), timed in a quiet section."""
+    with quiet("Sentinel failovers"):
+        return pd.DataFrame([run_failover(g, keys).__dict__ for g in groups])
 
 
 LOST_PROMOTIONS = 5

@@ -30,10 +30,11 @@ from experiments.caches.adapters import RedisCache
 from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import document
 from experiments.lab.loadgen import memaslap, redis_benchmark
+from experiments.lab.quiet import quiet
 from experiments.lab.servers import MemcachedServer, RedisServer, server_identity
 from experiments.lab.spawner import require_binary
 from experiments.lab.topologies import Together
-from experiments.measure import time_calls_ms
+from experiments.measure import spread_between_rounds, time_calls_ms
 from experiments.probes import failover as failover_probe
 from experiments.probes import invalidation, scaleout
 from experiments.probes.hitvalue import ASIN, sample_key
@@ -70,8 +71,9 @@ def versions() -> pd.DataFrame:
 
 def _rounds_summary(rounds: list[np.ndarray]) -> dict[str, float]:
     p50 = [float(np.percentile(r, 50)) for r in rounds]
-    return {"p50_ms": float(np.median(p50)), "p99_ms": float(np.median([np.percentile(r, 99) for r in rounds])),
-            "noise_ms": max(p50) - min(p50), "n": int(sum(len(r) for r in rounds))}
+    p99 = [float(np.percentile(r, 99)) for r in rounds]
+    return {"p50_ms": float(np.median(p50)), "p99_ms": float(np.median(p99)),
+            "noise_ms": max(p50) - min(p50), "p99_spread_ms": spread_between_rounds(p99), "n": int(sum(len(r) for r in rounds))}
 
 
 def beyond_noise(frame: pd.DataFrame, by: list[str], *, metric: str = "p50_ms") -> pd.DataFrame:
@@ -94,9 +96,10 @@ def get_latency(targets: dict, repetitions: int, *, rounds: int = 5, progress: b
             target.client.set(target.key(key), json.dumps(payload).encode(), ex=3600)
             jobs.append((engine, size, target.key(key), target.client))
     samples: list[list[np.ndarray]] = [[] for _ in jobs]
-    for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
-        for i, (_engine, _size, key, client) in enumerate(jobs):
-            samples[i].append(time_calls_ms(lambda: client.get(key), max(1, repetitions // rounds), warmup=50))
+    with quiet("GET latency on both engines"):
+        for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
+            for i, (_engine, _size, key, client) in enumerate(jobs):
+                samples[i].append(time_calls_ms(lambda: client.get(key), max(1, repetitions // rounds), warmup=50))
     return pd.DataFrame([{"engine": engine, "family": size.family, "variant": size.variant,
                           "size_bytes": size.size_bytes, **_rounds_summary(samples[i])}
                          for i, (engine, size, _key, _client) in enumerate(jobs)])
@@ -109,9 +112,11 @@ def invalidation_latency(targets: dict, events: int, *, rounds: int = 5) -> pd.D
                    for engine, target in targets.items() for path, kind in paths.items()}
     samples: dict[tuple, list[np.ndarray]] = {case: [] for case in subscribers}
     try:
-        for _ in tqdm(range(rounds), desc="invalidation rounds"):
-            for case, subscriber in subscribers.items():
-                samples[case].append(invalidation.event_to_gone_ms(subscriber, max(1, events // rounds), progress=False))
+        with quiet("invalidation on both engines"):
+            for _ in tqdm(range(rounds), desc="invalidation rounds"):
+                for case, subscriber in subscribers.items():
+                    samples[case].append(invalidation.event_to_gone_ms(subscriber, max(1, events // rounds),
+                                                                       progress=False))
     finally:
         for subscriber in subscribers.values():
             subscriber.stop()
@@ -152,7 +157,8 @@ def failover(groups: dict, *, keys: int) -> pd.DataFrame:
     keys, the other runs `failover.lost_invalidation`."""
     rows = []
     for engine, (sweep_group, lost_group) in groups.items():
-        run = failover_probe.run_failover(sweep_group, keys)
+        with quiet(f"a Sentinel failover ({engine})"):
+            run = failover_probe.run_failover(sweep_group, keys)
         lost = failover_probe.lost_invalidation(lost_group, ttl_s=900)
         rows.append({"engine": engine, "down_after_ms": run.down_after_ms, "promotion_s": run.promotion_s,
                      "first_read_s": run.first_read_s, "keys_before": run.keys_before, "keys_after": run.keys_after,
@@ -180,7 +186,7 @@ def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048, repe
     setups = [(engine, io_threads) for engine in ("redis", "valkey") for io_threads in (1, 2)]
     servers = {(engine, n): RedisServer(name=f"{engine}-threads-{n}", engine=engine, extra_args=(
         ("--io-threads", str(n)) + (("--io-threads-do-reads", "yes") if n > 1 else ()))) for engine, n in setups}
-    with Together(list(servers.values())):
+    with Together(list(servers.values())), quiet("redis-benchmark and valkey-benchmark against both engines"):
         for _ in range(repeats):  # rounds that visit every server and tool in turn: a busy spell falls on all
             for (engine, io_threads), node in servers.items():
                 for tool in ("redis", "valkey"):
@@ -189,7 +195,8 @@ def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048, repe
                     runs.append({"server": engine, "threads": io_threads, "tool": f"{tool}-benchmark",
                                  "mix_rps": mixed_rps(r["rps"], r["set_rps"])})
     for threads in (1, 2):
-        with MemcachedServer(name=f"memcached-t{threads}", threads=threads, memory_mb=256) as node:
+        with MemcachedServer(name=f"memcached-t{threads}", threads=threads, memory_mb=256) as node, \
+                quiet(f"memcaslap against memcached -t {threads}"):
             for _ in range(repeats):
                 r = memaslap(node.address, seconds=seconds, value_bytes=value_bytes, threads=1)
                 runs.append({"server": "memcached", "threads": threads, "tool": "memcaslap", "mix_rps": r["rps"]})

@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import redis
 from redis.backoff import NoBackoff
@@ -32,7 +33,9 @@ from experiments.caches import keydesign
 from experiments.caches.origin import document
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
+from experiments.lab.quiet import quiet
 from experiments.lab.servers import MemcachedServer, RedisServer
+from experiments.measure import spread_between_rounds
 from experiments.seed import value_sizes
 
 CLIENTS = ("redis-py", "pymemcache")
@@ -97,11 +100,14 @@ def blocked_call(lab: NetLab, server, kind: str, *, timeout_s: float | None, cap
             else f"blocked past {cap_s:g} s", "after_heal": outcome.get("ended")}
 
 
-def client_timeouts(*, budget_timeout_s: float, cap_s: float) -> pd.DataFrame:
+def client_timeouts(*, budget_timeout_s: float, cap_s: float, rounds: int = 3) -> pd.DataFrame:
     """redis-py and pymemcache, each with its default timeouts and with ``budget_timeout_s`` (redis-py also
-    with its retries turned off), across a silent partition between an ``app`` host and a ``cache`` host."""
+    with its retries turned off), across a silent partition between an ``app`` host and a ``cache`` host, in a
+    quiet section. A read that gave up before the cap is repeated ``rounds`` times: ``blocked_s`` is the median
+    and ``blocked_spread_s`` the spread between rounds (0 for a read still blocked at the cap, which is timed by
+    the cap, not by the client)."""
     rows = []
-    with NetLab(["cache", "app"]) as lab:
+    with quiet("reads across a silent partition"), NetLab(["cache", "app"]) as lab:
         servers = {"redis-py": lab.place("cache", RedisServer), "pymemcache": lab.place("cache", MemcachedServer)}
         try:
             for server in servers.values():
@@ -109,7 +115,13 @@ def client_timeouts(*, budget_timeout_s: float, cap_s: float) -> pd.DataFrame:
             for kind, server in servers.items():
                 configs = [(None, None), (budget_timeout_s, None)] + ([(budget_timeout_s, 0)] if kind == "redis-py" else [])
                 for timeout_s, retries in configs:
-                    rows.append(blocked_call(lab, server, kind, timeout_s=timeout_s, cap_s=cap_s, retries=retries))
+                    row = blocked_call(lab, server, kind, timeout_s=timeout_s, cap_s=cap_s, retries=retries)
+                    times = [row["blocked_s"]]
+                    while not row["still_blocked_at_cap"] and len(times) < rounds:
+                        times.append(blocked_call(lab, server, kind, timeout_s=timeout_s, cap_s=cap_s,
+                                                  retries=retries)["blocked_s"])
+                    rows.append({**row, "blocked_s": float(np.median(times)),
+                                 "blocked_spread_s": spread_between_rounds(times), "rounds": len(times)})
         finally:
             for server in servers.values():
                 server.stop()
@@ -202,36 +214,43 @@ def hot_product_values(asin: str = "B000000001", level: int = 3) -> dict[str, by
             "2 KB item": json.dumps(document("product", asin, int(sizes["item"]))).encode()}
 
 
-def saturated_link(*, mbit: float, values: dict[str, bytes], seconds: float = 1.0, depth: int = 16) -> pd.DataFrame:
+def saturated_link(*, mbit: float, values: dict[str, bytes], seconds: float = 1.0, depth: int = 16,
+                   rounds: int = 5) -> pd.DataFrame:
     """A hot product behind a capped link: a Redis server in a ``cache`` host whose link is capped at ``mbit``
     Mbit/s (``tbf``), read from an ``app`` host as fast as one client with ``depth`` pipelined GETs can, for
-    ``seconds`` per value. The GETs per second the link lets through, against the cap divided by the bytes a
-    reply carries (the value plus the protocol's framing)."""
+    ``seconds`` per value split into ``rounds`` rounds, in a quiet section. The GETs per second the link lets
+    through (the median of the rounds, with their spread), against the cap divided by the bytes a reply
+    carries (the value plus the protocol's framing)."""
     if not mbit > 0 or not values or min(map(len, values.values())) < 1 or not 0 < seconds <= 10 or depth < 1:
         raise ParameterError("mbit, every value's size and depth must be positive, seconds in (0, 10]")
-    rows = []
-    with NetLab(["cache", "app"], tag="link") as lab:
+    rates: dict[str, list[float]] = {label: [] for label in values}
+    with quiet("GETs through a capped link"), NetLab(["cache", "app"], tag="link") as lab:
         server = lab.place("cache", RedisServer)
         try:
             server.start()
             lab.limit("cache", mbit=mbit)
-            for label, value in values.items():
-                with lab.inside("app"):
-                    client = server.client(socket_timeout=5)
-                    client.set("hot", value)
-                    gets, start = 0, time.monotonic()
-                    while time.monotonic() - start < seconds:
-                        pipe = client.pipeline(transaction=False)
-                        for _ in range(depth):
-                            pipe.get("hot")
-                        pipe.execute()
-                        gets += depth
-                    elapsed = time.monotonic() - start
-                    client.close()
-                reply = len(value) + len(f"${len(value)}\r\n\r\n")
-                rows.append({"value": label, "value_bytes": len(value), "gets_per_s": gets / elapsed,
-                             "link_limit_gets_per_s": mbit * 1e6 / 8 / reply,
-                             "link_share": gets / elapsed * reply * 8 / (mbit * 1e6)})
+            for _ in range(rounds):  # the values take turns, so drift falls on all of them alike
+                for label, value in values.items():
+                    with lab.inside("app"):
+                        client = server.client(socket_timeout=5)
+                        client.set("hot", value)
+                        gets, start = 0, time.monotonic()
+                        while time.monotonic() - start < seconds / rounds:
+                            pipe = client.pipeline(transaction=False)
+                            for _ in range(depth):
+                                pipe.get("hot")
+                            pipe.execute()
+                            gets += depth
+                        rates[label].append(gets / (time.monotonic() - start))
+                        client.close()
         finally:
             server.stop()
+    rows = []
+    for label, value in values.items():
+        reply = len(value) + len(f"${len(value)}\r\n\r\n")
+        per_s = float(np.median(rates[label]))
+        rows.append({"value": label, "value_bytes": len(value), "gets_per_s": per_s,
+                     "gets_spread_per_s": spread_between_rounds(rates[label]),
+                     "link_limit_gets_per_s": mbit * 1e6 / 8 / reply, "link_share": per_s * reply * 8 / (mbit * 1e6),
+                     "link_share_spread": spread_between_rounds(rates[label]) * reply * 8 / (mbit * 1e6)})
     return pd.DataFrame(rows)

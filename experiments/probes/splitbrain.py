@@ -32,6 +32,7 @@ from redis.retry import Retry
 
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
+from experiments.lab.quiet import quiet
 from experiments.lab.topologies import RedisClusterSet, SentinelSet
 
 WRITE_EVERY_S = 0.01
@@ -323,7 +324,8 @@ def all_at_once(sentinel_settings: list[tuple[int, int | None]], node_timeouts_m
     once per node timeout, all at once, each in a lab of its own: a failover is mostly waiting (detection, and
     Sentinel's 10-second INFO period before it turns the healed primary into a replica), so side by side they
     take the time of the longest. Returns the Sentinel runs, the cluster runs and the cluster readers' logs."""
-    with ThreadPoolExecutor(len(sentinel_settings) + len(node_timeouts_ms)) as pool:
+    with quiet("split brains under Sentinel and Redis Cluster"), \
+            ThreadPoolExecutor(len(sentinel_settings) + len(node_timeouts_ms)) as pool:
         sentinels = [pool.submit(sentinel_partition, down_after_ms=d, min_replicas_max_lag_s=lag, hold_s=hold_s,
                                  tag=f"s{i}") for i, (d, lag) in enumerate(sentinel_settings)]
         clusters = [pool.submit(cluster_partition, node_timeout_ms=ms, hold_s=hold_s, tag=f"c{i}")

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from experiments.caches.origin import OriginProcess
 from experiments.caches.readthrough import PROTECTIONS, SOURCES, EarlyRecompute, ReadThrough
 from experiments.errors import ParameterError
+from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer
 from experiments.lab.workerpool import WorkerPool
 from experiments.models.herd import expected_origin_calls
@@ -163,8 +164,9 @@ def summarize(protection: str, shape: Shape, calls: pd.DataFrame, stats: dict, *
 
 
 def compare(bench: Bench, shape: Shape, protections: list[str] = ORDER) -> pd.DataFrame:
-    """Every protection under the same stampede."""
-    return pd.DataFrame([bench.run(name, shape) for name in protections])
+    """Every protection under the same stampede, in a quiet section (its latencies are compared)."""
+    with quiet("every protection under the same stampede"):
+        return pd.DataFrame([bench.run(name, shape) for name in protections])
 
 
 def xfetch_lead_ms(shape: Shape, *, reload_ms: float, beta: float = 1.0) -> int:
@@ -184,8 +186,9 @@ def xfetch_lead_ms(shape: Shape, *, reload_ms: float, beta: float = 1.0) -> int:
 def sweep(bench: Bench, grid: list[tuple[str, int, int]], *, progress: bool = True, **shape) -> pd.DataFrame:
     """Runs over (protection, callers, tasks) points, with a progress bar."""
     rows = []
-    for name, callers, tasks in tqdm(grid, desc="stampede sweep", disable=not progress, mininterval=1):
-        rows.append(bench.run(name, Shape(callers=callers, tasks=tasks, **shape)))
+    with quiet("the stampede sweep"):
+        for name, callers, tasks in tqdm(grid, desc="stampede sweep", disable=not progress, mininterval=1):
+            rows.append(bench.run(name, Shape(callers=callers, tasks=tasks, **shape)))
     return pd.DataFrame(rows)
 
 

@@ -21,8 +21,12 @@ import html
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MARGIN = 3.0
 """A timing finding holds only this many times the between-round spread beyond its threshold."""
@@ -147,7 +151,13 @@ def check(chapter: str, findings: dict) -> None:
     (Path(folder) / f"{chapter}.json").write_text(json.dumps(failures, indent=1, ensure_ascii=False))
 
 
-def timings(findings: dict) -> dict[str, list[dict]]:
-    """The timing findings among ``findings`` (their `Timing` parts), as plain data (for tests and reports)."""
-    return {statement: [asdict(t) for t in timings_of(value)] for statement, value in findings.items()
-            if timings_of(value)}
+def margins(findings: dict) -> "pd.DataFrame":
+    """Every timing part of ``findings`` with its margin in spreads (for the chapter's page: how far each timing
+    finding is from failing on this run)."""
+    import pandas as pd
+
+    rows = [{"finding": statement, "measured": t.measured, "threshold": t.threshold, "side": "<" if t.below else ">",
+             "spread": t.spread, "unit": t.unit, "margin_spreads": t.spreads, "holds": bool(t)}
+            for statement, value in findings.items() for t in timings_of(value)]
+    return pd.DataFrame(rows, columns=["finding", "measured", "threshold", "side", "spread", "unit", "margin_spreads",
+                                       "holds"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments import findings
-from experiments.bookkit.runner import Outcome
+from experiments.bookkit.aftermath import Outcome
 from experiments.measure import chunk_stats, spread_between_rounds
 
 

@@ -19,7 +19,7 @@ from experiments.lab.processes import WORKER_MODULES
 from experiments.paths import ROOT
 
 PACKAGE = ROOT / "experiments"
-CORE = {"paths", "errors", "params", "seed", "rules", "ledger", "measure", "charts"}
+CORE = {"paths", "errors", "params", "seed", "rules", "ledger", "measure", "charts", "findings"}
 ALLOWED = {
     "core": {"core"},
     "lab": {"core", "lab"},

@@ -67,7 +67,7 @@ class TestChapter(ChapterContract):
             (lambda r: r.sentinel.__setitem__("replicated_before", False),
              "every promotion the replica had acknowledged (WAIT) and the writer never touched was kept"),
             (lambda r: r.sentinel.__setitem__("promotion_s", 0.1),
-             "promotion took between the detection time and detection + 5 s in every run"),
+             "promotion came after the detection time and within detection + 10 s in every run"),
             (guard_early, "min-replicas-to-write 1 stopped acknowledgements only once the lag had passed, with NOREPLICAS"),
             (guard_kept, "what it acknowledged before was lost all the same"),
             (lambda r: r.sentinel.__setitem__("new_side_write", "accepted"),
@@ -85,7 +85,8 @@ class TestChapter(ChapterContract):
              "at the default node timeout a read of the cut-off keys would give up (short timeout, default retries) "
              "before the slots can move"),
             (lambda r: _set(r.degraded, {"mode": "gutter pool"}, "max_ms", 2_500.0),
-             "with the short timeout and a breaker, no turn of an answering mode took over 1 s in the lab"),
+             "with the short timeout and a breaker, every turn of an answering mode ended within the turn's budget in the "
+             "lab"),
             (lambda r: _set(r.degraded, {"mode": "gutter pool"}, "in_budget", 0.5),
              "a gutter whose entries live the product TTL answers every turn with the catalog at its capacity"),
             (lambda r: _set(r.degraded, {"mode": "in-process copy"}, "calls_per_read", 0.5),
@@ -101,7 +102,7 @@ class TestChapter(ChapterContract):
             (lambda r: _set(r.link, {"value": "100 KB JSON, zstd"}, "gets_per_s", 1.0),
              "zstd raised the 100 KB rate by its compression ratio (within 15 %)"),
             (lambda r: _set(r.link, {"value": "2 KB item"}, "gets_per_s", 1.0),
-             "the 2 KB item passed over 30 times the 100 KB page's GETs"),
+             "the 2 KB item passed over 20 times the 100 KB page's GETs"),
         ]
 
 

@@ -91,7 +91,7 @@ def test_bad_profile_through_papermill_names_chapter_cell_and_problem(tmp_path):
               if o.output_type == "error"]
     assert [e.traceback for e in errors] == [["ParameterError: profile='fast' is not one of 'quick', 'full'"]]
     # and the page the runner renders from it says the chapter stopped, with that line, and shows no traceback
-    from experiments.bookkit.runner import mark_crashed
+    from experiments.bookkit.aftermath import mark_crashed
 
     mark_crashed(executed, lines[0].removeprefix("error: "))
     marked = nbformat.read(executed, as_version=4)

@@ -62,8 +62,6 @@ class TestChapter(ChapterContract):
         return [
             (lambda r: r.peer.update(peer_hits=r.peer["peer_hits"] + 1),
              "the book's replay and libCacheSim's LRU count the same hits on the mixed stream and the timed one"),
-            (lambda r: r.speed.update(replay_over_peer=0.5),
-             "the book's replay runs faster than libCacheSim's LRU on the same stream (so the book keeps it)"),
             (lambda r: _scale(r.in_process, {"library": "cachetools LRUCache"}, "hit_rate", 0.99),
              "cachetools' LRUCache and libCacheSim's LRU count the same hits on a task's stream"),
             (lambda r: _scale(r.in_process, {"library": "theine (W-TinyLFU)"}, "hit_rate", 0.5),

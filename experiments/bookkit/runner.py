@@ -35,18 +35,27 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from experiments import params
+from experiments.bookkit.aftermath import (
+    Interrupted,
+    Outcome,
+    cleanup_after_interrupt,
+    failed_findings,
+    mark_crashed,
+    on_sigterm,
+    wait_for_servers_to_exit,
+    wait_for_workdir_owners,
+)
 from experiments.charts import vega_bundle
 from experiments.errors import BookError, ParameterError
 from experiments.findings import RENDER_ENV
 from experiments.lab import netlab
-from experiments.lab.processes import SESSION_ENV, descendants, in_session, running, server_processes
-from experiments.lab.spawner import die_with_parent, sweep_orphan_workdirs, workdir_owners
+from experiments.lab.processes import SESSION_ENV, descendants, server_processes
+from experiments.lab.spawner import die_with_parent, sweep_orphan_workdirs
 from experiments.paths import BUILD, ROOT
 
 EXECUTED = BUILD / "executed"
@@ -131,45 +140,6 @@ def _error_line(notebook: Path, child: subprocess.Popen, log: Path) -> str:
         return ""
     lines = [line for line in log.read_text(errors="replace").strip().splitlines() if line.strip()]
     return lines[-1].removeprefix("error: ") if lines else f"{notebook} failed (exit {child.returncode})"
-
-
-class Interrupted(BookError):
-    """Ctrl-C or SIGTERM of the runner: the chapters that were running, stopped."""
-
-    def __init__(self, message: str, servers: frozenset[int] = frozenset()) -> None:
-        super().__init__(message)
-        self.servers = servers
-        """The run's server processes when the interrupt came (they die with the killed kernels)."""
-
-
-def _interrupt(signum, _frame) -> None:
-    """SIGTERM (what `timeout`, CI limits and service managers send) ends the run like Ctrl-C."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def mark_crashed(executed: Path, error: str) -> None:
-    """Show a chapter that stopped before its end as such on its page: a box under its title with the error in
-    one line, and each traceback replaced by that line (the cells after it have no outputs)."""
-    import nbformat
-
-    if not executed.exists():
-        return
-    nb = nbformat.read(executed, as_version=4)
-    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
-    def one_line(output):
-        if output.output_type != "error":
-            return output
-        first = (output.evalue or "").splitlines()[:1]
-        return nbformat.v4.new_output("stream", name="stdout", text=f"{output.ename}: {''.join(first)}\n")
-
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [one_line(o) for o in cell.outputs]
-    box = nbformat.v4.new_markdown_cell(
-        "```{error}\nThis chapter stopped before its end on this machine: " + error.replace("`", "'")
-        + ".\nThe cells after that one did not run; their outputs and the numbers they glue are missing.\n```")
-    nb.cells.insert(1, box)
-    nbformat.write(nb, executed)
 
 
 def _stop(children: dict[Path, subprocess.Popen]) -> None:
@@ -290,38 +260,6 @@ def _execute_here(notebook: Path, destination: Path, parameters: dict) -> None:
         raise BookError(f"{notebook} failed in cell {exc.exec_count or exc.cell_index}: {exc.ename}: {evalue}") from None
 
 
-@dataclass
-class Outcome:
-    """What a run of chapters came to: the chapters that stopped before their end (one line each) and the
-    findings that did not hold ({chapter: {statement: its numbers}})."""
-
-    crashed: dict[Path, str] = field(default_factory=dict)
-    failed_findings: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def lines(self) -> list[str]:
-        """One line per chapter that stopped and per finding that did not hold."""
-        lines = [error if error.startswith(str(notebook)) else f"{notebook}: {error}" for notebook, error in self.crashed.items()]
-        for chapter, failures in self.failed_findings.items():
-            lines += [f"{chapter}: a finding did not hold on this machine: {statement}" + (f" ({numbers})" if numbers else "")
-                      for statement, numbers in failures.items()]
-        return lines
-
-
-def _failed_findings(folder: Path) -> dict[str, dict[str, str]]:
-    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
-
-
-def _cleanup_after_interrupt(session: str, servers_before: frozenset[int]) -> str:
-    """Remove what killed kernels cannot (their lab namespaces, the lab's route) and say what was removed."""
-    leaked = _wait_for_servers_to_exit(session)
-    route = netlab.guard_route_present()
-    swept = netlab.sweep_orphans()
-    removed = [f"{len(servers_before - leaked)} server process(es)", f"{len(swept)} lab namespace(s)"]
-    if route and not netlab.guard_route_present():
-        removed.append("the lab's blackhole route")
-    return "stopped its kernel; removed " + ", ".join(removed)
-
-
 def execute_all(names: list[str], parameters: dict, *, jobs: int = 1, into: Path = EXECUTED,
                 render_findings: bool = True) -> Outcome:
     """Execute the selected chapters into the mirror ``into``, ``jobs`` at a time; every chapter runs even if
@@ -352,18 +290,18 @@ def execute_all(names: list[str], parameters: dict, *, jobs: int = 1, into: Path
     else:
         os.environ.pop(RENDER_ENV, None)
     outcome = Outcome()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         try:
             outcome.crashed = execute([(notebook, into / notebook, accepted) for notebook, accepted in plans], jobs=jobs)
         except Interrupted as stop:
-            raise Interrupted(f"{stop}; {_cleanup_after_interrupt(session, stop.servers)}") from None
+            raise Interrupted(f"{stop}; {cleanup_after_interrupt(session, stop.servers)}") from None
         finally:
-            leaked = _wait_for_servers_to_exit(session)
-            _wait_for_workdir_owners(session)
+            leaked = wait_for_servers_to_exit(session)
+            wait_for_workdir_owners(session)
             sweep_orphan_workdirs()
             netlab.sweep_orphans()
-        outcome.failed_findings = _failed_findings(findings_dir)
+        outcome.failed_findings = failed_findings(findings_dir)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -372,41 +310,6 @@ def execute_all(names: list[str], parameters: dict, *, jobs: int = 1, into: Path
     if leaked:
         raise BookError(f"server processes outlived the chapters that started them: {sorted(leaked)}")
     return outcome
-
-
-def _session_workdir_owners(session: str) -> list[int]:
-    """Running owners of server directories that belong to this run. A process that is still exiting
-    (SIGKILLed, its memory being released) no longer shows its environment: it counts as ours, so
-    that the sweep waits for it to be gone instead of skipping its directories."""
-    owners = []
-    for pid in workdir_owners():
-        if pid == os.getpid() or not running(pid):
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            environ = b""
-        if not environ or in_session(pid, session):
-            owners.append(pid)
-    return owners
-
-
-def _wait_for_workdir_owners(session: str, timeout_s: float = 5.0) -> None:
-    """Wait for this run's processes that own server directories (an interrupted chapter's kernel,
-    which exits a moment after its servers) so that `sweep_orphan_workdirs` can remove them."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _session_workdir_owners(session):
-            return
-        time.sleep(0.05)
-
-
-def _wait_for_servers_to_exit(session: str, timeout_s: float = 5.0) -> set[int]:
-    """Servers of this run's ``session`` that are still running after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while (leaked := set(server_processes(session))) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return leaked
 
 
 def mathjax_files() -> Path:

@@ -54,6 +54,7 @@ def headline(r: NoCacheResults) -> dict[str, float]:
         "live_catalog_load_x": figure("launch_users") / figure("catalog_concurrency")
         * origin_share(0.95, figure("launch_live_share")),
         "real_live_answered_pct": float(r.collapse.set_index("setup").loc[LIVE_SETUP, "answered_pct"]),
+        "real_live_cost_points": live_cost_points(r)["points"], "real_live_cost_spread": live_cost_points(r)["spread"],
         "p99_95_ms": _launch(r, "cache at 95 % hit").peak_p99_ms,
         "wait_at_60s_s": float(r.launch_seconds[(r.launch_seconds.launch == "no cache")
                                                   & (r.launch_seconds.t_s == 60)].wait_p50_ms.iloc[0]) / 1000,
@@ -73,9 +74,21 @@ def headline(r: NoCacheResults) -> dict[str, float]:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in numbers.items()}
 
 
+def live_cost_points(r: NoCacheResults) -> dict[str, float]:
+    """Points of answers in time that live price and stock reads cost cache-aside on the real servers, with the
+    spread between the runs' seconds (reported, not asserted)."""
+    real = r.collapse.set_index("setup")
+    cached, live = real.loc["cache-aside on Redis"], real.loc[LIVE_SETUP]
+    return {"points": float(cached.answered_pct - live.answered_pct),
+            "spread": float(cached.answered_spread_pct + live.answered_spread_pct)}
+
+
 def findings(r: NoCacheResults) -> dict[str, bool | Timing]:
     """The chapter's conclusions as statements that must hold (asserted; compared by nbval). The real-server
-    shares are timings: they hold only three spreads (between the run's seconds) beyond their thresholds."""
+    shares are timings: they hold only three spreads (between the run's seconds) beyond their thresholds. What
+    live price and stock reads cost cache-aside on the real servers (`live_cost_points`) is within three of its
+    spreads of any threshold worth stating: it is reported; the launch model's finding on live reads is the
+    asserted one."""
     h = headline(r)
     real = r.collapse.set_index("setup")
     plain, cached = real.loc["no cache"], real.loc["cache-aside on Redis"]
@@ -91,9 +104,6 @@ def findings(r: NoCacheResults) -> dict[str, bool | Timing]:
             h["answered_95_pct"] > 99.9,
         "with the launch's price and stock reads live, a 95 % cache answers under a quarter of it in time":
             h["answered_95_live_pct"] < 25,
-        "on real servers, live price and stock reads cost cache-aside at least 25 points of answers in time":
-            timing(h["real_cached_answered_pct"] - h["real_live_answered_pct"], above=25, unit="points",
-                   spread=float(real.loc[LIVE_SETUP, "answered_spread_pct"] + cached.answered_spread_pct)),
         "on real servers, cache-aside answered at least twice the share in time that no cache did":
             timing(h["real_cached_answered_pct"] - 2 * h["real_plain_answered_pct"], above=0, unit="points",
                    spread=float(cached.answered_spread_pct + 2 * plain.answered_spread_pct)),

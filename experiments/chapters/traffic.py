@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from experiments import rules
-from experiments.findings import Timing, timing
 from experiments.lab.quiet import quiet
 from experiments.measure import spread_between_rounds
 from experiments.models import lrusim, peer
@@ -207,7 +206,8 @@ def headline(r: TrafficResults) -> dict[str, float | str]:
         "any_policy_ttl_pct": 100 * float(room.any_policy_bound.iloc[0]),
         "ttl_room_1000_pp": 100 * float(room.loc[1000, "any_policy_bound"] - room.loc[1000, "lru_ttl_hit_rate"]),
         "book_mreq_per_s": float(r.speed["book_mreq_per_s"]), "peer_mreq_per_s": float(r.speed["peer_mreq_per_s"]),
-        "replay_speedup": float(r.speed["replay_over_peer"]), "speed_requests": int(r.speed["requests"]),
+        "replay_speedup": float(r.speed["replay_over_peer"]),
+        "replay_speedup_spread": float(r.speed["replay_over_peer_spread"]), "speed_requests": int(r.speed["requests"]),
         "speed_hit_pct": 100 * float(r.speed["hit_rate"]), "speed_objects": THROUGHPUT_STREAM["objects"],
         "speed_entries": THROUGHPUT_STREAM["entries"],
         "ttl_working_set_gb": ttl_working_set_gb(r.traffic, key_overhead_bytes=overhead),
@@ -221,9 +221,11 @@ FREQUENCY_OR_DEMOTION = ("S3-FIFO", "SIEVE", "W-TinyLFU", "LFU")
 promotion) or until it is frequent enough (frequency admission, LFU)."""
 
 
-def findings(r: TrafficResults) -> dict[str, bool | Timing]:
-    """The chapter's conclusions as statements that must hold (margins wide of the measured values); the speed
-    ratio is a timing, which holds only three spreads between its rounds above 1."""
+def findings(r: TrafficResults) -> dict[str, bool]:
+    """The chapter's conclusions as statements that must hold (margins wide of the measured values). The speed
+    of the book's replay against libCacheSim's is reported with its spread, not asserted: it moves by more than
+    a third of itself between rounds on two shared cores, and the book keeps its replay for the TTL it models
+    (libCacheSim's trace format carries none), not for its speed."""
     h = headline(r)
     lib = r.in_process
     theine_gap = max(abs(_hit(lib, library="theine (W-TinyLFU)", maxsize=n)
@@ -234,8 +236,6 @@ def findings(r: TrafficResults) -> dict[str, bool | Timing]:
     return {
         "the book's replay and libCacheSim's LRU count the same hits on the mixed stream and the timed one":
             r.peer["book_hits"] == r.peer["peer_hits"] and bool(r.speed["same_hits"]),
-        "the book's replay runs faster than libCacheSim's LRU on the same stream (so the book keeps it)":
-            timing(h["replay_speedup"], above=1, spread=float(r.speed["replay_over_peer_spread"])),
         "cachetools' LRUCache and libCacheSim's LRU count the same hits on a task's stream": lru_same,
         "theine's W-TinyLFU is within 2 points of libCacheSim's": theine_gap < 0.02,
         "most recommendation keys are read once (one-hit wonders)": h["reco_one_hit_pct"] > 50,

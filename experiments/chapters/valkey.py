@@ -18,6 +18,7 @@ from experiments import rules
 from experiments.findings import AllOf, Timing, timing
 from experiments.measure import spread_between_rounds
 from experiments.models import costmodel, pricing
+from experiments.models.extrapolate import PROMOTION_BOUND_S
 from experiments.probes.failover import LOST_PROMOTIONS
 from experiments.probes.parity import beyond_noise
 from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, service_default, value_sizes
@@ -288,9 +289,9 @@ def findings(r: ValkeyResults) -> dict[str, bool | Timing | AllOf]:
         "a pub/sub event sent while the subscriber is away is lost on both; a stream's is replayed on both":
             all(not missed.loc[(e, "PubSub"), "caught_up"] and missed.loc[(e, "Stream"), "caught_up"]
                 for e in ("redis", "valkey")),
-        "both engines promote the replica within detection + 5 s and keep every acknowledged key":
+        "both engines promote the replica within detection + 10 s and keep every acknowledged key":
             AllOf((bool((overhead >= 0).all() and (fo.keys_after == fo.keys_before).all()),
-                   timing(overhead.max(), below=5, spread=spread_between_rounds(overhead), unit="s"))),
+                   timing(overhead.max(), below=PROMOTION_BOUND_S, spread=spread_between_rounds(overhead), unit="s"))),
         "both engines lose every DEL acknowledged after the replica was cut off":
             bool((fo.lost_deletes_found == LOST_PROMOTIONS).all() and (fo.replicas_with_delete == 0).all()),
         "one hot key sends all its reads to one cluster node on both engines": bool((clusters.hot_key_share > 0.99).all()),

@@ -170,6 +170,7 @@ def quiet(what: str):
 
     Yields nothing; when the block ends a `Section` is recorded (see `sections`).
     """
+    outermost = _LOCK.quiet_depth == 0  # a section inside another is part of it: only the outer one is recorded
     waited, got = _LOCK.enter_quiet()
     beside = max(0, _LOCK.busy_holders - (1 if getattr(_IN_CELL, "active", False) else 0))
     start = time.monotonic()
@@ -178,7 +179,8 @@ def quiet(what: str):
     finally:
         took = time.monotonic() - start
         _LOCK.exit_quiet()
-        _LOCK.sections.append(Section(what, round(waited, 3), round(took, 3), got, beside))
+        if outermost:
+            _LOCK.sections.append(Section(what, round(waited, 3), round(took, 3), got, beside))
 
 
 def sections() -> pd.DataFrame:

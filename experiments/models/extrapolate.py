@@ -18,6 +18,13 @@ import numpy as np
 
 from experiments.errors import ParameterError
 
+PROMOTION_BOUND_S = 10.0
+"""How long after its detection time a Sentinel promotion may come and still be "detection plus seconds": the
+steps after detection (a ping a second, confirmation within a second, a random delay of up to a second, the
+leader's election and the replica's promotion) take a few seconds, which the book measures at 1–3 s. Ten
+seconds keeps the Redis, Valkey and network chapters' findings three spreads clear of the bound on a busy
+machine, and still says what the note's failover range hangs on: detection, not what follows it."""
+
 
 def _pairs(settings_s, measured_s) -> tuple[np.ndarray, np.ndarray]:
     x, y = np.asarray(settings_s, dtype=float), np.asarray(measured_s, dtype=float)

@@ -1,4 +1,5 @@
-"""Ctrl-C during `make book` stops the run at once, with one line, and leaves no server behind."""
+"""Ctrl-C or SIGTERM during `make book` stops the run at once, with one line, and leaves no server, lab namespace
+or route behind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from experiments.lab.netlab import PREFIX, guard_route_present, lab_namespaces
 from experiments.lab.processes import SESSION_ENV, descendants, running, server_processes
 from experiments.paths import ROOT
 
@@ -30,7 +32,9 @@ def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
     _, err = runner.communicate(timeout=30)
     assert time.monotonic() - interrupted < 10
     assert runner.returncode == 2
-    assert err.strip().splitlines() == ["error: book/economics.ipynb: interrupted; its kernel and servers were stopped"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: book/economics.ipynb: interrupted; stopped its kernel; "
+                                                   "removed "), err
     assert not server_processes(session)
     assert not list(tmp_path.glob("cachebook-*")), "the interrupted run left server directories behind"
 
@@ -56,3 +60,47 @@ def test_a_sigkilled_runner_takes_its_chapter_kernel_and_servers_with_it(tmp_pat
         time.sleep(0.1)
     assert not [p for p in below if running(p)], "the chapter process or its kernel outlived the runner"
     assert not server_processes(session), "the chapter's servers outlived the runner"
+
+
+def _interrupt_the_network_chapter(tmp_path, how: str) -> tuple[str, list[str]]:
+    """Run the network chapter, interrupt it (``ctrl-c``: SIGINT to its process group as a terminal sends it;
+    ``sigterm``: what `timeout`, CI limits and service managers send) once its labs exist, and return the
+    runner's stderr and the lab namespaces its kernel had made."""
+    session = f"netint-{how}-{os.getpid()}"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "experiments.bookkit", "execute", "network"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path), SESSION_ENV: session},
+        preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()),
+    )
+    deadline, made = time.monotonic() + 120, []
+    while not made:
+        assert time.monotonic() < deadline and runner.poll() is None, "the chapter never made its labs"
+        below = set(descendants(runner.pid))
+        made = [n for n in lab_namespaces() if int(n[len(PREFIX):].split("-", 1)[0]) in below]
+        time.sleep(0.2)
+    time.sleep(2)  # servers start in them
+    if how == "ctrl-c":
+        os.killpg(runner.pid, signal.SIGINT)
+    else:
+        runner.send_signal(signal.SIGTERM)
+    _, err = runner.communicate(timeout=30)
+    assert runner.returncode == 2, err
+    time.sleep(1)
+    assert not server_processes(session), "the chapter's servers outlived the interrupt"
+    assert not set(made) & set(lab_namespaces()), "the chapter's lab namespaces outlived the interrupt"
+    assert lab_namespaces() or not guard_route_present(), "the lab's route outlived every lab"
+    return err, made
+
+
+def test_ctrl_c_of_the_network_chapter_removes_its_labs(tmp_path):
+    err, made = _interrupt_the_network_chapter(tmp_path, "ctrl-c")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "book/network.ipynb: interrupted; stopped its kernel; removed" in lines[0], err
+    assert "lab namespace(s)" in lines[0]
+
+
+def test_sigterm_of_the_runner_removes_the_network_chapter_s_labs(tmp_path):
+    err, made = _interrupt_the_network_chapter(tmp_path, "sigterm")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "book/network.ipynb: interrupted; stopped its kernel; removed" in lines[0], err

@@ -16,15 +16,16 @@ setup:
 book: setup
 	$(PY) -m experiments.bookkit all --jobs 2 $(PARAMS)
 
-## The linter, package tests against real servers (two workers), the browser test, then every chapter re-executed
-## under nbval two at a time and the summary last (it reads every chapter's results). Timings wait for a quiet
-## machine (experiments/lab/quiet.py), so running two at a time moves no asserted number.
-## (tests that re-run a chapter's fault experiments are left to `make soak`: nbval runs those experiments).
+## The linter; then the package tests (real servers, the browser, JupyterLab) and every chapter re-executed under
+## nbval, in one run of two workers (by file: a chapter's cells stay together), the chapters first; the summary
+## last, alone (it reads every chapter's results). Timings wait for a quiet machine (experiments/lab/quiet.py),
+## so what runs beside them moves no asserted number. Tests that re-run a chapter's experiments (`chapter_run`)
+## are left to `make soak`: nbval runs those experiments.
 NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
+CHAPTERS := $(filter-out book/summary.ipynb,$(wildcard book/*.ipynb)) book/appendix
 test: setup
 	$(VENV)/bin/ruff check experiments tests scripts
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not chapter_run" tests
-	$(PY) -m pytest -q -n 2 --dist loadfile $(NBVAL) $(filter-out book/summary.ipynb,$(wildcard book/*.ipynb)) book/appendix
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not chapter_run" $(NBVAL) $(CHAPTERS) tests
 	$(PY) -m pytest -q $(NBVAL) book/summary.ipynb
 
 ## Rank the cache options for your own system: make decide WORKLOAD=path/to/workload.toml (see README)

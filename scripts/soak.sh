@@ -9,7 +9,11 @@ rounds=${1:-20}
 PY=_build/venv/bin/python
 tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis.py tests/test_valkey.py tests/test_memcached.py
   tests/test_in_process_lru.py::test_near_cache_invalidates_every_process_and_survives_a_broken_link
-  tests/test_read_through.py tests/test_netlab.py tests/test_partition.py tests/test_network.py"}
+  tests/test_read_through.py tests/test_netlab.py tests/test_partition.py tests/test_network.py
+  tests/test_interrupt.py tests/test_economics.py::test_hits_on_real_servers_end_to_end
+  tests/test_no_cache.py::test_real_collapse_is_bounded_and_leaves_nothing_running
+  tests/test_in_process_lru.py::test_gc_measurement_in_a_fresh_process
+  tests/test_in_process_lru.py::test_gc_under_traffic_counts_the_request_path"}
 # servers of this soak only: every process it starts carries CACHEBOOK_SESSION (see experiments/processes.py)
 export CACHEBOOK_SESSION="soak-$$"
 servers() { $PY -c 'import os; from experiments.lab.processes import server_processes as s; print(len(s(os.environ["CACHEBOOK_SESSION"])))'; }

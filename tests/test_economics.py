@@ -66,6 +66,7 @@ def test_a_stall_in_one_round_does_not_move_the_percentiles():
     assert summarize_ms(np.concatenate([*quiet, stalled]))["p99_ms"] == 50.0  # one pooled sample would move
 
 
+@pytest.mark.chapter_run  # nbval runs both probes; make soak repeats it
 def test_hits_on_real_servers_end_to_end(redis_server):
     target = open_redis(redis_server.url)
     try:

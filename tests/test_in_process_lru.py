@@ -70,6 +70,7 @@ def test_rollout_scenarios_count_what_they_should():
         deployment.Change("bad", warm="prefetch")
 
 
+@pytest.mark.chapter_run  # nbval runs gcpause.sweep; make soak repeats it
 def test_gc_measurement_in_a_fresh_process():
     small = gcpause.sweep([50, 200], size_kb=20, repeats=2)
     parsed = small[small.representation == "parsed JSON"].set_index("entries")
@@ -109,6 +110,7 @@ def test_moving_popularity_costs_per_task_caches_more_than_a_shared_one():
     assert stress.shared_moved_pp > stress.moved_pp
 
 
+@pytest.mark.chapter_run  # nbval runs gcpause.under_traffic; make soak repeats it
 def test_gc_under_traffic_counts_the_request_path():
     traffic = gcpause.under_traffic([0, 400], turns_per_s=10, in_flight_s=2, entries=200, ttl_s=60, size_kb=20, turns=600)
     none, heavy = traffic.set_index("messages").loc[0], traffic.set_index("messages").loc[400]

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from experiments.lab.netlab import PREFIX, guard_route_present, lab_namespaces
 from experiments.lab.processes import SESSION_ENV, descendants, running, server_processes
 from experiments.paths import ROOT
@@ -93,6 +95,7 @@ def _interrupt_the_network_chapter(tmp_path, how: str) -> tuple[str, list[str]]:
     return err, made
 
 
+@pytest.mark.chapter_run  # make test interrupts it with SIGTERM; make soak also with Ctrl-C
 def test_ctrl_c_of_the_network_chapter_removes_its_labs(tmp_path):
     err, made = _interrupt_the_network_chapter(tmp_path, "ctrl-c")
     lines = err.strip().splitlines()

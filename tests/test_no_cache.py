@@ -57,6 +57,7 @@ def test_fan_out_p50_within_2_percent_of_monte_carlo(hit_rate):
         assert analytic == pytest.approx(350, rel=0.01)
 
 
+@pytest.mark.chapter_run  # nbval runs the collapse; make soak repeats it
 def test_real_collapse_is_bounded_and_leaves_nothing_running():
     with RedisServer(name="redis-collapse") as server:
         plain = collapse.run(workers=4, rate_per_s=4 / 0.12 * 5, duration_s=2, seed=5)

@@ -152,6 +152,7 @@ class _Lock:
 
 _LOCK = _Lock()
 _IN_CELL = threading.local()
+"""Per thread: whether it runs a cell (or a test), and how deep in quiet sections it is."""
 
 
 @contextmanager
@@ -170,7 +171,8 @@ def quiet(what: str):
 
     Yields nothing; when the block ends a `Section` is recorded (see `sections`).
     """
-    outermost = _LOCK.quiet_depth == 0  # a section inside another is part of it: only the outer one is recorded
+    depth = getattr(_IN_CELL, "quiet_depth", 0)  # a section inside another of its thread is part of it
+    _IN_CELL.quiet_depth = depth + 1
     waited, got = _LOCK.enter_quiet()
     beside = max(0, _LOCK.busy_holders - (1 if getattr(_IN_CELL, "active", False) else 0))
     start = time.monotonic()
@@ -179,7 +181,8 @@ def quiet(what: str):
     finally:
         took = time.monotonic() - start
         _LOCK.exit_quiet()
-        if outermost:
+        _IN_CELL.quiet_depth = depth
+        if depth == 0:
             _LOCK.sections.append(Section(what, round(waited, 3), round(took, 3), got, beside))
 
 

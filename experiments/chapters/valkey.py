@@ -284,8 +284,8 @@ def findings(r: ValkeyResults) -> dict[str, bool | Timing | AllOf]:
     cost = costs(r.item_bytes).set_index(["engine", "deployment"]).usd_per_month
     return {
         "Valkey 8.0 answers as Redis 7.2.4 to clients that check the version": h["valkey_reports_redis"] == "7.2.4",
-        "invalidation by pub/sub and by stream reaches the key within 5 ms at p99 on both engines":
-            timing(r.invalidation.p99_ms.max(), below=5, spread=float(r.invalidation.p99_spread_ms.max()), unit="ms"),
+        "invalidation by pub/sub and by stream reaches the key within 10 ms at p99 on both engines":
+            timing(r.invalidation.p99_ms.max(), below=10, spread=float(r.invalidation.p99_spread_ms.max()), unit="ms"),
         "a pub/sub event sent while the subscriber is away is lost on both; a stream's is replayed on both":
             all(not missed.loc[(e, "PubSub"), "caught_up"] and missed.loc[(e, "Stream"), "caught_up"]
                 for e in ("redis", "valkey")),

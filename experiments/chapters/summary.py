@@ -59,9 +59,11 @@ COLOURS = dict(zip(VERDICTS, ("#e3f1e6", "#fdf1d6", "#f8dcdc", "#ececec"), stric
 
 
 def load_results() -> tuple[pd.DataFrame, dict[str, dict]]:
-    """Every chapter's ledger rows and headline numbers; a one-line error names what is missing."""
+    """Every chapter's ledger rows and headline numbers (never the summary's own, which a previous run left);
+    a one-line error names what is missing."""
     folder = results_dir() / "numbers"
-    numbers = {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")} if folder.exists() else {}
+    numbers = ({path.stem: json.loads(path.read_text()) for path in folder.glob("*.json") if path.stem != "summary"}
+               if folder.exists() else {})
     ledger = load_all() if (results_dir() / "ledger").exists() else pd.DataFrame(columns=["chapter"])
     missing = [c for c in CHAPTERS if c not in numbers or c not in set(ledger.chapter)]
     if missing:

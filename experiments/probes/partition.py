@@ -226,24 +226,28 @@ def saturated_link(*, mbit: float, values: dict[str, bytes], seconds: float = 1.
     rates: dict[str, list[float]] = {label: [] for label in values}
     with quiet("GETs through a capped link"), NetLab(["cache", "app"], tag="link") as lab:
         server = lab.place("cache", RedisServer)
+        clients = {}
         try:
             server.start()
             lab.limit("cache", mbit=mbit)
-            for _ in range(rounds):  # the values take turns, so drift falls on all of them alike
+            with lab.inside("app"):  # one connection per value, made and filled before any round is timed
                 for label, value in values.items():
+                    clients[label] = server.client(socket_timeout=5)
+                    clients[label].set(f"hot:{label}", value)
+            for _ in range(rounds):  # the values take turns, so drift falls on all of them alike
+                for label, client in clients.items():
                     with lab.inside("app"):
-                        client = server.client(socket_timeout=5)
-                        client.set("hot", value)
                         gets, start = 0, time.monotonic()
                         while time.monotonic() - start < seconds / rounds:
                             pipe = client.pipeline(transaction=False)
                             for _ in range(depth):
-                                pipe.get("hot")
+                                pipe.get(f"hot:{label}")
                             pipe.execute()
                             gets += depth
                         rates[label].append(gets / (time.monotonic() - start))
-                        client.close()
         finally:
+            for client in clients.values():
+                client.close()
             server.stop()
     rows = []
     for label, value in values.items():

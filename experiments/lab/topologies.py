@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from experiments.errors import ParameterError, ServerStartError
+from experiments.lab.quiet import busy
 from experiments.lab.servers import DEFAULT_PASSWORD, RedisServer, _Managed, _SingleServer, _wait_until, engine_named
 from experiments.lab.spawner import free_port, require_binary
 
@@ -301,8 +302,13 @@ class Together(_Managed):
 
     def start_in_background(self) -> "Together":
         """Begin starting the groups and return at once, so that other work overlaps their gossip;
-        `wait` blocks until they are ready (and raises what a start raised)."""
-        self._starting = ThreadPoolExecutor(1, thread_name_prefix="together").submit(self.start)
+        `wait` blocks until they are ready (and raises what a start raised). The start is load that outlives
+        the cell that began it: it holds a busy section (`experiments.lab.quiet`) until it is done."""
+        def start() -> None:
+            with busy():
+                self.start()
+
+        self._starting = ThreadPoolExecutor(1, thread_name_prefix="together").submit(start)
         return self
 
     def wait(self) -> "Together":

@@ -33,7 +33,7 @@ from experiments.caches import keydesign
 from experiments.caches.origin import document
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
-from experiments.lab.quiet import quiet
+from experiments.lab.quiet import busy, quiet
 from experiments.lab.servers import MemcachedServer, RedisServer
 from experiments.measure import spread_between_rounds
 from experiments.seed import value_sizes
@@ -194,8 +194,9 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
 
 def memcached_flaps(*, keys: int, dead_timeout_s: float) -> pd.DataFrame:
     """`memcached_flap` twice at once, each in a lab of its own: the node replaced, and the node back as it was
-    (both mostly wait: for the ejection, then for ``dead_timeout_s``)."""
-    with ThreadPoolExecutor(2) as pool:
+    (both mostly wait: for the ejection, then for ``dead_timeout_s``). The chapter runs them in the background,
+    so they hold a busy section (`experiments.lab.quiet`) of their own while they run."""
+    with busy(), ThreadPoolExecutor(2) as pool:
         runs = [pool.submit(memcached_flap, keys=keys, dead_timeout_s=dead_timeout_s, replace=replace)
                 for replace in (True, False)]
     return pd.DataFrame([run.result() for run in runs])

@@ -162,7 +162,7 @@ def naive_cachetools(items: np.ndarray, times: np.ndarray, *, maxsize: int, ttl_
 
 
 def benchmark(traffic: TaskTraffic, *, maxsize: int, ttl_s: float, requests_count: int, seed: int,
-              rounds: int = 5, passes: int = 5) -> dict[str, float]:
+              rounds: int = 9, passes: int = 3) -> dict[str, float]:
     """The compiled replay and a per-request cachetools loop on the same stream, in the same run. The replay is
     timed in ``rounds`` rounds of ``passes`` passes over the stream (a pass takes milliseconds, which one
     preemption by another process would dominate): its rate is the median of the rounds, with their spread

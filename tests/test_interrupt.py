@@ -16,15 +16,20 @@ from experiments.lab.processes import SESSION_ENV, descendants, running, server_
 from experiments.paths import ROOT
 
 
-def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
-    session = f"interrupt-test-{os.getpid()}"
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "experiments.bookkit", "execute", "economics"], cwd=ROOT,
+def _terminal_job(chapter: str, session: str, tmp_path) -> subprocess.Popen:
+    """The runner executing ``chapter`` as a terminal's foreground job: its own process group, SIGINT at its
+    default (a background job of a non-interactive shell ignores it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.bookkit", "execute", chapter], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "TMPDIR": str(tmp_path), SESSION_ENV: session},
-        # a terminal's foreground job: its own process group, SIGINT at its default
         preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()),
     )
+
+
+def test_ctrl_c_stops_the_chapter_and_its_servers(tmp_path):
+    session = f"interrupt-test-{os.getpid()}"
+    runner = _terminal_job("economics", session, tmp_path)
     deadline = time.monotonic() + 60
     while not server_processes(session):
         assert time.monotonic() < deadline and runner.poll() is None, "the chapter never started its servers"
@@ -69,12 +74,7 @@ def _interrupt_the_network_chapter(tmp_path, how: str) -> tuple[str, list[str]]:
     ``sigterm``: what `timeout`, CI limits and service managers send) once its labs exist, and return the
     runner's stderr and the lab namespaces its kernel had made."""
     session = f"netint-{how}-{os.getpid()}"
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "experiments.bookkit", "execute", "network"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path), SESSION_ENV: session},
-        preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()),
-    )
+    runner = _terminal_job("network", session, tmp_path)
     deadline, made = time.monotonic() + 120, []
     while not made:
         assert time.monotonic() < deadline and runner.poll() is None, "the chapter never made its labs"

@@ -5,7 +5,7 @@ see (``tests/test_layout.py`` checks it), and ``models`` sees only the core, so 
 without a server:
 
 * core (flat): `paths`, `errors`, `params`, `seed` (the note's figures), `rules` (verdict rules), `ledger`,
-  `measure`, `charts`;
+  `measure`, `findings` (timing findings and their margins), `results` (the tables probes declare), `charts`;
 * `lab` — child processes that never outlive their owner (`lab.spawner`, `lab.processes`), a network lab of
   namespaces with silent partitions and capped links (`lab.netlab`), the
   servers of either Redis-protocol engine and memcached (`lab.servers`, `lab.topologies`), endpoints
@@ -13,11 +13,12 @@ without a server:
 * `caches` — adapters, the cache-aside and read-through patterns, the key design, the near cache,
   the durable invalidation log replayed after a failover, the stand-in origins, the degraded modes;
 * `models` — pure maths and simulators (`models.peer` hands streams to libCacheSim, the peer simulator);
-* `probes` — experiments on real servers;
+* `probes` — experiments on real servers; each declares the tables and records it returns (`results.Table`);
 * `decide` — the reader's front door (``python -m experiments.decide``, ``make decide``): a workload file
   checked, the options ranked with the book's models, a JSON and an offline page; the summary calls it;
-* `chapters` — one module per notebook, with its name: results, headline numbers, findings, ledger
-  rows and summary-table row;
+* `chapters` — one module per notebook, with its name: results (a container naming each probe table it
+  holds), headline numbers, findings, ledger rows and summary-table row; no chapter imports another but the
+  summary;
 * `bookkit` — the runner (``python -m experiments.bookkit``), the myst-nb plugin, the environment page.
 
 Each chapter and the modules it uses:

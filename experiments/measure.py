@@ -41,7 +41,7 @@ def summarize_ms(samples_ms: np.ndarray) -> dict[str, float]:
         "p50_ms": float(np.percentile(samples_ms, 50)),
         "p99_ms": float(np.percentile(samples_ms, 99)),
         "max_ms": float(np.max(samples_ms)),
-        "n": int(len(samples_ms)),
+        "n": len(samples_ms),
     }
 
 

@@ -14,18 +14,33 @@ from experiments.errors import ParameterError
 
 @dataclass(frozen=True)
 class Profile:
-    """How much work an experiment does: repetitions of each timed operation, slow origin calls,
-    and a scale factor for workload sizes (events, keys, requests) that chapters multiply by."""
+    """How much work an experiment does, every chapter's setting for it in one place: repetitions of each timed
+    operation, slow origin calls, a scale factor for workload sizes (events, keys, requests) that chapters
+    multiply by, and the settings a chapter scales otherwise:
+
+    * ``stream_scale`` — the traffic chapter's generated streams (their length, and the Redis replay);
+    * ``large_items_scale`` — the Valkey chapter's 100 KB layout (its item count);
+    * ``sweep_repeats`` — how often the read-through chapter repeats its stampede sweep;
+    * ``grid_refine`` — how much finer the summary's what-if grids are (their step divided by it);
+    * ``documented_defaults`` — whether the network chapter also runs Sentinel's and Cluster's documented
+      detection times (30 s, 15 s), which the quick profile reaches by extrapolation."""
 
     name: str
     repetitions: int
     origin_calls: int
     scale: int
+    stream_scale: int
+    large_items_scale: int
+    sweep_repeats: int
+    grid_refine: int
+    documented_defaults: bool
 
 
 PROFILES = {
-    "quick": Profile("quick", repetitions=2_000, origin_calls=8, scale=1),
-    "full": Profile("full", repetitions=20_000, origin_calls=40, scale=10),
+    "quick": Profile("quick", repetitions=2_000, origin_calls=8, scale=1, stream_scale=1, large_items_scale=1,
+                     sweep_repeats=1, grid_refine=1, documented_defaults=False),
+    "full": Profile("full", repetitions=20_000, origin_calls=40, scale=10, stream_scale=6, large_items_scale=100,
+                    sweep_repeats=3, grid_refine=2, documented_defaults=True),
 }
 
 

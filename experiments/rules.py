@@ -59,6 +59,7 @@ class Rule:
 
     @property
     def verdict(self) -> str:
+        """``holds``, ``partly``, ``fails`` or ``unverifiable`` for the measurement the rule was made with."""
         return self.at(self.measured)
 
     def at(self, measured) -> str:
@@ -115,6 +116,7 @@ class Rule:
         return f"ours {m}{u}: within {100 * self.tolerance:.0f} % of {c}{u} → holds{partly}, else fails"
 
     def as_dict(self) -> dict:
+        """The rule's fields as the ledger's files keep them (`from_dict` reads them back)."""
         return {"kind": self.kind, "claimed": self.claimed, "measured": self.measured, "unit": self.unit,
                 "tolerance": self.tolerance, "partly": self.partly, "reason": self.reason}
 

@@ -67,6 +67,22 @@ def promo_reads_per_s() -> float:
     return figure("stale_coupon_users") / figure("poll_interval_s")
 
 
+LAUNCH_INPUTS = ("launch_users", "catalog_concurrency", "launch_catalog_latency_ms", "catalog_timeout_ms", "spike_s",
+                 "autoscale_min_s", "autoscale_max_s")
+"""The figures the launch model (`experiments.models.flashsale.Launch`) takes: the no-cache failure's launch and
+catalog, and no-cache Q1's ramp and scale-out times."""
+
+LAUNCH_RECONCILED = ("no-cache Q1's 15 s spike and 90-180 s scale-out are the ramp and the catalog's response of the "
+                     "no-cache failure's launch, the one launch the note tells twice")
+"""How a ledger row that uses `LAUNCH_INPUTS` makes its two scenarios fit."""
+
+
+def rollout_interval_s() -> float:
+    """Seconds between two batches of the note's rolling deployment (in-process Q2): its 60 tasks replaced in
+    batches of 10 over 10 minutes, six batches 100 s apart."""
+    return figure("rollout_minutes") * 60 / (figure("task_count") / figure("rollout_batch"))
+
+
 def launch_capacity_per_s() -> float:
     """The catalog's capacity in the no-cache failure, per second: 5,000 concurrent requests at its 120 ms
     (Little's law), ≈ 41,667 requests/s."""
@@ -94,6 +110,12 @@ def service_default(name: str) -> float:
 def origin_table() -> pd.DataFrame:
     """The seed's hit/miss economics table plus our latency spread (``data/origins.csv``)."""
     return pd.read_csv(DATA / "origins.csv")
+
+
+def origin(family: str) -> pd.Series:
+    """One family's row of `origin_table`: its origin's latency (``seed_origin_ms``), cache bound, saving, and
+    our latency spread (``latency_sigma``)."""
+    return origin_table().set_index("family").loc[family]
 
 
 def value_sizes() -> pd.DataFrame:

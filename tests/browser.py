@@ -93,7 +93,7 @@ def visit_all(html_root: Path, screenshots: Path) -> list[PageReport]:
                         page.wait_for_function(
                             "() => [...document.querySelectorAll('.cachebook-chart')]"
                             ".every(d => d.querySelector('canvas, svg'))", timeout=15_000)
-                    except Exception:  # noqa: BLE001 - counted below
+                    except Exception:
                         pass
                 report.rendered = page.locator(".cachebook-chart:has(canvas), .cachebook-chart:has(svg)").count()
                 page.screenshot(path=str(screenshots / (path.replace("/", "__") + ".png")), full_page=True)

@@ -19,15 +19,16 @@ from experiments.lab.netlab import lab_namespaces
 from experiments.lab.processes import SESSION_ENV, server_processes
 from experiments.lab.servers import MemcachedServer, RedisServer
 
-CHAPTER_RUNS = ("test_redis.py", "test_memcached.py", "test_valkey.py", "test_network.py")
-"""Test modules whose ``results`` fixture re-runs a chapter's failover, cluster and cold-node experiments."""
+LIVE_FIXTURE = "live"
+"""The fixture that re-runs a chapter's failover, cluster and cold-node experiments (`tests/recorded.py`)."""
 
 
 def pytest_collection_modifyitems(items):
     """Mark the tests that need a chapter's experiments re-run (`chapter_run`): in `make test` the
-    chapter itself runs them under nbval and asserts the same findings, so only `make soak` runs these."""
+    chapter itself runs them under nbval and asserts the same findings, and its contract runs on a recorded
+    run, so only `make soak` runs these."""
     for item in items:
-        if item.path.name in CHAPTER_RUNS and "results" in item.fixturenames:
+        if LIVE_FIXTURE in item.fixturenames:
             item.add_marker(pytest.mark.chapter_run)
 
 

@@ -121,7 +121,7 @@ def test_rule_negative_results_are_cached_until_a_write():
 
 
 def test_rule_query_cache_ignores_item_writes_until_its_ttl():
-    node, table = _node()
+    node, _ = _node()
     assert len(node.query("A", 0)) == 1
     node.put_item("AB", ITEM, 1)  # a new item the cached query would now match
     assert len(node.query("A", 2)) == 1
@@ -129,7 +129,7 @@ def test_rule_query_cache_ignores_item_writes_until_its_ttl():
 
 
 def test_rule_a_query_does_not_warm_the_item_cache():
-    node, table = _node()
+    node, _ = _node()
     node.query("A", 0)
     assert not node.item_cache.entries
     node.get_item("A", 1)
@@ -232,11 +232,11 @@ def results():
 
 def _tls_table() -> pd.DataFrame:
     """A TLS comparison in the shape `tlscost.compare` returns (the real one is tested above)."""
-    return pd.DataFrame([
+    return tlscost.COMPARE.frame([
         {"transport": "plain TCP", "get_p50_us": 130.0, "get_p99_us": 240.0, "connect_p50_ms": 1.0, "connect_p99_ms": 2.0,
-         "get_p50_spread_us": 10.0},
+         "get_p50_spread_us": 10.0, "gets": 1000, "connections": 20},
         {"transport": "TLS", "get_p50_us": 180.0, "get_p99_us": 300.0, "connect_p50_ms": 25.0, "connect_p99_ms": 40.0,
-         "get_p50_spread_us": 15.0}])
+         "get_p50_spread_us": 15.0, "gets": 1000, "connections": 20}])
 
 
 class TestDaxChapter(ChapterContract):

@@ -48,14 +48,14 @@ def test_changed_by_events_flips_the_taxonomy_from_per_task_caches_to_a_shared_o
 def test_in_dynamodb_decides_whether_dax_can_run():
     hot = load(EXAMPLES / "dynamodb-hot-set.toml")
     assert first(_family(hot, in_dynamodb=False))[0] != "dax"
-    ordered, families = engine.rank(_family(hot, in_dynamodb=False))
+    _, families = engine.rank(_family(hot, in_dynamodb=False))
     assert families["dax"]["families"]["summary"]["read_live_because"] == "not in DynamoDB"
 
 
 def test_cacheable_false_leaves_the_chatbot_without_a_viable_cache():
     chatbot = load(EXAMPLES / "chatbot.toml")
     assert first(chatbot) == ("valkey", "viable")
-    option, verdict = first(_family(chatbot, cacheable=False))
+    _, verdict = first(_family(chatbot, cacheable=False))
     assert verdict == "rejected"
 
 
@@ -89,7 +89,7 @@ def test_the_command_writes_the_documented_json_and_is_fast(tmp_path, capsys):
     assert time.monotonic() - start < 30
     result = json.loads((tmp_path / "decision.json").read_text())
     assert result["workload"] == "the note's chatbot"
-    assert [r["option"] for r in result["ranking"]][0] == "valkey"
+    assert result["ranking"][0]["option"] == "valkey"
     assert {r["option"] for r in result["ranking"]} == set(engine.OPTIONS)
     assert all(r["verdict"] in ("viable", "rejected") and r["reasons"] and "hit_rate" in r["numbers"]
                and "origin_load_normal" in r["numbers"] for r in result["ranking"])

@@ -161,16 +161,20 @@ def test_fleet_refuses_bad_modes():
 def results(traffic):
     promo = chapter.promo_traffic()
     deploy, summary = deployment.compare(promo, deployment.scenarios(), seed=1)
-    gc_table = pd.DataFrame([
-        {"representation": rep, "entries": n, "rss_growth_mb": n * (0.1 if rep == "bytes" else 0.19),
+    gc_table = gcpause.SWEEP.frame(
+        {"representation": rep, "entries": n, "entry_kb": 100.0, "rss_growth_mb": n * (0.1 if rep == "bytes" else 0.19),
          "full_collect_p50_ms": 10 + (0.012 * n if rep == "parsed JSON" else 0), "full_collect_spread_ms": 1.0,
-         "tracked_objects": 49_000 + (2 * n if rep == "parsed JSON" else 0)}
-        for rep in ("bytes", "parsed JSON") for n in (1000, 5000)])
-    gc_traffic = pd.DataFrame([
-        {"messages": m, "tracked_per_turn": 4 * m + 8, "turns": 1000, "full_collections": n, "in_flight": 21,
-         "traffic_s": 90.0, "interval_s": 90.0 / n if n else np.nan, "pause_p50_ms": 100.0 if n else np.nan,
+         "full_collect_max_ms": 12 + (0.012 * n if rep == "parsed JSON" else 0), "automatic_full_collections": 0,
+         "longest_automatic_pause_ms": 0.0, "tracked_objects": 49_000 + (2 * n if rep == "parsed JSON" else 0)}
+        for rep in ("bytes", "parsed JSON") for n in (1000, 5000))
+    gc_traffic = gcpause.UNDER_TRAFFIC.frame(
+        {"messages": m, "tracked_per_turn": 4 * m + 8, "tracked_objects": 60_000, "turns": 1000, "full_collections": n,
+         "in_flight": 21, "traffic_s": 90.0, "interval_s": 90.0 / n if n else np.nan,
+         "pause_p50_ms": 100.0 if n else np.nan, "explicit_full_ms": 100.0,
          "gc_time_share_pct": 100 * max(n, 1) * 0.1 / 90}
-        for m, n in zip(chapter.GC_TURN_MESSAGES, (0, 7, 45))])
+        for m, n in zip(chapter.GC_TURN_MESSAGES, (0, 7, 45), strict=True))
+    drop = {"mode": "tracking", "read_while_down": "after", "read_after_reconnect": "after",
+            "stale_after_reconnect": False, "other_tasks_fresh": True, "link_drops": 1, "flushes": 1}
     return chapter.InProcessResults(
         alpha=traffic.alpha,
         sweep=taskcache.sweep(traffic, tasks_list=[1, 50], maxsize=1000, ttl_s=300, requests_count=1_000_000,
@@ -187,11 +191,16 @@ def results(traffic):
         stale=taskstale.stale_over_time(tasks=60, ttl_s=900, reads_per_s_per_task=promo.reads_per_s / 60,
                                         trials=2000, seed=1, minutes=[0, 5, 10]),
         deploy=deploy, deploy_summary=summary, gc=gc_table, gc_traffic=gc_traffic, near_ms=np.array([0.2, 0.3, 0.5]),
-        near_compare=pd.DataFrame([{"cache": "near", "stale_reads": 0, "stale_share": 0.0, "l1_hit_rate": 0.98},
-                                   {"cache": "ttl", "stale_reads": 50, "stale_share": 0.5, "l1_hit_rate": 0.99}]),
-        drop_tracking={"stale_after_reconnect": False, "read_while_down": "after"},
-        drop_naive={"stale_after_reconnect": True, "read_while_down": "before"},
-        fleet_status=pd.DataFrame(), odd_tasks=[0], lookup_ms=np.full(100, 0.0013))
+        near_compare=nearcache.COMPARE_WITH_TTL.frame([
+            {"cache": "near", "reads": 100, "stale_reads": 0, "stale_share": 0.0, "l1_hit_rate": 0.98},
+            {"cache": "ttl", "reads": 100, "stale_reads": 50, "stale_share": 0.5, "l1_hit_rate": 0.99}]),
+        drop_tracking=drop,
+        drop_naive={**drop, "mode": "naive", "read_while_down": "before", "read_after_reconnect": "before",
+                    "stale_after_reconnect": True, "other_tasks_fresh": True, "flushes": 0},
+        fleet_status=nearcache.FLEET_STATUS.frame([
+            {"task": i, "pid": 100 + i, "holds": "before" if i == 0 else "after", "held_for_s": 5.0, "link_up": True,
+             "hits": 10, "misses": 1, "invalidations": 1, "flushes": 0} for i in range(3)]),
+        odd_tasks=[0], lookup_ms=np.full(100, 0.0013))
 
 
 class TestInProcessChapter(ChapterContract):

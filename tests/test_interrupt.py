@@ -69,10 +69,10 @@ def test_a_sigkilled_runner_takes_its_chapter_kernel_and_servers_with_it(tmp_pat
     assert not server_processes(session), "the chapter's servers outlived the runner"
 
 
-def _interrupt_the_network_chapter(tmp_path, how: str) -> tuple[str, list[str]]:
+def _interrupt_the_network_chapter(tmp_path, how: str) -> str:
     """Run the network chapter, interrupt it (``ctrl-c``: SIGINT to its process group as a terminal sends it;
     ``sigterm``: what `timeout`, CI limits and service managers send) once its labs exist, and return the
-    runner's stderr and the lab namespaces its kernel had made."""
+    runner's stderr, once the namespaces its kernel had made are checked gone."""
     session = f"netint-{how}-{os.getpid()}"
     runner = _terminal_job("network", session, tmp_path)
     deadline, made = time.monotonic() + 120, []
@@ -92,18 +92,18 @@ def _interrupt_the_network_chapter(tmp_path, how: str) -> tuple[str, list[str]]:
     assert not server_processes(session), "the chapter's servers outlived the interrupt"
     assert not set(made) & set(lab_namespaces()), "the chapter's lab namespaces outlived the interrupt"
     assert lab_namespaces() or not guard_route_present(), "the lab's route outlived every lab"
-    return err, made
+    return err
 
 
 @pytest.mark.chapter_run  # make test interrupts it with SIGTERM; make soak also with Ctrl-C
 def test_ctrl_c_of_the_network_chapter_removes_its_labs(tmp_path):
-    err, made = _interrupt_the_network_chapter(tmp_path, "ctrl-c")
+    err = _interrupt_the_network_chapter(tmp_path, "ctrl-c")
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "book/network.ipynb: interrupted; stopped its kernel; removed" in lines[0], err
     assert "lab namespace(s)" in lines[0]
 
 
 def test_sigterm_of_the_runner_removes_the_network_chapter_s_labs(tmp_path):
-    err, made = _interrupt_the_network_chapter(tmp_path, "sigterm")
+    err = _interrupt_the_network_chapter(tmp_path, "sigterm")
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "book/network.ipynb: interrupted; stopped its kernel; removed" in lines[0], err

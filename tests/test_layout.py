@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from experiments.lab.processes import WORKER_MODULES
 from experiments.paths import ROOT
 
 PACKAGE = ROOT / "experiments"
-CORE = {"paths", "errors", "params", "seed", "rules", "ledger", "measure", "charts", "findings"}
+CORE = {"paths", "errors", "params", "seed", "rules", "ledger", "measure", "charts", "findings", "results"}
 ALLOWED = {
     "core": {"core"},
     "lab": {"core", "lab"},
@@ -72,6 +73,55 @@ def test_the_models_load_without_any_server_code():
     assert out.strip() == "[]"
 
 
+def imported_modules(path: Path) -> set[str]:
+    """Every ``experiments.*`` module a file imports (``from experiments.chapters import redis`` counts as
+    ``experiments.chapters.redis``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("experiments"):
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("experiments")}
+    return found
+
+
+def chapter_imports(path: Path) -> set[str]:
+    """The chapter modules (other than ``path`` itself) a chapter module imports."""
+    chapters = {f"experiments.chapters.{p.stem}" for p in (PACKAGE / "chapters").glob("*.py") if p.stem != "__init__"}
+    return (imported_modules(path) & chapters) - {f"experiments.chapters.{path.stem}"}
+
+
+def test_no_chapter_imports_another_but_the_summary():
+    """A figure two chapters share lives in ``seed``, ``data/`` or a model, so editing one chapter never moves
+    another's numbers; the summary alone reads every chapter."""
+    wrong = {p.name: sorted(chapter_imports(p)) for p in (PACKAGE / "chapters").glob("*.py")
+             if p.stem not in ("summary", "__init__")}
+    assert not {k: v for k, v in wrong.items() if v}
+
+
+def test_no_chapter_notebook_imports_another_chapter_s_module():
+    for notebook in (ROOT / "book").glob("*.ipynb"):
+        if notebook.stem == "summary":
+            continue
+        own = notebook.stem.replace("-", "_")
+        code = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        tree = ast.parse("\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "experiments.chapters":
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("experiments.chapters."):
+                names.add(node.module.rsplit(".", 1)[1])
+        assert names <= {own}, f"{notebook.name} imports another chapter: {sorted(names - {own})}"
+
+
+def test_the_chapter_import_check_sees_one(tmp_path):
+    bad = tmp_path / "network.py"
+    bad.write_text("from experiments.chapters.redis import x\nfrom experiments.chapters import network, valkey\n")
+    assert chapter_imports(bad) == {"experiments.chapters.redis", "experiments.chapters.valkey"}
+
+
 def test_the_layout_check_sees_a_wrong_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from experiments.lab.servers import RedisServer\nfrom experiments import charts\n")
@@ -114,3 +164,25 @@ def test_the_leak_check_knows_every_worker_module():
     assert started and started == set(WORKER_MODULES)
     for name in WORKER_MODULES:
         assert importlib.util.find_spec(name) is not None, f"{name} is in WORKER_MODULES but does not exist"
+
+
+SEED_FIGURES_TYPED_AGAIN = {
+    "models/flashsale.py": [r"planned_concurrency: int = \d", r"service_ms: float = \d", r"timeout_ms: float = \d",
+                            r"ramp_s: float = \d", r"scale_delay_s[:=]\s*(float = )?\d", r"hit_rate=0\.95"],
+    "models/deployment.py": [r"categories: int = \d", r"tasks: int = \d", r"ttl_s: float = \d", r"latency_s: float = \d",
+                             r"batch: int = \d", r"interval_s: float = \d"],
+    "probes/splitbrain.py": [r"ex=\d"],
+    "models/daxmodel.py": [r"ttl_s: float = \d"],
+    "models/daxsim.py": [r"TTL_S = \d"],
+    "decide/engine.py": [r"TTL_S = \d"],
+}
+"""Seed figures and documented defaults once typed as literals beside their home (`experiments.seed`, the key
+design, `data/service_defaults.csv`); each must be read from there."""
+
+
+def test_models_and_probes_read_the_note_s_figures_instead_of_typing_them():
+    import re
+
+    typed = {f"{path}: {pattern}" for path, patterns in SEED_FIGURES_TYPED_AGAIN.items()
+             for pattern in patterns if re.search(pattern, (PACKAGE / path).read_text())}
+    assert not typed

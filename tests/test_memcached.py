@@ -1,12 +1,15 @@
 """The Memcached chapter's experiments on real nodes, small, and the models beside them.
 
-The node-replacement experiment is one of those `make soak` repeats 20 times.
+The probe tests and `TestMemcachedChapterLive` run the experiments (``live``, `chapter_run`: the
+node-replacement experiment is one of those `make soak` repeats 20 times); the contract runs on a recorded run
+(``results``, `tests/recorded.py`) in every `make test`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import recorded
 from chapter_contract import ChapterContract
 
 from experiments.caches.adapters import MemcachedCache
@@ -19,16 +22,17 @@ from experiments.models import pollmodel
 from experiments.probes import coldnode, evictions, hashing, invalidation, listupdates
 
 
-@pytest.fixture(scope="module")
-def nodes():
-    servers = [MemcachedServer(name=f"memcached-node{i}").start() for i in range(4)]
-    yield servers
-    for server in servers:
-        server.stop()
+def live_results() -> chapter.MemcachedResults:
+    """The chapter's experiments, small, on four real memcached nodes."""
+    nodes = [MemcachedServer(name=f"memcached-node{i}").start() for i in range(4)]
+    try:
+        return _measure(nodes)
+    finally:
+        for node in nodes:
+            node.stop()
 
 
-@pytest.fixture(scope="module")
-def results(nodes):
+def _measure(nodes) -> chapter.MemcachedResults:
     redis_target, mc_target = open_redis(""), open_memcached("")
     subscriber = invalidation.QueueInvalidator(MemcachedCache(mc_target)).start()
     try:
@@ -57,24 +61,27 @@ def results(nodes):
     return r
 
 
+live, results = recorded.fixtures("memcached", chapter.MemcachedResults, live_results)
 
-def test_remap_on_real_nodes_matches_the_analytic_share_within_1_point(results):
-    table = results.remap_nodes.set_index("scheme")
+
+
+def test_remap_on_real_nodes_matches_the_analytic_share_within_1_point(live):
+    table = live.remap_nodes.set_index("scheme")
     for scheme in ("rendezvous (pymemcache default)", "jump hash", "modulo", "rendezvous, node replaced",
                    "rendezvous on endpoint names, node replaced"):
         measured, analytic = table.loc[scheme, "moved_fraction"], table.loc[scheme, "analytic_fraction"]
         assert abs(measured - analytic) < 0.01, (scheme, measured, analytic)
 
 
-def test_node_replacement_is_a_ripple_not_an_outage(results):
-    summary = results.cold_summary
+def test_node_replacement_is_a_ripple_not_an_outage(live):
+    summary = live.cold_summary
     assert 0 < summary["extra_origin_calls"] < 500 and summary["seconds_over_capacity"] < 60
-    before = results.cold[results.cold.t_s < 100]
+    before = live.cold[live.cold.t_s < 100]
     assert before.hot_misses.iloc[30:].sum() == 0  # warm after 30 s: every hot read hits until the replacement
 
 
-def test_polling_model_and_simulation_agree(results):
-    for row in results.polling.itertuples():
+def test_polling_model_and_simulation_agree(live):
+    for row in live.polling.itertuples():
         assert row.simulated_mean_users == pytest.approx(row.model_mean_users, rel=0.05)
     assert pollmodel.expected_stale_users(10, 60) == 300 and pollmodel.worst_case_stale_users(10, 60) == 600
     assert pollmodel.implied_rate(40_000, 60) == pytest.approx(666.67, rel=1e-3)
@@ -93,8 +100,8 @@ def test_hashers_follow_their_definitions():
     assert hashing.analytic_remap("modulo", 3) == 0.75 and hashing.analytic_remap("jump hash", 3) == 0.25
 
 
-def test_lists_lose_updates_only_without_cas(results):
-    lists = results.lists.set_index("store")
+def test_lists_lose_updates_only_without_cas(live):
+    lists = live.lists.set_index("store")
     assert lists.loc["Memcached get/set", "lost_updates"] > 0
     assert lists.loc["Memcached gets/cas", "lost_updates"] == 0 and lists.loc["Memcached gets/cas", "retries"] > 0
     assert lists.loc["Redis sorted set", "round_trips_per_update"] == 1
@@ -102,8 +109,8 @@ def test_lists_lose_updates_only_without_cas(results):
 
 
 
-def test_remap_chart_frame_has_both_analytic_curves(results):
-    frame = hashing.remap_chart_frame(results.remap_insilico)
+def test_remap_chart_frame_has_both_analytic_curves(live):
+    frame = hashing.remap_chart_frame(live.remap_insilico)
     assert {"N/(N+1), modulo", "1/(N+1), consistent", "modulo (computed)"} <= set(frame.series)
     modulo = frame[frame.series == "N/(N+1), modulo"].set_index("nodes_before").moved_pct
     assert modulo.loc[3] == 75.0
@@ -127,3 +134,12 @@ class TestMemcachedChapter(ChapterContract):
         assert verdicts["memcached.no-subscriber"] == "fails" and verdicts["memcached.remap"] == "holds"
         assert verdicts["memcached.multithreaded"] == "unverifiable"
         assert "not decidable here" in table.set_index("claim_id").loc["memcached.multithreaded", "rule"]
+
+
+@pytest.mark.chapter_run
+class TestMemcachedChapterLive(TestMemcachedChapter):
+    """The same contract on a live run of the experiments."""
+
+    @pytest.fixture(scope="class")
+    def results(self, live):
+        return live

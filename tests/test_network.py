@@ -1,19 +1,22 @@
 """The network chapter on the network lab, small: silent timeouts, Sentinel and Cluster under a partition, the
 degraded modes, a flapping or replaced memcached node, a capped link; the findings and ledger rows computed
-from them. The ``results`` fixture re-runs the chapter's experiments (`make soak`; nbval runs the chapter)."""
+from them. The contract runs on a recorded run (``results``, `tests/recorded.py`) in every `make test`, and on a
+live re-run of the chapter's experiments (`TestChapterLive`) in `make soak`."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+import recorded
 from chapter_contract import ChapterContract, rows
 
+from experiments import params
 from experiments.chapters import network as chapter
 from experiments.probes import degraded, partition, splitbrain
 
 
-@pytest.fixture(scope="module")
-def results():
+def live_results() -> chapter.NetworkResults:
+    """The chapter's experiments, small, on the network lab."""
     sentinel, cluster, log = splitbrain.all_at_once([(1000, None), (2000, None), (1000, 1)], [1000])
     values = partition.hot_product_values()
     return chapter.NetworkResults(
@@ -22,6 +25,9 @@ def results():
         degraded=degraded.outage(reads=800, fleet_reads=600, workers=16, seed=3),
         memcached=partition.memcached_flaps(keys=120, dead_timeout_s=1.5),
         link=partition.saturated_link(mbit=100, values=values, seconds=1.0), mbit=100.0)
+
+
+live, results = recorded.fixtures("network", chapter.NetworkResults, live_results)
 
 
 def _set(frame: pd.DataFrame, where: dict, column: str, value) -> None:
@@ -106,6 +112,15 @@ class TestChapter(ChapterContract):
         ]
 
 
+@pytest.mark.chapter_run
+class TestChapterLive(TestChapter):
+    """The same contract on a live run of the experiments."""
+
+    @pytest.fixture(scope="class")
+    def results(self, live):
+        return live
+
+
 def test_the_recommended_mode_answers_the_most_turns_at_the_note_s_rate():
     lab = pd.DataFrame({"mode": ["fail open", "fail fast", "in-process copy", "gutter pool"],
                         "in_budget": [1.0, 0.0, 1.0, 1.0]})
@@ -119,7 +134,7 @@ def test_the_recommended_mode_answers_the_most_turns_at_the_note_s_rate():
 
 
 def test_the_full_profile_adds_the_documented_defaults():
-    sentinel, cluster = chapter.settings("full", [1000], [1000], 1)
+    sentinel, cluster = chapter.settings(params.profile("full"), [1000], [1000], 1)
     assert (30_000, None) in sentinel and (30_000, 10) in sentinel and 15_000 in cluster
-    sentinel, cluster = chapter.settings("quick", [1000, 2000], [1000], 1)
+    sentinel, cluster = chapter.settings(params.profile("quick"), [1000, 2000], [1000], 1)
     assert sentinel == [(1000, None), (2000, None), (1000, 1)] and cluster == [1000]

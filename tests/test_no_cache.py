@@ -64,7 +64,7 @@ def test_real_collapse_is_bounded_and_leaves_nothing_running():
         cached = collapse.run(workers=4, rate_per_s=4 / 0.12 * 5, duration_s=3, redis_server=server, seed=5)
         left = list(server.client().scan_iter("cachebook:collapse:*"))
         pid = server.pid
-    in_time = lambda frame: frame.outcome.isin(["answered", "hit"]).mean()  # noqa: E731
+    in_time = lambda frame: frame.outcome.isin(["answered", "hit"]).mean()
     assert len(plain) < 400 and in_time(plain) < 0.5 and in_time(cached) > in_time(plain)
     assert left == [] and not running(pid)
     with pytest.raises(ParameterError):
@@ -100,13 +100,16 @@ def test_safe_to_cache_rule_on_obvious_cases():
 @pytest.fixture(scope="module")
 def results():
     seconds, _, launches = flashsale.compare(flashsale.scenarios(), seed=1)
-    table = pd.DataFrame([
+    table = collapse.SUMMARY.frame([
         {"setup": "no cache", "requests": 2000, "answered_pct": 8.0, "timed_out_pct": 92.0, "hit_pct": 0.0,
-         "origin_goodput_per_s": 27.0, "capacity_per_s": 66.7, "answered_spread_pct": 3.0},
+         "origin_goodput_per_s": 27.0, "capacity_per_s": 66.7, "answered_spread_pct": 3.0, "p50_ms": 1500.0,
+         "p99_ms": 1990.0},
         {"setup": "cache-aside on Redis", "requests": 2000, "answered_pct": 86.0, "timed_out_pct": 14.0,
-         "hit_pct": 75.0, "origin_goodput_per_s": 37.0, "capacity_per_s": 66.7, "answered_spread_pct": 4.0},
+         "hit_pct": 75.0, "origin_goodput_per_s": 37.0, "capacity_per_s": 66.7, "answered_spread_pct": 4.0,
+         "p50_ms": 1.0, "p99_ms": 1500.0},
         {"setup": collapse.LIVE_SETUP, "requests": 2000, "answered_pct": 45.0, "timed_out_pct": 55.0,
-         "hit_pct": 40.0, "origin_goodput_per_s": 30.0, "capacity_per_s": 66.7, "answered_spread_pct": 5.0}])
+         "hit_pct": 40.0, "origin_goodput_per_s": 30.0, "capacity_per_s": 66.7, "answered_spread_pct": 5.0,
+         "p50_ms": 800.0, "p99_ms": 1980.0}])
     return chapter.NoCacheResults(
         launches=launches, collapse=table, fanout=fanout.table([0.0, 0.95], turns=100_000, seed=1),
         cost=costmodel.CostInputs(), rules=safetocache.apply(10.0), launch_seconds=seconds)

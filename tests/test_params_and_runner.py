@@ -38,7 +38,22 @@ def test_documents_need_a_positive_size(size):
 
 
 def test_profiles_scale_work():
-    assert params.profile("full").repetitions > params.profile("quick").repetitions
+    quick, full = params.profile("quick"), params.profile("full")
+    for name in ("repetitions", "origin_calls", "scale", "stream_scale", "large_items_scale", "sweep_repeats",
+                 "grid_refine"):
+        assert getattr(full, name) > getattr(quick, name), name
+    assert full.documented_defaults and not quick.documented_defaults
+
+
+def test_what_a_profile_means_is_decided_in_params_only():
+    """No chapter notebook or module branches on a profile's name: every setting lives in `params.PROFILES`."""
+    import re
+
+    from experiments.paths import ROOT
+
+    places = [*(ROOT / "book").glob("*.ipynb"), *(ROOT / "experiments" / "chapters").glob("*.py")]
+    branching = re.compile(r"""(profile|run\.name|\.name)\s*[!=]=\s*\\?["'](quick|full)""")
+    assert not [p.name for p in places if branching.search(p.read_text())]
 
 
 def test_parameter_values_are_read_like_papermill():

@@ -1,8 +1,9 @@
 """The Redis chapter's experiments on real servers, small: structures, invalidation, failover,
 cluster, evictions; and the findings and ledger rows computed from them.
 
-The fault experiments (failover, a lost acknowledged invalidation, a missed pub/sub event) are the
-ones `make soak` repeats 20 times.
+The probe tests and `TestChapterLive` run the experiments (``live``, `chapter_run`: the fault experiments —
+failover, a lost acknowledged invalidation, a missed pub/sub event — are the ones `make soak` repeats 20
+times); the contract runs on a recorded run (``results``, `tests/recorded.py`) in every `make test`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import recorded
 from chapter_contract import ChapterContract
 
 from experiments.caches.adapters import RedisCache
@@ -22,11 +24,12 @@ from experiments.lab.endpoints import open_redis
 from experiments.lab.servers import RedisServer
 from experiments.lab.topologies import RedisClusterSet
 from experiments.ledger import Ledger
+from experiments.models import traffic
 from experiments.probes import evictions, failover, invalidation, scaleout, structures
 
 
-@pytest.fixture(scope="module")
-def results():
+def live_results() -> chapter.RedisResults:
+    """The chapter's experiments, small, on real servers."""
     target = open_redis("")
     with failover.ParallelSets([1000, 1000]) as sets, RedisClusterSet() as cluster, \
             evictions.eviction_server() as evicting:
@@ -47,7 +50,7 @@ def results():
                 hot_key=scaleout.hot_key_load(cluster, reads=2000),
                 throughput=scaleout.throughput(cluster, requests=2000),
                 evictions=evictions.watch_evictions(evicting, keys=4000),
-                near_at_rate=scaleout.near_cache_at_rate(cluster, reads_per_s=chapter.hot_key_reads_per_task_s(),
+                near_at_rate=scaleout.near_cache_at_rate(cluster, reads_per_s=traffic.hot_key_reads_per_task_s(),
                                                          ttl_s=1, reads=60, seed=3),
             )
         finally:
@@ -57,15 +60,18 @@ def results():
     return r
 
 
+live, results = recorded.fixtures("redis", chapter.RedisResults, live_results)
 
-def test_failover_keeps_every_key_and_recovers_within_bounds(results):
-    row = results.failovers.iloc[0]
+
+
+def test_failover_keeps_every_key_and_recovers_within_bounds(live):
+    row = live.failovers.iloc[0]
     assert row.keys_after == row.keys_before == 2000
     assert 1.0 <= row.promotion_s <= 6.0 and row.first_read_s <= 10.0
 
 
-def test_acknowledged_deletes_are_lost_and_the_logged_replay_restores_them(results):
-    lost = results.lost
+def test_acknowledged_deletes_are_lost_and_the_logged_replay_restores_them(live):
+    lost = live.lost
     n = failover.LOST_PROMOTIONS
     assert lost["replicated_before_cut"] and (lost["deletes_acknowledged"], lost["replicas_with_delete"]) == (n, 0)
     assert lost["invalidations_logged"] == lost["invalidations_replayed"] == 2 * n
@@ -108,32 +114,32 @@ def test_the_replay_deletes_only_within_its_horizon_and_reports_what_it_found(tm
         assert client.exists("promo:old") == 1 and client.exists("promo:stale") == 0
 
 
-def test_pubsub_loses_and_stream_keeps_a_missed_event(results):
-    missed = results.missed.set_index("transport")
+def test_pubsub_loses_and_stream_keeps_a_missed_event(live):
+    missed = live.missed.set_index("transport")
     assert not missed.loc["PubSub", "caught_up"] and missed.loc["PubSub", "stale_window_s"] == 900
     assert missed.loc["Stream", "caught_up"] and missed.loc["Stream", "stale_window_s"] < 1.5
 
 
-def test_ttl_only_staleness_is_half_the_ttl_on_average(results):
-    table = results.ttl_only.set_index("family")
+def test_ttl_only_staleness_is_half_the_ttl_on_average(live):
+    table = live.ttl_only.set_index("family")
     assert table.loc["product", "mean_stale_s"] == 150 and table.loc["review", "max_stale_s"] == 3600
     assert "price" not in table.index
 
 
-def test_layouts_and_placement_are_deterministic(results):
-    by_read = results.product_layouts.set_index(["layout", "read"])
+def test_layouts_and_placement_are_deterministic(live):
+    by_read = live.product_layouts.set_index(["layout", "read"])
     assert by_read.loc[("hash", "recommendation: HMGET 3 fields"), "bytes_returned"] == 45
-    assert sorted(results.placement.shard.value_counts()) == [32, 34, 34]
+    assert sorted(live.placement.shard.value_counts()) == [32, 34, 34]
 
 
-def test_evictions_are_counted_and_named(results):
-    assert results.evictions["evictions_counted"] == results.evictions["evictions_named"] > 0
+def test_evictions_are_counted_and_named(live):
+    assert live.evictions["evictions_counted"] == live.evictions["evictions_named"] > 0
 
 
 
 
 def test_the_hot_key_rate_and_the_near_cache_model():
-    assert chapter.hot_key_reads_per_task_s() == pytest.approx(15_000 / 60 / 5.187 / 60, rel=1e-3)  # H(100) = 5.187
+    assert traffic.hot_key_reads_per_task_s() == pytest.approx(15_000 / 60 / 5.187 / 60, rel=1e-3)  # H(100) = 5.187
     assert scaleout.near_cache_saved_share(1.0, 1.0) == 0.5 and scaleout.near_cache_saved_share(99.0, 1.0) == 0.99
 
 
@@ -172,3 +178,12 @@ class TestRedisChapter(ChapterContract):
         assert verdicts["redis.table.failure-risk"] == "partly"
         assert list(chapter.summary_row(chapter.headline(results)).column) == ["Latency", "Invalidation", "Consistency",
                                                                                "Key failure risk"]
+
+
+@pytest.mark.chapter_run
+class TestRedisChapterLive(TestRedisChapter):
+    """The same contract on a live run of the experiments."""
+
+    @pytest.fixture(scope="class")
+    def results(self, live):
+        return live

@@ -1,11 +1,14 @@
 """The Valkey chapter on real servers of both engines, small: versions, GET and invalidation, the missed
 event, failover and the lost DEL, the cluster, bytes per item, threads, the libraries' client caches; the
-price table and cost model; and the findings and ledger rows computed from them."""
+price table and cost model; and the findings and ledger rows computed from them. The probe tests and
+`TestChapterLive` run the experiments (``live``, `chapter_run`); the contract runs on a recorded run
+(``results``, `tests/recorded.py`) in every `make test`."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+import recorded
 from chapter_contract import ChapterContract, rows
 
 from experiments.caches import nearcache
@@ -18,8 +21,8 @@ from experiments.models import pricing
 from experiments.probes import clientcache, failover, itembytes, parity
 
 
-@pytest.fixture(scope="module")
-def results():
+def live_results() -> chapter.ValkeyResults:
+    """The chapter's experiments, small, on real servers of both engines."""
     targets = {engine: open_redis("", engine=engine) for engine in ("redis", "valkey")}
     sets = {engine: failover.ParallelSets([1000, 1000], engine=engine) for engine in ("redis", "valkey")}
     clusters = {engine: RedisClusterSet(engine=engine) for engine in ("redis", "valkey")}
@@ -50,6 +53,9 @@ def results():
     return r
 
 
+live, results = recorded.fixtures("valkey", chapter.ValkeyResults, live_results)
+
+
 def _set(frame: pd.DataFrame, where: dict, column: str, value) -> None:
     frame.loc[rows(frame, where), column] = value
 
@@ -61,16 +67,18 @@ class TestChapter(ChapterContract):
         return [
             (lambda r: _set(r.versions, {"engine": "valkey"}, "redis_version", "8.0.1"),
              "Valkey 8.0 answers as Redis 7.2.4 to clients that check the version"),
-            (lambda r: _set(r.invalidation, {"engine": "valkey", "path": "pub/sub"}, "p99_ms", 15.0),
-             "invalidation by pub/sub and by stream reaches the key within 10 ms at p99 on both engines"),
+            (lambda r: _set(r.invalidation, {"engine": "valkey", "path": "pub/sub"}, "p99_ms", 60.0),
+             "invalidation by pub/sub and by stream reaches the key within 50 ms at p99 on both engines (as the Redis "
+             "chapter's)"),
             (lambda r: _set(r.missed, {"engine": "valkey", "transport": "PubSub"}, "caught_up", True),
              "a pub/sub event sent while the subscriber is away is lost on both; a stream's is replayed on both"),
             (lambda r: _set(r.failover, {"engine": "valkey"}, "keys_after", 1),
              "both engines promote the replica within detection + 10 s and keep every acknowledged key"),
             (lambda r: _set(r.failover, {"engine": "valkey"}, "promotion_s", 9.0),
              "both engines promote the replica within detection + 10 s and keep every acknowledged key"),
-            (lambda r: _set(r.invalidation, {"engine": "valkey", "path": "pub/sub"}, "p99_spread_ms", 4.0),
-             "invalidation by pub/sub and by stream reaches the key within 10 ms at p99 on both engines"),
+            (lambda r: _set(r.invalidation, {"engine": "valkey", "path": "pub/sub"}, "p99_spread_ms", 20.0),
+             "invalidation by pub/sub and by stream reaches the key within 50 ms at p99 on both engines (as the Redis "
+             "chapter's)"),
             (lambda r: _set(r.failover, {"engine": "valkey"}, "lost_deletes_found", 0),
              "both engines lose every DEL acknowledged after the replica was cut off"),
             (lambda r: _set(r.cluster, {"engine": "valkey"}, "hot_key_share", 0.5),
@@ -95,6 +103,15 @@ class TestChapter(ChapterContract):
             (lambda r: r.item_bytes.__setitem__("bytes_per_item", r.item_bytes.bytes_per_item * 20),
              "for the note's catalog and traffic, Serverless Valkey is the cheapest deployment"),
         ]
+
+
+@pytest.mark.chapter_run
+class TestChapterLive(TestChapter):
+    """The same contract on a live run of the experiments."""
+
+    @pytest.fixture(scope="class")
+    def results(self, live):
+        return live
 
 
 def test_engines_report_who_they_are():

@@ -81,6 +81,8 @@ class Outcome:
 
 
 def failed_findings(folder: Path) -> dict[str, dict[str, str]]:
+    """The findings that did not hold, per chapter, from the JSON files `experiments.findings` wrote
+    in ``folder``."""
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
 
 

@@ -21,10 +21,12 @@ VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 class VegaLitePlugin:
     """Turn ``application/vnd.vegalite.v5+json`` outputs into embedded charts in HTML builds."""
 
-    mime_priority_overrides = [("html", MIME, 1), ("dirhtml", MIME, 1), ("singlehtml", MIME, 1)]
+    mime_priority_overrides = (("html", MIME, 1), ("dirhtml", MIME, 1), ("singlehtml", MIME, 1))
 
     @staticmethod
     def handle_mime(renderer, data, inline):
+        """A Vega-Lite output as a ``<div>``, its spec (``</`` escaped, so it cannot end its ``<script>``)
+        and a ``vegaEmbed`` call; None for inline use and other MIME types, which myst-nb renders as usual."""
         if inline or data.mime_type != MIME:
             return None
         spec = data.content if isinstance(data.content, dict) else json.loads(data.string)

@@ -179,17 +179,20 @@ class Progress:
         return ", ".join(f"{n.stem} ({now - t:.0f} s)" for n, t in self.running.items()) or "nothing"
 
     def started(self, notebook: Path, parameters: dict) -> None:
+        """Record a chapter as running and print its line (with its parameters, if any)."""
         self.running[notebook] = time.monotonic()
         extra = f" with {parameters}" if parameters else ""
         self._print(f"chapter {self.done + len(self.running)} of {self.total}: {notebook}{extra}")
 
     def finished(self, notebook: Path, error: str = "") -> None:
+        """Record a chapter as done and print how long it took, or its one-line error if it stopped."""
         took = time.monotonic() - self.running.pop(notebook)
         self.done += 1
         what = f"FAILED {notebook.stem} after {took:.0f} s: {error}" if error else f"done {notebook.stem} in {took:.0f} s"
         self._print(f"{what} ({self.done} of {self.total} done)")
 
     def tick(self) -> None:
+        """Print the heartbeat if chapters are running and nothing was printed for `HEARTBEAT_S` seconds."""
         if self.running and time.monotonic() - self.last >= self.HEARTBEAT_S:
             self._print(f"{self.done} of {self.total} done; running: {self._running()}")
 
@@ -393,6 +396,8 @@ def refresh(names: list[str], parameters: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0, 1 if a finding did not hold, 2 if a chapter stopped or the
+    command failed. ``_execute-one`` is the child process `execute` starts for each chapter."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_execute-one"]:  # the child process of `execute`
         try:

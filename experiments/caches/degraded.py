@@ -52,10 +52,13 @@ class Breaker:
             return False
 
     def success(self) -> None:
+        """The cache answered: close the breaker and reset the failure count."""
         with self._lock:
             self._count, self._opened_at = 0, None
 
     def failure(self) -> None:
+        """The cache failed: count it, and open the breaker once ``failures`` calls in a row have
+        failed (a failed half-open trial reopens it at once)."""
         with self._lock:
             self._count += 1
             if self._count >= self.failures:
@@ -89,7 +92,7 @@ class DegradedReader:
             try:
                 value = self.cache.get(key)
                 self.breaker.success()
-            except Exception:  # noqa: BLE001 - any failure of the cache sends the read down the degraded path
+            except Exception:  # any failure of the cache sends the read down the degraded path
                 self.breaker.failure()
             else:
                 if value is None:

@@ -27,6 +27,7 @@ import redis
 
 @dataclass(frozen=True)
 class Entry:
+    """One logged invalidation: its sequence number, when it was recorded (unix seconds) and its key."""
     seq: int
     at_s: float
     key: str
@@ -53,6 +54,7 @@ class InvalidationLog:
         return entry
 
     def entries(self) -> list[Entry]:
+        """Every invalidation in the log, oldest first (none before the file exists)."""
         lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
         return [Entry(int(seq), float(at), key) for seq, at, key in (line.split("\t", 2) for line in lines)]
 
@@ -87,11 +89,14 @@ class FailoverReplayer:
         self._thread = threading.Thread(target=self._watch, name="failover-replayer", daemon=True)
 
     def start(self) -> "FailoverReplayer":
+        """Subscribe to the sentinel's ``+switch-master`` and start watching in the background."""
         self._pubsub.subscribe("+switch-master")
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the watching thread (a replay under way finishes first, up to 5 s) and close the
+        subscription."""
         self._stop.set()
         self._thread.join(timeout=5)
         self._pubsub.close()

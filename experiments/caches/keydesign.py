@@ -31,10 +31,13 @@ class KeyFamily:
 
     @property
     def prefix(self) -> str:
+        """The key prefix up to the first colon, included (``product:``): how `KeyDesign.family_of`
+        recognises a key of this family."""
         return self.pattern.split(":", 1)[0] + ":"
 
     @property
     def id_fields(self) -> tuple[str, ...]:
+        """The names of the pattern's placeholders, in order (``("asin",)`` for ``product:{asin}``)."""
         return tuple(f for _, f, _, _ in string.Formatter().parse(self.pattern) if f)
 
     def key(self, **ids: str) -> str:

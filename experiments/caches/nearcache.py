@@ -31,6 +31,7 @@ from experiments.caches.nearcache_worker import MODES, RECONNECT_DELAY_S
 from experiments.errors import BookError, ParameterError
 from experiments.lab.servers import RedisServer
 from experiments.lab.workerpool import WorkerPool
+from experiments.results import Table
 
 # ----------------------------------------------------------------------------- the parent side
 
@@ -52,16 +53,20 @@ class Fleet:
         return self
 
     def call(self, index: int, **command) -> dict:
+        """Send task ``index`` one command (``op=…`` and its arguments) and return its reply."""
         return self.pool.call(index, command)
 
     def all(self, **command) -> list[dict]:
+        """The same command to every task, one after the other; the replies in task order."""
         return [self.call(i, **command) for i in range(self.size)]
 
     @property
     def pids(self) -> list[int]:
+        """The workers' process ids, in task order."""
         return self.pool.pids
 
     def stop(self) -> None:
+        """Stop every worker and remove their directory (nothing to do if the fleet never started)."""
         if self.pool is not None:
             self.pool.stop()
 
@@ -120,6 +125,11 @@ def stale_reads(fleet: Fleet, *, rounds: int, reads_per_round: int, key: str = "
             "l1_hit_rate": hits / (hits + sum(s["misses"] for s in status))}
 
 
+LINK_DROP = Table("nearcache.LINK_DROP", ("mode", "read_while_down", "read_after_reconnect", "stale_after_reconnect",
+                                          "other_tasks_fresh", "link_drops", "flushes"))
+"""`link_drop`'s record."""
+
+
 def link_drop(fleet: Fleet, *, key: str = "promo:manga-home") -> dict:
     """Cut task 0's invalidation connection, change the promotion while it is down, then read it there."""
     full = fleet.prefix + key
@@ -139,9 +149,18 @@ def link_drop(fleet: Fleet, *, key: str = "promo:manga-home") -> dict:
     finally:
         admin.close()
     status = fleet.call(0, op="status")
-    return {"mode": fleet.mode, "read_while_down": during, "read_after_reconnect": after,
-            "stale_after_reconnect": after != "after", "other_tasks_fresh": all(v == "after" for v in others),
-            "link_drops": status["link_drops"], "flushes": status["flushes"]}
+    return LINK_DROP.record({"mode": fleet.mode, "read_while_down": during, "read_after_reconnect": after,
+                             "stale_after_reconnect": after != "after",
+                             "other_tasks_fresh": all(v == "after" for v in others),
+                             "link_drops": status["link_drops"], "flushes": status["flushes"]})
+
+
+FLEET_STATUS = Table("nearcache.FLEET_STATUS", ("task", "pid", "holds", "held_for_s", "link_up", "hits", "misses",
+                                                "invalidations", "flushes"))
+"""`fleet_status`: one row per task (``holds`` None: the task holds no promotion)."""
+
+COMPARE_WITH_TTL = Table("nearcache.COMPARE_WITH_TTL", ("cache", "reads", "stale_reads", "stale_share", "l1_hit_rate"))
+"""`compare_with_ttl`: the tracked near cache, then one per-task TTL cache per TTL."""
 
 
 def fleet_status(fleet: Fleet, key: str = "promo:manga-home") -> pd.DataFrame:
@@ -154,7 +173,7 @@ def fleet_status(fleet: Fleet, key: str = "promo:manga-home") -> pd.DataFrame:
                      "held_for_s": held["age_s"] if held else None, "link_up": status["link_up"],
                      "hits": status["hits"], "misses": status["misses"], "invalidations": status["invalidations"],
                      "flushes": status["flushes"]})
-    return pd.DataFrame(rows)
+    return FLEET_STATUS.frame(rows)
 
 
 def odd_tasks(status: pd.DataFrame, current: str) -> list[int]:
@@ -173,4 +192,4 @@ def compare_with_ttl(server: RedisServer, *, size: int, ttls_s: list[float], rou
         with Fleet(server, size=size, mode="ttl", prefix=prefix, ttl_s=ttl) as fleet:
             rows.append({"cache": f"per-task TTL cache, {ttl:g} s", **stale_reads(fleet, rounds=rounds,
                                                                                    reads_per_round=reads_per_round)})
-    return pd.DataFrame(rows).drop(columns=["mode"])
+    return COMPARE_WITH_TTL.frame({k: v for k, v in row.items() if k != "mode"} for row in rows)

@@ -22,6 +22,7 @@ import numpy as np
 from experiments.errors import BookError
 from experiments.lab.spawner import LOOPBACK, make_workdir, spawn_worker
 from experiments.params import positive
+from experiments.seed import origin as seed_origin
 
 
 def document(family: str, ident: str, size_bytes: int) -> dict:
@@ -80,6 +81,8 @@ class OriginLink:
         self.local = threading.local()
 
     def load(self, key: str) -> bytes:
+        """The origin's one-line answer for ``key`` over this thread's connection (opened on first use);
+        on a timeout or a closed connection, the connection is closed and the error raised."""
         conn = getattr(self.local, "conn", None)
         if conn is None:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
@@ -112,9 +115,12 @@ class OriginProcess:
     ``ip netns exec`` for that host); its controls are then called from inside a lab host.
     """
 
-    def __init__(self, *, workers: int, service_ms: float = 120.0, sigma: float = 0.25, seed: int = 0,
+    def __init__(self, *, workers: int, service_ms: float | None = None, sigma: float | None = None, seed: int = 0,
                  host: str = LOOPBACK, prefix: list[str] | tuple[str, ...] = ()) -> None:
         positive("workers", workers)
+        product = seed_origin("product")  # by default the note's Product Catalog: 120 ms median, our spread
+        service_ms = float(product.seed_origin_ms) if service_ms is None else service_ms
+        sigma = float(product.latency_sigma) if sigma is None else sigma
         self.args = [str(workers), str(service_ms), str(sigma), str(seed), host]
         self.host, self.prefix = host, list(prefix)
         self.process = None

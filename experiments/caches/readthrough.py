@@ -57,6 +57,7 @@ class ReadThrough:
         self._release = cache.register_script(RELEASE_IF_OWNER)
 
     def get(self, key: str) -> tuple[bytes | None, str]:
+        """The value for ``key`` and where it came from (one of `SOURCES`), as the protection decides."""
         return self.protection.get(self, key)
 
     def read(self, key: str) -> tuple[bytes, int, float] | None:
@@ -82,6 +83,7 @@ class ReadThrough:
         return token if self.cache.set("lock:" + key, token, nx=True, px=ttl_ms) else None
 
     def unlock(self, key: str, token: str) -> None:
+        """Release ``lock:<key>`` only if it still holds ``token`` (`RELEASE_IF_OWNER`)."""
         self._release(keys=["lock:" + key], args=[token])
 
 
@@ -92,6 +94,7 @@ class NoProtection:
     grace_ms = 0
 
     def get(self, rt: ReadThrough, key: str) -> tuple[bytes | None, str]:
+        """A hit, or on a miss this caller's own origin call."""
         entry = rt.read(key)
         if entry is not None:
             return entry[0], "hit"
@@ -110,6 +113,8 @@ class LocalSingleFlight(NoProtection):
         self._flights: dict[str, dict] = {}
 
     def get(self, rt: ReadThrough, key: str) -> tuple[bytes | None, str]:
+        """A hit; on a miss the process's first caller for the key loads, the others wait up to ``wait_ms``
+        for its value (``error`` if it does not come)."""
         entry = rt.read(key)
         if entry is not None:
             return entry[0], "hit"
@@ -140,6 +145,7 @@ class DistributedLock(NoProtection):
         self.lock_ttl_ms, self.poll_ms, self.wait_ms = lock_ttl_ms, poll_ms, wait_ms
 
     def get(self, rt: ReadThrough, key: str) -> tuple[bytes | None, str]:
+        """A hit, or `load_once` on a miss."""
         entry = rt.read(key)
         if entry is not None:
             return entry[0], "hit"
@@ -174,6 +180,8 @@ class EarlyRecompute(NoProtection):
         self._rng = random.Random(seed)
 
     def get(self, rt: ReadThrough, key: str) -> tuple[bytes | None, str]:
+        """A hit, unless this read draws an early recomputation (or misses): then this caller calls the
+        origin itself, with no lock."""
         entry = rt.read(key)
         if entry is not None:
             payload, ttl_left_ms, delta_ms = entry
@@ -194,6 +202,8 @@ class StaleWhileRevalidate(NoProtection):
         self._hard_miss = DistributedLock(lock_ttl_ms=lock_ttl_ms)
 
     def get(self, rt: ReadThrough, key: str) -> tuple[bytes | None, str]:
+        """A fresh hit; past the soft TTL the stale value at once, while the caller that takes the lock
+        refreshes it in the background; a hard miss goes through the distributed lock."""
         entry = rt.read(key)
         if entry is None:
             return self._hard_miss.load_once(rt, key)

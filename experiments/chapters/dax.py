@@ -15,6 +15,8 @@ from experiments.models.cachemodel import hit_probability
 from experiments.models.daxmodel import GB, ProjectionWorkload, predict
 from experiments.models.daxsim import DEFAULT_TTL_S
 from experiments.models.daxstale import RECOMMENDATION
+from experiments.probes import tlscost
+from experiments.results import Results, declared
 from experiments.seed import PRODUCT_READS_INPUTS, figure, product_reads_per_s
 
 PROOF = "dax.ipynb"
@@ -31,7 +33,10 @@ def seed_workload(alpha: float = 1.0, projections: int = 1, keyed_by: str = "pro
 
 
 @dataclass
-class DaxResults:
+class DaxResults(Results):
+    """What the chapter modelled and measured: the DAX models' and simulations' tables at the note's figures,
+    and the TLS probe's declared table and record (`experiments.results`)."""
+
     alpha: float
     alpha_85: float
     at_seed: pd.DataFrame
@@ -42,8 +47,8 @@ class DaxResults:
     cold_tail: dict
     stale: pd.DataFrame
     stale_summary: pd.DataFrame
-    tls: pd.DataFrame
-    tls_overhead: dict
+    tls: pd.DataFrame = declared(tlscost.COMPARE)
+    tls_overhead: dict = declared(tlscost.OVERHEAD)
 
 
 def _seed_row(r: DaxResults, reading: str, projections: int) -> pd.Series:

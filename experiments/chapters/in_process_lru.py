@@ -8,12 +8,15 @@ import numpy as np
 import pandas as pd
 
 from experiments import rules
+from experiments.caches import nearcache
 from experiments.findings import AllOf, Timing, timing
 from experiments.measure import chunk_stats, spread_between_rounds
 from experiments.models.deployment import PromoTraffic
-from experiments.models.taskcache import TaskTraffic, seed_product_alpha
+from experiments.models.taskcache import TaskTraffic
 from experiments.models.taskstale import chance_at_least, model_stale_share
+from experiments.probes import gcpause
 from experiments.probes.gcpause import entries_for_pause, full_collection_interval_s, tracked_per_turn_for_share
+from experiments.results import Results, declared
 from experiments.seed import PRODUCT_READS_INPUTS, PROMO_READS_INPUTS, figure, product_reads_per_s, promo_reads_per_s
 
 PROOF = "in-process-lru.ipynb"
@@ -44,12 +47,6 @@ def product_traffic(alpha: float = 1.0) -> TaskTraffic:
     return TaskTraffic(catalog=int(figure("dax_catalog")), alpha=alpha, reads_per_s=product_reads_per_s())
 
 
-def calibrated_alpha() -> float:
-    """The product traffic's Zipf exponent (`experiments.models.taskcache.seed_product_alpha`), saved as
-    ``alpha``; the summary's what-if and decision function read it from there."""
-    return seed_product_alpha()
-
-
 def promo_traffic() -> PromoTraffic:
     """Promotion reads at the rate the seed's 40,000 users in 60 s imply, over its 200 categories and 60 tasks."""
     return PromoTraffic(reads_per_s=promo_reads_per_s(),
@@ -57,7 +54,10 @@ def promo_traffic() -> PromoTraffic:
 
 
 @dataclass
-class InProcessResults:
+class InProcessResults(Results):
+    """What the chapter modelled and measured: the per-task cache models and simulations, and the probes'
+    declared tables and records (`experiments.results`): GC pauses, the near cache's fleet."""
+
     alpha: float
     sweep: pd.DataFrame
     q1: dict
@@ -67,13 +67,13 @@ class InProcessResults:
     after_rollout: pd.DataFrame
     deploy: pd.DataFrame
     deploy_summary: pd.DataFrame
-    gc: pd.DataFrame
-    gc_traffic: pd.DataFrame
+    gc: pd.DataFrame = declared(gcpause.SWEEP)
+    gc_traffic: pd.DataFrame = declared(gcpause.UNDER_TRAFFIC)
     near_ms: np.ndarray
-    near_compare: pd.DataFrame
-    drop_tracking: dict
-    drop_naive: dict
-    fleet_status: pd.DataFrame
+    near_compare: pd.DataFrame = declared(nearcache.COMPARE_WITH_TTL)
+    drop_tracking: dict = declared(nearcache.LINK_DROP)
+    drop_naive: dict = declared(nearcache.LINK_DROP)
+    fleet_status: pd.DataFrame = declared(nearcache.FLEET_STATUS)
     odd_tasks: list
     lookup_ms: np.ndarray
 

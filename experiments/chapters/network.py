@@ -15,14 +15,17 @@ from dataclasses import dataclass
 import pandas as pd
 
 from experiments import rules
-from experiments.chapters.redis import hot_key_reads_per_task_s
-from experiments.chapters.valkey import NODE_BASELINE_GBPS
 from experiments.findings import AllOf, Timing, timing
 from experiments.measure import spread_between_rounds
-from experiments.models import degraded, extrapolate
+from experiments.models import degraded, extrapolate, pricing
 from experiments.models.extrapolate import PROMOTION_BOUND_S
+from experiments.models.traffic import hot_key_reads_per_task_s
+from experiments.params import Profile
+from experiments.probes import degraded as degraded_probe
+from experiments.probes import partition, splitbrain
 from experiments.probes.partition import redis_py_retry_bound_s
 from experiments.probes.splitbrain import WRITE_EVERY_S
+from experiments.results import Results, declared
 from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, service_default
 
 PROOF = "network.ipynb"
@@ -35,26 +38,30 @@ BUDGET_S = figure("catalog_timeout_ms") / 1000
 
 
 @dataclass
-class NetworkResults:
-    timeouts: pd.DataFrame
+class NetworkResults(Results):
+    """What the chapter's notebook measured: each probe's declared table (`experiments.results`), and the read
+    cap and link rate it ran them with."""
+
+    timeouts: pd.DataFrame = declared(partition.TIMEOUTS)
     cap_s: float
-    sentinel: pd.DataFrame
-    cluster: pd.DataFrame
-    cluster_log: pd.DataFrame
-    degraded: pd.DataFrame
-    memcached: pd.DataFrame
-    link: pd.DataFrame
+    sentinel: pd.DataFrame = declared(splitbrain.SENTINEL)
+    cluster: pd.DataFrame = declared(splitbrain.CLUSTER)
+    cluster_log: pd.DataFrame = declared(splitbrain.CLUSTER_LOG)
+    degraded: pd.DataFrame = declared(degraded_probe.OUTAGE)
+    memcached: pd.DataFrame = declared(partition.FLAPS)
+    link: pd.DataFrame = declared(partition.LINK)
     mbit: float
 
 
-def settings(profile: str, down_after_ms: list[int], node_timeouts_ms: list[int],
+def settings(run: Profile, down_after_ms: list[int], node_timeouts_ms: list[int],
              guard_lag_s: int) -> tuple[list[tuple[int, int | None]], list[int]]:
     """The Sentinel runs — each detection time without the write guard, the shortest with it — and the cluster
-    node timeouts; the full profile adds the documented defaults (30 s detection with the default 10 s lag,
-    15 s node timeout), which the quick profile reaches through `experiments.models.extrapolate`."""
+    node timeouts; a profile with ``documented_defaults`` (the full one) adds the documented defaults (30 s
+    detection with the default 10 s lag, 15 s node timeout), which the quick profile reaches through
+    `experiments.models.extrapolate`."""
     sentinel = [(ms, None) for ms in down_after_ms] + [(min(down_after_ms), guard_lag_s)]
     cluster = list(node_timeouts_ms)
-    if profile == "full":
+    if run.documented_defaults:
         sentinel += [(int(service_default("sentinel_down_after_ms")), None),
                      (int(service_default("sentinel_down_after_ms")), int(service_default("min_replicas_max_lag_s")))]
         cluster.append(int(service_default("cluster_node_timeout_ms")))
@@ -151,20 +158,20 @@ def headline(r: NetworkResults) -> dict[str, float]:
         "promotion_at_default_s": promotion["value_s"],
         "sentinel_acked_dels": int(base.acked_dels), "sentinel_lost_dels": int(base.lost_dels),
         "sentinel_acked_sets": int(base.acked_sets), "sentinel_lost_sets": int(base.lost_sets),
+        "sentinel_lost_writes": int(base.lost_writes),
         "sentinel_untouched": int(base.untouched), "sentinel_untouched_kept": int(base.untouched_kept),
         "sentinel_write_window_s": float(base.last_acked_s), "lost_del_ttl_s": float(base.lost_del_ttl_s),
         "sentinel_replicated_before": bool(r.sentinel.replicated_before.all()), "promo_ttl_s": figure("promo_ttl_s"),
         "rejoin_s": float(r.sentinel.rejoined_s.max()),
         "guard_lag_s": float(guarded.min_replicas_max_lag_s), "guard_acked_dels": int(guarded.acked_dels),
-        "guard_lost_dels": int(guarded.lost_dels), "guard_lost_writes": int(guarded.lost_dels + guarded.lost_sets),
+        "guard_lost_dels": int(guarded.lost_dels), "guard_lost_writes": int(guarded.lost_writes),
         "guard_window_s": float(guarded.first_refused_s), "guard_refusal": str(guarded.refusal),
         "guard_new_side_refused": guarded.new_side_write != "accepted",
         "guard_new_side_error": str(guarded.new_side_write), "guard_lag_default_s": lag_default,
         "guard_window_at_default_s": window["value_s"],
         "cluster_node_timeout_ms": float(cluster.node_timeout_ms), "cluster_moved_s": float(cluster.slots_moved_s),
         "cluster_refused_after_s": float(cluster.first_refused_s), "cluster_refusal": str(cluster.refusal),
-        "cluster_acked_writes": int(cluster.acked_dels + cluster.acked_sets),
-        "cluster_lost_writes": int(cluster.lost_dels + cluster.lost_sets),
+        "cluster_acked_writes": int(cluster.acked_writes), "cluster_lost_writes": int(cluster.lost_writes),
         "cluster_longest_read_s": float(cluster.victim_longest_read_ms) / 1000,
         "cluster_answered_again_s": float(cluster.victim_answered_again_s),
         "cluster_victim_errors": int(r.cluster.victim_errors.sum()),
@@ -182,7 +189,8 @@ def headline(r: NetworkResults) -> dict[str, float]:
         "replaced_keys_on_node": int(replaced.keys_on_node), "replaced_misses": int(replaced.misses_after_return),
         "replaced_stale": int(replaced.stale_reads_after_return), "flap_dead_timeout_s": float(flap.dead_timeout_s),
         "mc_dead_timeout_default_s": service_default("pymemcache_dead_timeout_s"),
-        "mbit": r.mbit, "launch_cacheable_reads_per_s": launch, "node_baseline_mbit": 1000 * NODE_BASELINE_GBPS,
+        "mbit": r.mbit, "launch_cacheable_reads_per_s": launch,
+        "node_baseline_mbit": 1000 * pricing.node_baseline_gbps(pricing.LAUNCH_NODE_TYPE),
         "flap_ttl_s": float(flap.ttl_s),
         "hot_reads_per_s": hot_key_reads_per_task_s() * figure("task_count"),
     }
@@ -333,7 +341,7 @@ def record_claims(ledger, r: NetworkResults) -> pd.DataFrame:
                   f"the failover lost all of them; with min-replicas-to-write 1 it still lost {h['guard_lost_writes']:,d} "
                   f"(its first {h['guard_window_s']:.1f} s); a cluster primary lost {h['cluster_lost_writes']:,d}"),
         rule=rules.parts({"no write the cut-off primary acknowledged was lost":
-                          h["sentinel_lost_dels"] + h["sentinel_lost_sets"] == 0,
+                          h["sentinel_lost_writes"] == 0,
                           "with min-replicas-to-write 1 no acknowledged write was lost": h["guard_lost_writes"] == 0}),
         proof=f"{PROOF}#a-primary-cut-off-sentinel")
     default_s = h["default_down_after_s"]
@@ -395,8 +403,8 @@ def writes_chart_frame(sentinel: pd.DataFrame, cluster: pd.DataFrame) -> pd.Data
         rows.append((f"Sentinel, {run.down_after_ms / 1000:g} s detection{guard}", run))
     rows += [(f"Cluster, {run.node_timeout_ms / 1000:g} s node timeout", run) for run in cluster.itertuples()]
     return pd.DataFrame([{"run": label, "writes": kind, "count": count} for label, run in rows
-                         for kind, count in (("acknowledged", run.acked_dels + run.acked_sets),
-                                             ("acknowledged, then lost", run.lost_dels + run.lost_sets),
+                         for kind, count in (("acknowledged", run.acked_writes),
+                                             ("acknowledged, then lost", run.lost_writes),
                                              ("refused", run.refused))])
 
 

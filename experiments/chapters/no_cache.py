@@ -12,16 +12,21 @@ from experiments import rules
 from experiments.findings import Timing, timing
 from experiments.models.costmodel import CostInputs, break_even_outage_s, cost_ratio
 from experiments.models.flashsale import origin_share
+from experiments.probes import collapse as collapse_probe
 from experiments.probes.collapse import LIVE_SETUP
-from experiments.seed import figure
+from experiments.results import Results, declared
+from experiments.seed import LAUNCH_INPUTS, LAUNCH_RECONCILED, figure
 
 PROOF = "no-cache.ipynb"
 
 
 @dataclass
-class NoCacheResults:
+class NoCacheResults(Results):
+    """What the chapter modelled and measured: the launch and fan-out models, the cost inputs and safe-to-cache
+    rules, and the collapse probe's declared summary (`experiments.results`)."""
+
     launches: pd.DataFrame
-    collapse: pd.DataFrame
+    collapse: pd.DataFrame = declared(collapse_probe.SUMMARY)
     fanout: pd.DataFrame
     cost: CostInputs
     rules: pd.DataFrame
@@ -124,7 +129,7 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
     """This chapter's ledger rows: each verdict is its rule applied to the results."""
     h = headline(r)
     rec = ledger.record
-    launch = ("launch_users", "catalog_concurrency", "catalog_timeout_ms")
+    launch = {"inputs": LAUNCH_INPUTS, "reconciled": LAUNCH_RECONCILED}
     rec("no-cache.always-fresh", claim="Without a cache nothing served is stale", seed_value="always fresh",
         measured="every read goes to the origin; as fresh as the origin's own reads",
         rule=rules.parts({"no cached copy exists to go stale": True}),  # by construction
@@ -139,13 +144,14 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
                   "minute in; a bounded P99 would need a bounded queue"),
         rule=rules.close_to(figure("catalog_p99_overload_ms"), 1000 * h["wait_at_60s_s"], unit="ms (a minute in, "
                             "median: the P99 is higher still)", tolerance=0.25, partly=1.0),
-        inputs=("catalog_p99_overload_ms", *launch), proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        inputs=("catalog_p99_overload_ms", *LAUNCH_INPUTS), reconciled=LAUNCH_RECONCILED,
+        proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.every-timeout", claim="Every request times out", seed_value="every request",
         measured=(f"{h['answered_no_cache_pct']:.2f} % answered in time over the launch (FCFS, no shedding); "
                   f"{h['answered_shed_pct']:.0f} % if the catalog drops what it cannot answer in time"),
         rule=rules.parts({"first come first served: under 1 % answered in time": h["answered_no_cache_pct"] < 1,
                           "a catalog that sheds expired requests: under 1 % too": h["answered_shed_pct"] < 1}),
-        inputs=launch, proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        **launch, proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.cost-0.02", claim="The cache costs 0.02 % of the revenue it protects", seed_value="0.02 %",
         measured=(f"{h['cost_ratio_pct']:.2f} % only if the whole $2M sale would be lost; the cache pays for itself "
                   f"if it prevents {h['break_even_s']:.0f} s of outage in a 24-hour sale — but with the launch's price "
@@ -155,7 +161,9 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
                           "... even if the catalog sheds what it cannot answer": h["answered_shed_pct"] < 1,
                           "with a cache, the launch is answered (over 50 %) though price and stock are live":
                           h["answered_95_live_pct"] > 50}),
-        inputs=("cache_cost_per_month", "sale_revenue", "cost_share_pct", "launch_live_share", *launch),
+        inputs=("cache_cost_per_month", "sale_revenue", "cost_share_pct", "launch_live_share", "planned_hit_rate",
+                *LAUNCH_INPUTS),
+        reconciled=f"{LAUNCH_RECONCILED}; the cache's 95 % is the hit rate the Memcached scenario plans",
         proof=f"{PROOF}#cost-per-revenue")
     rec("no-cache.q1-autoscaling", claim="Autoscaling takes 90-180 s while the spike takes 15 s",
         seed_value="90-180 s vs 15 s",
@@ -202,7 +210,7 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
                                          f"{h['real_plain_answered_pct']:.0f} % at 5x capacity"),
         rule=rules.parts({"the simulated launch: under 1 % answered in time": h["answered_no_cache_pct"] < 1,
                           "real servers at 5x capacity: under half answered": h["real_plain_answered_pct"] < 50}),
-        inputs=launch, proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        **launch, proof=f"{PROOF}#failure-the-flash-sale-collapse")
     return ledger.table()
 
 

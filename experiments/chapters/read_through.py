@@ -12,7 +12,9 @@ from experiments import rules
 from experiments.findings import Timing, timing
 from experiments.measure import spread_between_rounds
 from experiments.models.herd import expected_origin_calls
+from experiments.probes import staleset, stampede
 from experiments.probes.stampede import ORIGIN_WORKERS, Shape
+from experiments.results import Results, declared
 from experiments.seed import figure
 
 PROOF = "read-through.ipynb"
@@ -22,13 +24,16 @@ XFETCH = "early recomputation (XFetch)"
 
 
 @dataclass
-class ReadThroughResults:
+class ReadThroughResults(Results):
+    """What the chapter measured: the stampede's shape and the protections under it, the XFetch simulation's
+    calls per expiry, and the stale-set race (each probe's declared table, `experiments.results`)."""
+
     shape: Shape
-    compare: pd.DataFrame
-    sweep: pd.DataFrame
+    compare: pd.DataFrame = declared(stampede.RUNS)
+    sweep: pd.DataFrame = declared(stampede.RUNS)
     xfetch_simulated: np.ndarray
-    replay: pd.DataFrame
-    stress: pd.DataFrame
+    replay: pd.DataFrame = declared(staleset.REPLAY)
+    stress: pd.DataFrame = declared(staleset.STRESS)
 
 
 def _row(r: ReadThroughResults, protection: str) -> pd.Series:

@@ -12,22 +12,16 @@ import numpy as np
 import pandas as pd
 
 from experiments import rules
-from experiments.findings import AllOf, Timing, percentile_timing, timing
+from experiments.findings import EVENT_P99_BOUND_MS, AllOf, Timing, percentile_timing, timing
 from experiments.measure import spread_between_rounds
 from experiments.models import extrapolate
 from experiments.models.extrapolate import PROMOTION_BOUND_S
-from experiments.seed import figure, service_default
+from experiments.probes import evictions, failover, invalidation, scaleout, structures
+from experiments.results import Results, declared
+from experiments.seed import service_default
 
 PROOF = "redis.ipynb"
 
-
-def hot_key_reads_per_task_s() -> float:
-    """How often one task reads the hottest product, in the note's Memcached failure 2: 15,000 requests/min
-    for the top 100 ASINs, shared over them as Zipf(1) (ours: the note gives only the total), spread evenly
-    over the 60 tasks — about 0.8 reads per second per task."""
-    top = int(figure("hot_products"))
-    hottest_share = 1 / sum(1 / k for k in range(1, top + 1))
-    return figure("hot_product_requests_per_min") / 60 * hottest_share / figure("task_count")
 IO_THREADS_SINCE = 6.0
 EXECUTION_SINGLE_THREADED = True
 """Documented, not measured (a throughput comparison on two shared cores would decide nothing): threaded I/O
@@ -36,20 +30,23 @@ redis.conf, "THREADED I/O")."""
 
 
 @dataclass
-class RedisResults:
-    product_layouts: pd.DataFrame
-    reco_layouts: pd.DataFrame
+class RedisResults(Results):
+    """What the chapter's notebook measured: each probe's declared table or record (`experiments.results`), and
+    the event-to-gone latencies (ms, in time order) of pub/sub and of the stream."""
+
+    product_layouts: pd.DataFrame = declared(structures.LAYOUTS)
+    reco_layouts: pd.DataFrame = declared(structures.LAYOUTS)
     pubsub_ms: np.ndarray
     stream_ms: np.ndarray
-    ttl_only: pd.DataFrame
-    missed: pd.DataFrame
-    failovers: pd.DataFrame
-    lost: dict
-    placement: pd.DataFrame
-    hot_key: pd.DataFrame
-    throughput: pd.DataFrame
-    evictions: dict
-    near_at_rate: dict
+    ttl_only: pd.DataFrame = declared(invalidation.TTL_ONLY)
+    missed: pd.DataFrame = declared(invalidation.MISSED)
+    failovers: pd.DataFrame = declared(failover.SWEEP)
+    lost: dict = declared(failover.LOST)
+    placement: pd.DataFrame = declared(scaleout.PLACEMENT)
+    hot_key: pd.DataFrame = declared(scaleout.HOT_KEY)
+    throughput: pd.DataFrame = declared(scaleout.THROUGHPUT)
+    evictions: dict = declared(evictions.WATCH)
+    near_at_rate: dict = declared(scaleout.NEAR_AT_RATE)
 
 
 def _layout(frame: pd.DataFrame, layout: str, read_prefix: str, column: str) -> float:
@@ -139,7 +136,8 @@ def findings(r: RedisResults) -> dict[str, bool | Timing | AllOf]:
             h["hash_returned"] < 0.1 * h["string_returned"],
         "a sorted set holds the recommendation list in less memory than its JSON string":
             h["zset_bytes"] < h["reco_string_bytes"],
-        "pub/sub invalidation reaches the key in < 50 ms at p99": percentile_timing(r.pubsub_ms, 99, below=50),
+        "pub/sub invalidation reaches the key in < 50 ms at p99":
+            percentile_timing(r.pubsub_ms, 99, below=EVENT_P99_BOUND_MS),
         "event-driven invalidation is over 1000x faster than waiting for the product TTL":
             percentile_timing(r.pubsub_ms, 99, below=h["product_mean_stale_s"]),
         "a pub/sub invalidation sent while the subscriber is away is lost":
@@ -198,7 +196,7 @@ def record_claims(ledger, r: RedisResults) -> pd.DataFrame:
         seed_value="event-driven",
         measured=(f"p50 {h['pubsub_p50_ms']:.2f} ms, p99 {h['pubsub_p99_ms']:.2f} ms over {h['events']} events; "
                   f"but an event sent while the subscriber is away is lost: stale for {h['missed_pubsub_stale_s']:.0f} s"),
-        rule=rules.parts({"an event reaches the key within 50 ms at p99": h["pubsub_p99_ms"] < 50,
+        rule=rules.parts({"an event reaches the key within 50 ms at p99": h["pubsub_p99_ms"] < EVENT_P99_BOUND_MS,
                           "an event sent while the subscriber is away still arrives": bool(missed.loc["PubSub", "caught_up"])}),
         proof=f"{PROOF}#at-most-once-delivery")
     rec("redis.failover-warm", claim="A promoted replica already holds every key: no warm-up",

@@ -19,6 +19,8 @@ from experiments.lab.quiet import quiet
 from experiments.measure import spread_between_rounds
 from experiments.models import lrusim, peer
 from experiments.models.traffic import FAMILIES, ChatTraffic, Trace, family_bytes, parameter, zipf_ranks
+from experiments.probes import evictionpolicy
+from experiments.results import Results, declared
 from experiments.seed import figure, service_default
 
 PROOF = "traffic.ipynb"
@@ -114,12 +116,15 @@ def note_node_usable_gb() -> float:
 
 
 @dataclass
-class TrafficResults:
+class TrafficResults(Results):
+    """What the chapter generated, simulated and measured: the stream's one-hit wonders and family rates, the
+    policy sweeps, Redis's policies on the same requests (`evictionpolicy.COMPARE`), the peer library's runs."""
+
     wonders: pd.DataFrame
     sweep: pd.DataFrame
     per_family: pd.DataFrame
     pools: pd.DataFrame
-    redis: pd.DataFrame
+    redis: pd.DataFrame = declared(evictionpolicy.COMPARE)
     in_process: pd.DataFrame
     headroom: pd.DataFrame
     peer: dict

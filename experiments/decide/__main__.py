@@ -36,6 +36,8 @@ def decision_json(w, ordered, families) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: exit status 0, or 2 with one line on stderr for a bad workload file or an
+    unreachable endpoint."""
     parser = argparse.ArgumentParser(prog="python -m experiments.decide", description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True, help="the workload file (TOML; see README)")
     parser.add_argument("--out", default=str(OUT), help="where decision.json goes (default: _build/decide)")

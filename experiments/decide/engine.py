@@ -31,9 +31,6 @@ book's near cache (an in-process cache over Redis that Redis invalidates)."""
 EVENT_PATH_S = 0.01
 """Staleness after a change when an event reaches the cache: milliseconds (the Redis and Memcached chapters)."""
 
-DAX_ITEM_TTL_S = 300.0
-"""DAX's default item TTL: a write that goes around DAX is stale until then (the DAX chapter)."""
-
 ITEM_OVERHEAD = 1.15
 """Memory per cached item over its own bytes where nothing was measured: the 6–12 % the Valkey chapter
 measured for 2–100 KB values on Redis, Valkey and memcached, rounded up (the summary passes the measurement
@@ -45,7 +42,7 @@ def _stale_bound(option: str, f: Family) -> float:
     if option == "no-cache":
         return 0.0
     if option == "dax":  # DAX keeps an item for its own item TTL, whatever the family's, and has no invalidation
-        return DAX_ITEM_TTL_S
+        return daxmodel.ITEM_TTL_S
     if option == "in-process":
         return f.ttl_s
     return EVENT_PATH_S if events else f.ttl_s

@@ -42,6 +42,10 @@ class Trace:
 
 @dataclass(frozen=True)
 class Family:
+    """One ``[[families]]`` table: the key family's reads per second, value size, TTL and staleness
+    limit, whether changes are announced, whether it may be cached and lives in DynamoDB, and its
+    popularity (``keys`` and ``zipf_alpha``, or a `Trace`)."""
+
     name: str
     reads_per_s: float
     value_kb: float
@@ -58,6 +62,10 @@ class Family:
 
 @dataclass(frozen=True)
 class Workload:
+    """A checked workload file: the system's tasks, peak multiple, turn budget, origin (capacity per
+    second, latency) and key families, with the per-task cache memory and eviction policy; ``source`` is
+    the file it came from."""
+
     name: str
     tasks: int
     peak_multiple: float

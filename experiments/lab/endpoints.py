@@ -78,6 +78,7 @@ class Target:
 
     @property
     def owned(self) -> bool:
+        """Whether the book started the server (and so may kill or reconfigure it)."""
         return self.server is not None
 
     def key(self, name: str) -> str:

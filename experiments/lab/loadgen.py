@@ -22,6 +22,7 @@ import redis
 
 from experiments.lab.servers import engine_named
 from experiments.lab.spawner import LOOPBACK, require_binary
+from experiments.results import Table
 
 if TYPE_CHECKING:  # pandas is imported lazily: these modules load in worker processes too
     import pandas as pd
@@ -82,10 +83,12 @@ def memaslap(address: str, *, seconds: int, value_bytes: int, threads: int = 2, 
             "get_miss_pct": 100 * int(misses.group(1)) / max(1, int(gets.group(1))) if misses and gets else None}
 
 
+COMPARE_THROUGHPUT = Table("loadgen.COMPARE_THROUGHPUT", ("server", "tool", "value_bytes", "rps", "get_miss_pct"))
+"""`compare_throughput`: one row per server and value size (``get_miss_pct`` None for Redis)."""
+
+
 def compare_throughput(*, seconds: int, requests: int, value_sizes: tuple[int, ...] = (2048, 131072)) -> "pd.DataFrame":
     """memcached with 1, 2 and 4 worker threads (memaslap) and Redis (redis-benchmark), per value size."""
-    import pandas as pd
-
     from experiments.lab.servers import MemcachedServer, RedisServer
 
     rows = []
@@ -99,4 +102,4 @@ def compare_throughput(*, seconds: int, requests: int, value_sizes: tuple[int, .
             result = redis_benchmark(node.port, node.password, requests=requests, value_bytes=size)
         rows.append({"server": "redis (1 thread)", "tool": "redis-benchmark (GET)", "value_bytes": size,
                      "rps": result["rps"], "get_miss_pct": None})
-    return pd.DataFrame(rows)
+    return COMPARE_THROUGHPUT.frame(rows)

@@ -148,6 +148,9 @@ class NetLab:
         return f"p{self.hosts.index(host)}"
 
     def start(self) -> "NetLab":
+        """Create the lab: blackhole its subnet in the machine's namespace, then the switch's bridge and,
+        per host, a namespace with ``eth0`` on the bridge and an nftables chain for faults. Orphaned labs are
+        swept first; on any failure, what was made is removed."""
         require_capabilities()
         sweep_orphans()
         taken = [n for n in [self.ns("switch"), *(self.ns(h) for h in self.hosts)] if (NETNS_DIR / n).exists()]

@@ -195,9 +195,12 @@ class RedisServer(_SingleServer):
 
     @property
     def url(self) -> str:
+        """``redis://:password@host:port/0`` of this server (meaningful once started)."""
         return f"redis://:{self.password}@{self.host}:{self.port}/0"
 
     def argv(self, port: int, workdir: Path) -> list[str]:
+        """The server's command line: loopback only, password (also for replication), no RDB/AOF, foreground,
+        log to stdout, ``DEBUG`` allowed from loopback; then ``extra_args``."""
         return [
             require_binary(self.binary),
             "--port", str(port),
@@ -238,13 +241,17 @@ class TlsRedisServer(RedisServer):
 
     @property
     def url(self) -> str:
+        """``rediss://:password@host:port/0`` of this server (meaningful once started)."""
         return f"rediss://:{self.password}@{self.host}:{self.port}/0"
 
     @property
     def certificate(self) -> Path:
+        """The self-signed certificate (PEM) in the server's directory, against which clients verify it."""
         return self.workdir / "cert.pem"
 
     def argv(self, port: int, workdir: Path) -> list[str]:
+        """The plain command line with its TCP port closed and TLS on ``port`` (clients need no certificate
+        of their own); the certificate is made first if the directory has none."""
         if not (workdir / "cert.pem").exists():
             made = subprocess.run(
                 [require_binary("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -260,6 +267,7 @@ class TlsRedisServer(RedisServer):
                 "--tls-auth-clients", "no"]
 
     def client(self, **kwargs) -> redis.Redis:
+        """A redis-py client over TLS that verifies the server against `certificate`."""
         return super().client(ssl=True, ssl_ca_certs=str(self.certificate), **kwargs)
 
 
@@ -292,9 +300,12 @@ class MemcachedServer(_SingleServer):
 
     @property
     def address(self) -> str:
+        """``host:port`` of this server (meaningful once started)."""
         return f"{self.host}:{self.port}"
 
     def argv(self, port: int, workdir: Path) -> list[str]:
+        """The ``memcached`` command line: loopback TCP only, UDP off, the given memory, threads and item
+        size limit, 1,024 connections, and ``-u`` the current user (memcached refuses to run as root without one)."""
         return [
             require_binary(self.binary),
             "-l", LOOPBACK,

@@ -51,12 +51,14 @@ class Lab:
 
     @property
     def redis(self) -> RedisTarget:
+        """The chapter's Redis endpoint: ``redis_url``'s, or a server the book starts on first use."""
         if self._redis is None:
             self._redis = open_redis(self._redis_url)
         return self._redis
 
     @property
     def memcached(self) -> MemcachedTarget:
+        """The chapter's memcached endpoint: ``memcached_servers``, or a node the book starts on first use."""
         if self._memcached is None:
             self._memcached = open_memcached(self._memcached_servers)
         return self._memcached

@@ -210,17 +210,21 @@ class ServerProcess:
 
     @property
     def pid(self) -> int | None:
+        """The process id, or None before `start`."""
         return None if self.proc is None else self.proc.pid
 
     def start(self) -> None:
+        """Spawn the process from the spawner thread and register it, so the ``atexit`` hook stops it."""
         self.proc = _SPAWNER.popen(self.argv, self.log_path, self.workdir)
         with _LIVE_LOCK:
             _LIVE.add(self)
 
     def alive(self) -> bool:
+        """Whether the process was started and has not exited."""
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig: int) -> None:
+        """Send ``sig`` to the process if it is still running."""
         if self.alive():
             self.proc.send_signal(sig)
 
@@ -240,4 +244,5 @@ class ServerProcess:
             _LIVE.discard(self)
 
     def failure(self, what: str) -> ServerStartError:
+        """A `ServerStartError` saying what went wrong with this server, with the tail of its log."""
         return ServerStartError(f"{self.name} {what}; log: {log_tail(self.log_path)}")

@@ -108,10 +108,12 @@ class SentinelSet(_Managed):
 
     @property
     def servers(self) -> list[RedisServer]:
+        """The data nodes started so far: the primary, then the replicas."""
         return [s for s in [self.primary, *self.replicas] if s is not None]
 
     @property
     def pids(self) -> list[int]:
+        """Process ids of every data node and sentinel started so far."""
         return [p for p in [*(s.pid for s in self.servers), *(s.pid for s in self.sentinels)] if p]
 
     def _start(self) -> None:
@@ -153,6 +155,7 @@ class SentinelSet(_Managed):
         )
 
     def stop(self) -> None:
+        """Stop the sentinels first, so that they fail nothing over, then the replicas and the primary."""
         for sentinel in self.sentinels:
             sentinel.stop()
         for server in reversed(self.servers):
@@ -231,6 +234,7 @@ class RedisClusterSet(_Managed):
 
     @property
     def pids(self) -> list[int]:
+        """Process ids of the nodes started so far."""
         return [n.pid for n in self.nodes if n.pid]
 
     def _start(self) -> None:
@@ -282,6 +286,7 @@ class RedisClusterSet(_Managed):
                             password=self.password, **options)
 
     def stop(self) -> None:
+        """Stop every node, the last started first."""
         for node in reversed(self.nodes):
             node.stop()
 
@@ -312,11 +317,13 @@ class Together(_Managed):
         return self
 
     def wait(self) -> "Together":
+        """Wait until a `start_in_background` is done and raise what it raised; at once if none began."""
         if self._starting is not None:
             self._starting.result()
         return self
 
     def stop(self) -> None:
+        """Stop every group, once a start still under way has finished (or failed)."""
         if self._starting is not None:  # a start still under way finishes (or fails) before the stop
             wait([self._starting])
         for group in self.groups:

@@ -42,11 +42,13 @@ class WorkerPool:
         return self
 
     def send(self, index: int, command: dict) -> None:
+        """Write one JSON command to a worker's stdin without waiting for its answer (`receive` reads it)."""
         worker = self.workers[index]
         worker.stdin.write(json.dumps(command) + "\n")
         worker.stdin.flush()
 
     def receive(self, index: int) -> dict:
+        """A worker's next JSON answer; a worker that died, or answered ``error``, raises `BookError`."""
         worker = self.workers[index]
         line = worker.stdout.readline()
         if not line:
@@ -72,6 +74,7 @@ class WorkerPool:
 
     @property
     def pids(self) -> list[int]:
+        """The workers' process ids, in order."""
         return [w.pid for w in self.workers]
 
     def stop(self) -> None:

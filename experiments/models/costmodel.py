@@ -20,6 +20,9 @@ from experiments.seed import figure
 
 @dataclass(frozen=True)
 class CostInputs:
+    """The seed's two figures (cache cost per month, one sale's revenue, USD) and our assumptions;
+    the assumptions default to 1, which gives the seed's own 0.02 %."""
+
     cache_cost_per_month: float = figure("cache_cost_per_month")
     sale_revenue: float = figure("sale_revenue")
     sales_per_month: float = 1.0

@@ -18,7 +18,10 @@ import pandas as pd
 
 from experiments.errors import ParameterError
 from experiments.models.cachemodel import mixture, zipf_groups
-from experiments.seed import product_reads_per_s
+from experiments.seed import product_reads_per_s, service_default
+
+ITEM_TTL_S = service_default("dax_item_ttl_s")
+"""A DAX cluster's default item-cache TTL (record-ttl-millis of its default parameter group: 5 minutes)."""
 
 GB = 1e9
 KB = 1e3
@@ -59,10 +62,12 @@ class ProjectionWorkload:
 
     @property
     def entries_per_item(self) -> int:
+        """Cache entries one item takes: one per projection when the query cache is keyed by projection."""
         return self.projections if self.keyed_by == "projection" else 1
 
     @property
     def entry_bytes(self) -> float:
+        """Bytes of one cache entry: the item's, or its projection's share of them."""
         return self.item_bytes * (self.entry_share if self.keyed_by == "projection" else 1.0)
 
     def entry_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,7 +83,7 @@ class ProjectionWorkload:
         return self.catalog * self.entries_per_item * self.entry_bytes
 
 
-def predict(workload: ProjectionWorkload, *, capacity_bytes: float, ttl_s: float = 300.0) -> dict[str, float]:
+def predict(workload: ProjectionWorkload, *, capacity_bytes: float, ttl_s: float = ITEM_TTL_S) -> dict[str, float]:
     """Hit rate, Che time, resident memory and origin reads/s for ``workload`` on one DAX node."""
     out = mixture(*workload.entry_groups(), capacity=capacity_bytes, ttl=ttl_s, expiry="lazy")
     return {"hit_rate": out["hit_rate"], "t_char_s": out["t_char_s"], "resident_gb": out["resident"] / GB,
@@ -87,7 +92,7 @@ def predict(workload: ProjectionWorkload, *, capacity_bytes: float, ttl_s: float
 
 
 def calibrate_alpha(workload: ProjectionWorkload, *, target_hit: float, capacity_bytes: float,
-                    ttl_s: float = 300.0) -> float:
+                    ttl_s: float = ITEM_TTL_S) -> float:
     """The Zipf exponent for which ``workload`` reaches ``target_hit`` (used to meet the seed's 85 %)."""
     low, high = 0.3, 2.5
     for _ in range(30):
@@ -98,7 +103,7 @@ def calibrate_alpha(workload: ProjectionWorkload, *, target_hit: float, capacity
 
 
 def region(workload: ProjectionWorkload, *, item_kb: list[int], catalogs: list[int], projections: list[int],
-           capacity_bytes: float, ttl_s: float = 300.0) -> pd.DataFrame:
+           capacity_bytes: float, ttl_s: float = ITEM_TTL_S) -> pd.DataFrame:
     """Modelled hit rate over item size × catalog × projections, popularity and traffic held fixed."""
     rows = []
     for catalog in catalogs:
@@ -112,7 +117,7 @@ def region(workload: ProjectionWorkload, *, item_kb: list[int], catalogs: list[i
 
 
 def alpha_table(workload: ProjectionWorkload, *, alphas: list[float], projections: list[int],
-                capacity_bytes: float, ttl_s: float = 300.0) -> pd.DataFrame:
+                capacity_bytes: float, ttl_s: float = ITEM_TTL_S) -> pd.DataFrame:
     """Hit rate per Zipf exponent and projection count: can any one popularity give both 85 % and 40 %?"""
     return pd.DataFrame([
         {"alpha": a, "projections": p,
@@ -121,7 +126,7 @@ def alpha_table(workload: ProjectionWorkload, *, alphas: list[float], projection
         for a in alphas for p in projections]).pivot(index="alpha", columns="projections", values="hit_rate")
 
 
-def ttl_cold_tail(workload: ProjectionWorkload, *, ttl_s: float = 300.0) -> dict[str, float]:
+def ttl_cold_tail(workload: ProjectionWorkload, *, ttl_s: float = ITEM_TTL_S) -> dict[str, float]:
     """Items read less than once per TTL (so most of their reads miss however big the node), and their reads."""
     rate, _, reads = workload.entry_groups()
     _, count = zipf_groups(workload.catalog, workload.alpha)

@@ -29,11 +29,15 @@ from tqdm import tqdm
 
 from experiments.errors import ParameterError
 from experiments.models.cachemodel import zipf_groups
-from experiments.models.daxmodel import KB, ProjectionWorkload, predict, region
+from experiments.models.daxmodel import ITEM_TTL_S, KB, ProjectionWorkload, predict, region
 from experiments.models.lrusim import replay
+from experiments.seed import service_default
 
-DEFAULT_TTL_S = 300.0
-"""Default item-cache and query-cache TTL of a DAX cluster (5 minutes)."""
+DEFAULT_TTL_S = ITEM_TTL_S
+"""Default item-cache TTL of a DAX cluster (5 minutes), the one the simulations run with."""
+
+QUERY_TTL_S = service_default("dax_query_ttl_s")
+"""Default query-cache TTL of a DAX cluster (query-ttl-millis of its default parameter group: 5 minutes)."""
 
 
 class WriteFailed(Exception):
@@ -49,6 +53,7 @@ class Table:
         self.failing = False
 
     def get(self, key: str) -> dict | None:
+        """A ``GetItem`` that reached the table (counted): a copy of the item, or None."""
         self.reads += 1
         item = self.items.get(key)
         return None if item is None else dict(item)
@@ -60,6 +65,7 @@ class Table:
         self.items[key] = dict(item)
 
     def query(self, prefix: str) -> list[dict]:
+        """A ``Query`` that reached the table (counted): copies of the items whose key starts with ``prefix``."""
         self.reads += 1
         return [dict(v) for k, v in sorted(self.items.items()) if k.startswith(prefix)]
 
@@ -88,7 +94,7 @@ class _LruTtl:
         """``(True, value)`` on a hit; an expired entry is dropped and reported as a miss."""
         if key not in self.entries:
             return False, None
-        value, size, written = self.entries[key]
+        value, _, written = self.entries[key]
         if now - written >= self.ttl:
             self._drop(key)
             return False, None
@@ -121,7 +127,7 @@ class DaxNode:
     """
 
     def __init__(self, table: Table, *, capacity_bytes: int = 10**9, item_ttl_s: float = DEFAULT_TTL_S,
-                 query_ttl_s: float = DEFAULT_TTL_S, keyed_by: str = "item") -> None:
+                 query_ttl_s: float = QUERY_TTL_S, keyed_by: str = "item") -> None:
         if keyed_by not in ("item", "projection"):
             raise ParameterError(f"keyed_by={keyed_by!r} must be 'item' or 'projection'")
         self.table, self.keyed_by = table, keyed_by

@@ -17,6 +17,7 @@ book's findings to rank them:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -25,6 +26,10 @@ import pandas as pd
 
 @dataclass
 class Assessment:
+    """One option judged against a workload: hit rate, origin load at peak (a fraction of capacity),
+    staleness bound, the components it needs built, whether cached data survives losing a node, monthly cost
+    (NaN when the price table cannot price it), and the reasons it ranks where it does or is rejected."""
+
     option: str
     hit_rate: float
     origin_load: float
@@ -100,7 +105,7 @@ def order(options: list[Assessment], *, live: bool = False) -> list[Assessment]:
         for a in candidates:
             a.reasons.append(f"no option keeps the origins under capacity at this peak: {help_}")
     viable = sorted((a for a in options if not a.rejected_because), key=_order)
-    for first, second in zip(viable, viable[1:]):
+    for first, second in itertools.pairwise(viable):
         if _same_numbers(first, second):
             first.reasons.append(f"ties with {second.option} on hit rate, origin load and staleness; ranked first "
                                  f"because {_tie_break(first, second)}")

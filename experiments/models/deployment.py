@@ -20,21 +20,23 @@ import numpy as np
 import pandas as pd
 
 from experiments.errors import ParameterError
-from experiments.seed import promo_reads_per_s
+from experiments.seed import figure, promo_reads_per_s, rollout_interval_s
+from experiments.seed import origin as seed_origin
 
 WARM_MODES = ("lazy", "origin", "shared")
 
 
 @dataclass(frozen=True)
 class PromoTraffic:
-    """Promotion reads: the seed's 200 categories, 60 tasks, 15-minute TTL, 80 ms Promotions service."""
+    """Promotion reads: the seed's 200 categories, 60 tasks, 15-minute TTL, 80 ms Promotions service (each
+    default read from the note's figures; ``alpha``, the categories' Zipf exponent, is ours)."""
 
     reads_per_s: float = field(default_factory=promo_reads_per_s)
-    categories: int = 200
+    categories: int = field(default_factory=lambda: int(figure("promo_categories")))
     alpha: float = 1.0
-    tasks: int = 60
-    ttl_s: float = 900.0
-    latency_s: float = 0.080
+    tasks: int = field(default_factory=lambda: int(figure("task_count")))
+    ttl_s: float = field(default_factory=lambda: figure("promo_ttl_s"))
+    latency_s: float = field(default_factory=lambda: float(seed_origin("promo").seed_origin_ms) / 1000)
     horizon_s: float = 2700.0
 
 
@@ -44,8 +46,8 @@ class Change:
 
     name: str
     kind: str = "replace"
-    batch: int = 10
-    interval_s: float = 100.0
+    batch: int = field(default_factory=lambda: int(figure("rollout_batch")))
+    interval_s: float = field(default_factory=rollout_interval_s)
     start_s: float = 900.0
     warm: str = "lazy"
     jitter: float = 0.0

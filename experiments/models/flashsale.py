@@ -29,13 +29,13 @@ launch's requests whatever the hit rate (`origin_share`; the seed figure ``launc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 import pandas as pd
 
-from experiments.seed import figure
+from experiments.seed import figure, origin
 
 
 def origin_share(hit_rate: float, live_share: float) -> float:
@@ -46,16 +46,20 @@ def origin_share(hit_rate: float, live_share: float) -> float:
 @dataclass(frozen=True)
 class Launch:
     """The seed's launch, with the origin's share of reads after a cache with ``hit_rate``; ``live_share``
-    of the launch's catalog requests are live reads (price, stock) that no cache serves."""
+    of the launch's catalog requests are live reads (price, stock) that no cache serves.
 
-    planned_concurrency: int = 5_000
-    overload: float = 10.0
-    service_ms: float = 120.0
-    service_sigma: float = 0.25
-    timeout_ms: float = 2_000.0
-    ramp_s: float = 15.0
-    scale_delay_s: float = 135.0
-    scale_to: float = 10.0
+    Every default is the note's (`experiments.seed.LAUNCH_INPUTS`): a catalog for 5,000 concurrent requests at
+    120 ms, ten times that offered, a 2 s timeout, a 15 s ramp, and a scale-out to the offered load after the
+    middle of the note's 90–180 s."""
+
+    planned_concurrency: int = field(default_factory=lambda: int(figure("catalog_concurrency")))
+    overload: float = field(default_factory=lambda: figure("launch_users") / figure("catalog_concurrency"))
+    service_ms: float = field(default_factory=lambda: figure("launch_catalog_latency_ms"))
+    service_sigma: float = field(default_factory=lambda: float(origin("product").latency_sigma))
+    timeout_ms: float = field(default_factory=lambda: figure("catalog_timeout_ms"))
+    ramp_s: float = field(default_factory=lambda: figure("spike_s"))
+    scale_delay_s: float = field(default_factory=lambda: (figure("autoscale_min_s") + figure("autoscale_max_s")) / 2)
+    scale_to: float = field(default_factory=lambda: figure("launch_users") / figure("catalog_concurrency"))
     horizon_s: float = 300.0
     hit_rate: float = 0.0
     live_share: float = 0.0
@@ -74,6 +78,7 @@ class Launch:
         return self.overload * self.capacity_per_s * origin_share(self.hit_rate, self.live_share)
 
     def rate_at(self, t: np.ndarray) -> np.ndarray:
+        """Requests per second reaching the catalog at times ``t``: a linear ramp to the peak over ``ramp_s``."""
         return self.offered_per_s * np.clip(np.asarray(t, float) / self.ramp_s, 0, 1)
 
 
@@ -163,15 +168,16 @@ def summarize(per_s: pd.DataFrame, model: pd.DataFrame, launch: Launch) -> dict[
 
 def scenarios() -> dict[str, Launch]:
     """The launch without a cache, with load shedding, with more or faster scaling, and behind caches."""
-    base = Launch()
+    base, planned = Launch(), figure("planned_hit_rate")
     return {"no cache": base,
             "no cache, catalog sheds expired requests": Launch(shed_expired=True),
-            "no cache, scaled out after 90 s": Launch(scale_delay_s=90.0),
-            "no cache, scaled out after 180 s": Launch(scale_delay_s=180.0),
-            "no cache, scaled to 20x": Launch(scale_to=20.0),
-            "cache at 85 % hit": Launch(hit_rate=0.85),
-            "cache at 95 % hit": Launch(hit_rate=0.95),
-            "cache at 95 % hit, price and stock read live": Launch(hit_rate=0.95, live_share=figure("launch_live_share"))}
+            "no cache, scaled out after 90 s": Launch(scale_delay_s=figure("autoscale_min_s")),
+            "no cache, scaled out after 180 s": Launch(scale_delay_s=figure("autoscale_max_s")),
+            "no cache, scaled to 20x": Launch(scale_to=2 * base.overload),  # ours: twice the offered load
+            "cache at 85 % hit": Launch(hit_rate=0.85),  # ours: ten points under the plan
+            "cache at 95 % hit": Launch(hit_rate=planned),
+            "cache at 95 % hit, price and stock read live": Launch(hit_rate=planned,
+                                                                   live_share=figure("launch_live_share"))}
 
 
 def compare(launches: dict[str, Launch], *, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -77,6 +77,7 @@ class Stream:
         self.close()
 
     def close(self) -> None:
+        """Remove the stream's file (closing twice is harmless)."""
         if os.path.exists(self.path):
             os.remove(self.path)
 

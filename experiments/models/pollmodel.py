@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from experiments.results import Table
+
 
 def expected_stale_users(rate_per_s: float, poll_s: float, apply_s: float = 0.0) -> float:
     """Mean number of users served the stale value: λ·(P/2 + apply time)."""
@@ -35,6 +37,11 @@ def simulate(rate_per_s: float, poll_s: float, *, trials: int, seed: int, apply_
     return rng.poisson(rate_per_s * windows)
 
 
+SWEEP = Table("pollmodel.SWEEP", ("poll_s", "model_mean_users", "simulated_mean_users", "simulated_p95_users",
+                                   "worst_case_users"))
+"""`sweep`: one row per poll interval."""
+
+
 def sweep(rate_per_s: float, polls_s: list[float], *, trials: int, seed: int) -> pd.DataFrame:
     """Model against simulation for several poll intervals."""
     rows = []
@@ -44,4 +51,4 @@ def sweep(rate_per_s: float, polls_s: list[float], *, trials: int, seed: int) ->
                      "simulated_mean_users": float(simulated.mean()),
                      "simulated_p95_users": float(np.percentile(simulated, 95)),
                      "worst_case_users": worst_case_stale_users(rate_per_s, poll)})
-    return pd.DataFrame(rows)
+    return SWEEP.frame(rows)

@@ -77,8 +77,31 @@ def node_types(engine: str) -> pd.DataFrame:
     return table.reset_index().sort_values("usd_per_hour", ignore_index=True)
 
 
+LAUNCH_NODE_TYPE = "cache.r7g.large"
+"""Ours: the node type read capacity is added in for a launch's bandwidth (its baseline: `node_baseline_gbps`)."""
+
+
+@lru_cache(maxsize=1)
+def node_limits() -> pd.DataFrame:
+    """``data/node_limits.csv``: what a node type carries besides its memory, each figure with its source."""
+    return pd.read_csv(DATA / "node_limits.csv").set_index("node_type")
+
+
+def node_baseline_gbps(node_type: str) -> float:
+    """Sustained (baseline) network bandwidth of one node of ``node_type``, Gbit/s: what it carries for hours,
+    where its burst allowance does not last."""
+    limits = node_limits()
+    if node_type not in limits.index:
+        raise ParameterError(f"no network baseline recorded for {node_type}: add it to data/node_limits.csv "
+                             f"(recorded: {', '.join(limits.index)})")
+    return float(limits.loc[node_type, "baseline_gbps"])
+
+
 @dataclass(frozen=True)
 class NodeCluster:
+    """A node-based cluster of one node type: its shards, replicas per shard, and price and usable memory per
+    node."""
+
     engine: str
     node_type: str
     shards: int
@@ -88,10 +111,12 @@ class NodeCluster:
 
     @property
     def nodes(self) -> int:
+        """Every node billed: each shard's primary and its replicas."""
         return self.shards * (1 + self.replicas)
 
     @property
     def usd_per_month(self) -> float:
+        """On-demand price of every node for one month (`HOURS_PER_MONTH`)."""
         return self.nodes * self.usd_per_hour * HOURS_PER_MONTH
 
 

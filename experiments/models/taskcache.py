@@ -44,6 +44,7 @@ class TaskTraffic:
             raise ParameterError(f"catalog must exceed {HOT_ITEMS} items and alpha, reads_per_s be positive")
 
     def popularity(self) -> np.ndarray:
+        """Each product's share of the reads, most popular first: Zipf with exponent ``alpha``."""
         weights = np.arange(1, self.catalog + 1, dtype=float) ** -self.alpha
         return weights / weights.sum()
 

@@ -40,6 +40,7 @@ def parameters() -> pd.DataFrame:
 
 
 def parameter(name: str) -> float:
+    """One of ``data/traffic.csv``'s parameters, by name."""
     return float(parameters().loc[name, "value"])
 
 
@@ -47,6 +48,15 @@ def family_bytes() -> dict[str, int]:
     """Bytes of one value per family: the key design's sizes (the product as its 2 KB catalog item)."""
     sizes = value_sizes().drop_duplicates("family").set_index("family").size_bytes
     return {f: int(sizes[f]) for f in FAMILIES}
+
+
+def hot_key_reads_per_task_s() -> float:
+    """How often one task reads the hottest product, in the note's Memcached failure 2: 15,000 requests/min
+    for the top 100 ASINs, shared over them as Zipf(1) (ours: the note gives only the total), spread evenly
+    over the 60 tasks — about 0.8 reads per second per task."""
+    top = int(figure("hot_products"))
+    hottest_share = 1 / sum(1 / k for k in range(1, top + 1))
+    return figure("hot_product_requests_per_min") / 60 * hottest_share / figure("task_count")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,7 @@ class Trace:
     object_family: np.ndarray
 
     def reads_per_s(self) -> dict[str, float]:
+        """Each family's mean reads per second over the trace's span."""
         span = float(self.times[-1] - self.times[0]) or 1.0
         return {f: float((self.family == i).sum()) / span for i, f in enumerate(FAMILIES)}
 

@@ -55,6 +55,7 @@ def per_task_hit_rates(*, tasks: list[int], ttls_s: list[int], alpha: float, max
 
 
 def per_task_chart(frame: pd.DataFrame) -> alt.Chart:
+    """`per_task_hit_rates` against the task count (log scale), one TTL per slider position."""
     ttls = sorted(frame.ttl_s.unique().tolist())
     return _slider_chart(frame, slider="ttl_s", label="TTL (s) ", values=ttls,
                          x=alt.X("tasks:Q", title="orchestrator tasks, each with its own cache (log scale)",
@@ -72,6 +73,8 @@ def stampede_calls(*, callers: list[int], tasks: list[int]) -> pd.DataFrame:
 
 
 def stampede_chart(frame: pd.DataFrame) -> alt.Chart:
+    """`stampede_calls`, one line per protection against the callers (log–log), one task count per
+    slider position."""
     tasks = sorted(frame.tasks.unique().tolist())
     return _slider_chart(frame, slider="tasks", label="orchestrator tasks ", values=tasks,
                          x=alt.X("callers:Q", title="callers reading the key as it expires (log scale)",
@@ -109,6 +112,8 @@ def hit_rate_to_answer(frame: pd.DataFrame, *, overload: float, reads: str, answ
 
 
 def launch_chart(frame: pd.DataFrame) -> alt.Chart:
+    """`launch_answers`, one line per kind of launch against the hit rate, one traffic multiple per
+    slider position."""
     overloads = sorted(frame.overload.unique().tolist())
     return _slider_chart(frame, slider="overload", label="launch traffic (x catalog capacity) ", values=overloads,
                          x=alt.X("hit_pct:Q", title="cache hit rate (%)"),
@@ -131,6 +136,8 @@ def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float) -
 
 
 def dax_chart(frame: pd.DataFrame) -> alt.Chart:
+    """`dax_hit_rates`, one line per keying reading against the projections, one item size per slider
+    position."""
     sizes = sorted(frame.item_kb.unique().tolist())
     return _slider_chart(frame, slider="item_kb", label="item size (KB) ", values=sizes,
                          x=alt.X("projections:Q", title="projections read per item"),

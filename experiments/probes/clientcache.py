@@ -28,9 +28,19 @@ import redis
 from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer, server_identity
 from experiments.measure import chunk_stats, spread_between_rounds
+from experiments.results import Table
 
 ENTRY_TTL_MS = 1000
 """The glide cache's entry TTL here: short, so the stale window after a link drop is measured in full."""
+
+
+REFUSAL = Table("clientcache.REFUSAL", ("engine", "hello_server", "hello_version", "redis_py_cache_accepted", "reason"))
+"""`redis_py_refusal`'s record."""
+
+GLIDE = Table("clientcache.GLIDE", (
+    "engine", "version", "local_reads_of_100", "change_seen_p50_ms", "change_seen_max_ms", "change_seen_spread_ms",
+    "tracked_connections", "stale_reads_after_drop", "stale_after_drop_s", "entry_ttl_s"))
+"""`glide_cache`'s record (``stale_after_drop_s`` infinite: never seen within the bound)."""
 
 
 def redis_py_refusal(server: RedisServer) -> dict:
@@ -46,8 +56,8 @@ def redis_py_refusal(server: RedisServer) -> dict:
         accepted, reason = True, ""
     except redis.ConnectionError as exc:
         accepted, reason = False, str(exc)
-    return {"engine": server.engine.name, "hello_server": hello["server"], "hello_version": hello["version"],
-            "redis_py_cache_accepted": accepted, "reason": reason}
+    return REFUSAL.record({"engine": server.engine.name, "hello_server": hello["server"],
+                           "hello_version": hello["version"], "redis_py_cache_accepted": accepted, "reason": reason})
 
 
 def _run(coroutine):
@@ -98,11 +108,12 @@ async def _glide_experiment(server: RedisServer, changes: int) -> dict:
     finally:
         await glide.close()
         admin.close()
-    return {"engine": server.engine.name, "version": identity["version"], "local_reads_of_100": 100 - served_by_server,
-            "change_seen_p50_ms": float(np.median(latencies)), "change_seen_max_ms": float(np.max(latencies)),
-            "change_seen_spread_ms": spread_between_rounds(chunk_stats(latencies, np.median)),
-            "tracked_connections": len(tracked), "stale_reads_after_drop": stale_reads,
-            "stale_after_drop_s": fresh_at if fresh_at is not None else float("inf"), "entry_ttl_s": ENTRY_TTL_MS / 1000}
+    return GLIDE.record({
+        "engine": server.engine.name, "version": identity["version"], "local_reads_of_100": 100 - served_by_server,
+        "change_seen_p50_ms": float(np.median(latencies)), "change_seen_max_ms": float(np.max(latencies)),
+        "change_seen_spread_ms": spread_between_rounds(chunk_stats(latencies, np.median)),
+        "tracked_connections": len(tracked), "stale_reads_after_drop": stale_reads,
+        "stale_after_drop_s": fresh_at if fresh_at is not None else float("inf"), "entry_ttl_s": ENTRY_TTL_MS / 1000})
 
 
 def glide_cache(server: RedisServer, *, changes: int = 20) -> dict:

@@ -23,6 +23,7 @@ from pymemcache.client.hash import HashClient
 from pymemcache.client.rendezvous import RendezvousHash
 
 from experiments.caches.keydesign import load as load_key_design
+from experiments.results import Table
 from experiments.seed import figure, origin_table
 
 
@@ -49,14 +50,17 @@ class MemoHasher(RendezvousHash):
         self._memo: dict[str, str] = {}
 
     def add_node(self, node) -> None:
+        """Add a node and forget every memoized placement (some keys move)."""
         super().add_node(node)
         self._memo.clear()
 
     def remove_node(self, node) -> None:
+        """Remove a node and forget every memoized placement (its keys move)."""
         super().remove_node(node)
         self._memo.clear()
 
     def get_node(self, key):
+        """The node for ``key``, hashed once per key until the node list changes."""
         if key not in self._memo:
             self._memo[key] = super().get_node(key)
         return self._memo[key]
@@ -71,6 +75,15 @@ def _requests(traffic: HotTraffic, seconds: float, seed: int) -> tuple[np.ndarra
     weights = 1 / np.arange(1, traffic.hot_keys + 1) ** traffic.zipf_s
     ranks = rng.choice(traffic.hot_keys, size=len(times), p=weights / weights.sum())
     return times, ranks
+
+
+REPLACEMENT = Table("coldnode.REPLACEMENT", ("t_s", "requests", "hot_misses", "hit_rate", "origin_per_min",
+                                             "capacity_per_min"))
+"""`simulate_replacement`: one row per second."""
+
+SUMMARY = Table("coldnode.SUMMARY", ("peak_origin_per_min", "seconds_over_capacity", "extra_origin_calls",
+                                     "lowest_hit_rate", "window_s", "seed_claim_origin_per_min", "seed_claim_minutes"))
+"""`summarize`'s record."""
 
 
 def simulate_replacement(servers: list, traffic: HotTraffic, *, seconds: float, replace_at_s: float,
@@ -116,6 +129,7 @@ def simulate_replacement(servers: list, traffic: HotTraffic, *, seconds: float, 
     frame["hit_rate"] = 1 - frame.hot_misses / frame.requests.clip(lower=1)
     frame["origin_per_min"] = frame.hot_misses * 60 + traffic.background_origin_per_min
     frame["capacity_per_min"] = traffic.capacity_per_min
+    REPLACEMENT.check(frame)
     return frame
 
 
@@ -126,12 +140,12 @@ def summarize(frame: pd.DataFrame, traffic: HotTraffic, replace_at_s: float, win
     a replacement) are not counted against it."""
     after = frame[(frame.t_s >= int(replace_at_s)) & (frame.t_s < int(replace_at_s) + window_s)]
     over = after[after.origin_per_min > traffic.capacity_per_min]
-    return {
+    return SUMMARY.record({
         "peak_origin_per_min": float(after.origin_per_min.max()),
-        "seconds_over_capacity": int(len(over)),
+        "seconds_over_capacity": len(over),
         "extra_origin_calls": int(after.hot_misses.sum()),
         "lowest_hit_rate": float(after.hit_rate.min()),
         "window_s": window_s,
         "seed_claim_origin_per_min": traffic.hot_requests_per_min,
         "seed_claim_minutes": figure("cold_outage_minutes"),
-    }
+    })

@@ -26,6 +26,8 @@ from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer
 from experiments.lab.spawner import LOOPBACK
 from experiments.measure import spread_between_rounds
+from experiments.results import Table
+from experiments.seed import origin as seed_origin
 
 
 async def _drive(port: int, *, rate_per_s: float, duration_s: float, timeout_s: float, keys: int, seed: int,
@@ -115,20 +117,26 @@ def per_second(frame: pd.DataFrame, label: str) -> pd.DataFrame:
                           setup=label).reset_index()
 
 
+SUMMARY = Table("collapse.SUMMARY", (
+    "setup", "requests", "answered_pct", "answered_spread_pct", "timed_out_pct", "hit_pct", "p50_ms", "p99_ms",
+    "origin_goodput_per_s", "capacity_per_s"))
+"""`experiment`'s summary: one row per setup (no cache, cache-aside, cache-aside with live reads)."""
+
+
 def summary(frame: pd.DataFrame, label: str, *, capacity_per_s: float) -> dict[str, float]:
     """Share answered in time (with its spread between the run's seconds), its p50/p99, and the goodput in units
     of the origin's capacity."""
     ok = frame[frame.outcome.isin(["answered", "hit"])]
     seconds = max(1, frame.second.max() + 1)
     shares = 100 * per_second(frame, label).answered_share
-    return {"setup": label, "requests": len(frame), "answered_pct": 100 * len(ok) / len(frame),
+    return SUMMARY.record({"setup": label, "requests": len(frame), "answered_pct": 100 * len(ok) / len(frame),
             "answered_spread_pct": spread_between_rounds(shares),
             "timed_out_pct": 100 * float((frame.outcome == "timed out").mean()),
             "hit_pct": 100 * float((frame.outcome == "hit").mean()),
             "p50_ms": float(ok.latency_ms.median()) if len(ok) else math.nan,
             "p99_ms": float(ok.latency_ms.quantile(0.99)) if len(ok) else math.nan,
             "origin_goodput_per_s": float((frame.outcome == "answered").sum() / seconds),
-            "capacity_per_s": capacity_per_s}
+            "capacity_per_s": capacity_per_s})
 
 
 LIVE_SETUP = "cache-aside on Redis, price and stock read live"
@@ -138,7 +146,7 @@ def experiment(redis_server: RedisServer, *, workers: int = 8, overload: float =
                live_share: float = 0.5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The same overload without a cache, with cache-aside on real Redis, and with cache-aside when
     ``live_share`` of the requests are live reads no cache serves: per-second outcomes and a summary."""
-    capacity = workers / 0.120
+    capacity = workers / (float(seed_origin("product").seed_origin_ms) / 1000)  # the origin's default service time
     rate = overload * capacity
     started = time.monotonic()
     with quiet("the same overload without a cache and with cache-aside"):
@@ -150,5 +158,5 @@ def experiment(redis_server: RedisServer, *, workers: int = 8, overload: float =
         raise BookError("the collapse experiment overran its time bound; is the machine overloaded?")
     runs = {"no cache": plain, "cache-aside on Redis": cached, LIVE_SETUP: live}
     frames = pd.concat([per_second(frame, label) for label, frame in runs.items()], ignore_index=True)
-    table = pd.DataFrame([summary(frame, label, capacity_per_s=capacity) for label, frame in runs.items()])
+    table = SUMMARY.frame(summary(frame, label, capacity_per_s=capacity) for label, frame in runs.items())
     return frames, table

@@ -44,6 +44,7 @@ from experiments.lab.quiet import quiet
 from experiments.lab.servers import MemcachedServer, RedisServer
 from experiments.models import degraded as model
 from experiments.models.taskcache import TaskTraffic, requests
+from experiments.results import Table
 from experiments.seed import figure, origin_table
 
 BUDGET_MS = figure("catalog_timeout_ms")
@@ -85,6 +86,12 @@ def _serve(reader: DegradedReader, keys: list[str], times: np.ndarray, clock: _V
         return pd.DataFrame([f.result() for f in futures])
 
 
+OUTAGE = Table("degraded.OUTAGE", (
+    "mode", "stream", "reads", "catalog_calls", "calls_per_read", "expected_calls_per_read", "answered", "in_budget",
+    "p50_ms", "p99_ms", "max_ms", "cache_timeouts", "from_origin", "from_local_copy", "from_gutter", "from_none"))
+"""`outage`: one row per degraded mode, in the order asked."""
+
+
 def outage(*, reads: int, fleet_reads: int, workers: int = 16, seed: int = 0, warm_ttls: int = 2,
            timeout_s: float = 0.25, modes: tuple[str, ...] = MODES) -> pd.DataFrame:
     """One row per mode: catalog calls, turns answered and in budget, latency, and where reads were served."""
@@ -96,7 +103,7 @@ def outage(*, reads: int, fleet_reads: int, workers: int = 16, seed: int = 0, wa
     warm = int(warm_ttls * ttl_s * task.reads_per_s)
     task_items, task_times = requests(task, warm + reads, seed)
     fleet_items, fleet_times = requests(fleet, fleet_reads, seed + 1)
-    names = lambda items: [f"product:B{i:09d}" for i in items]  # noqa: E731 - the key design's product key
+    names = lambda items: [f"product:B{i:09d}" for i in items]
     rows = []
     with NetLab(["app", "cache", "gutter", "origin"], tag="degraded") as lab:
         cache, gutter = lab.place("cache", RedisServer), lab.place("gutter", MemcachedServer)
@@ -149,4 +156,4 @@ def outage(*, reads: int, fleet_reads: int, workers: int = 16, seed: int = 0, wa
                              **{f"from_{s.replace(' ', '_')}": int(sources.get(s, 0))
                                 for s in ("origin", "local copy", "gutter", "none")}})
             client.close()
-    return pd.DataFrame(rows)
+    return OUTAGE.frame(rows)

@@ -22,6 +22,7 @@ from experiments.errors import ParameterError
 from experiments.lab.servers import RedisServer
 from experiments.models import peer
 from experiments.models.traffic import FAMILIES, Trace
+from experiments.results import Table
 
 READ_OR_FILL = """
 if redis.call('GET', KEYS[1]) then return 1 end
@@ -68,6 +69,12 @@ def replay(trace: Trace, *, policy: str, cache_bytes: int, requests: int, engine
     return out
 
 
+COMPARE = Table("evictionpolicy.COMPARE", (
+    "policy", "engine", "requests", "cache_mb", "hit_rate", "evicted_keys", "resident_keys", "maxmemory_samples",
+    *(f"{name}_hit_rate" for name in FAMILIES), "origin_calls_per_s", "bytes_per_key"))
+"""`compare`: Redis's policies, then libCacheSim's LRU and LFU (NaN where a simulator has no such count)."""
+
+
 def compare(trace: Trace, *, cache_bytes: int, requests: int, engine: str = "redis") -> pd.DataFrame:
     """`replay` under ``allkeys-lru`` and ``allkeys-lfu``, and libCacheSim's exact LRU and LFU on the same
     requests and the same bytes beside them (a simulator counts value bytes only; the server also spends
@@ -88,4 +95,5 @@ def compare(trace: Trace, *, cache_bytes: int, requests: int, engine: str = "red
     span = float(prefix.times[-1] - prefix.times[0]) or 1.0
     table["origin_calls_per_s"] = (1 - table.hit_rate) * prefix.entry.size / span
     table["bytes_per_key"] = table.cache_mb * 1e6 / table.resident_keys
+    COMPARE.check(table)
     return table

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from experiments.lab.servers import MemcachedServer, RedisServer
+from experiments.results import Table
 
 if TYPE_CHECKING:  # pandas is imported lazily: these modules load in worker processes too
     import pandas as pd
@@ -32,6 +33,10 @@ EVICTION_ARGS = ("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru", "--n
 def eviction_server() -> RedisServer:
     """A Redis with a 2 MB limit, LRU eviction over all keys and eviction notifications on."""
     return RedisServer(name="redis-evicting", extra_args=EVICTION_ARGS)
+
+
+WATCH = Table("evictions.WATCH", ("keys_written", "keys_left", "evictions_counted", "evictions_named", "first_evicted"))
+"""`watch_evictions` and `watch_memcached_evictions`: one record each."""
 
 
 def watch_evictions(server: RedisServer, *, keys: int, value_bytes: int = 1024) -> dict:
@@ -62,8 +67,8 @@ def watch_evictions(server: RedisServer, *, keys: int, value_bytes: int = 1024) 
     listener.join()
     pubsub.close()
     evicted = int(client.info("stats")["evicted_keys"])
-    return {"keys_written": keys, "keys_left": client.dbsize(), "evictions_counted": evicted,
-            "evictions_named": len(names), "first_evicted": names[:3]}
+    return WATCH.record({"keys_written": keys, "keys_left": client.dbsize(), "evictions_counted": evicted,
+                         "evictions_named": len(names), "first_evicted": names[:3]})
 
 
 def memcached_eviction_server() -> MemcachedServer:
@@ -95,8 +100,9 @@ def watch_memcached_evictions(server: MemcachedServer, *, keys: int, value_bytes
              if part.startswith("key=")]
     stats = {k.decode(): v for k, v in client.stats().items()}
     client.close()
-    return {"keys_written": keys, "keys_left": int(stats["curr_items"]), "evictions_counted": int(stats["evictions"]),
-            "evictions_named": len(names), "first_evicted": names[:3]}
+    return WATCH.record({"keys_written": keys, "keys_left": int(stats["curr_items"]),
+                         "evictions_counted": int(stats["evictions"]), "evictions_named": len(names),
+                         "first_evicted": names[:3]})
 
 
 def observability() -> "pd.DataFrame":

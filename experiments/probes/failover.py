@@ -16,10 +16,10 @@ Both refuse to run on anything but servers the book started (`SentinelSet`).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 import time
-from dataclasses import dataclass
 
 import pandas as pd
 import redis
@@ -30,6 +30,7 @@ from experiments.caches.invalidationlog import FailoverReplayer, InvalidationLog
 from experiments.lab.quiet import quiet
 from experiments.lab.spawner import make_workdir
 from experiments.lab.topologies import SentinelSet, Together
+from experiments.results import Table
 
 POLL_S = 0.01
 KEY = "promo:manga-home"
@@ -53,8 +54,11 @@ def _master_port(group: SentinelSet) -> int | None:
     return None
 
 
-@dataclass
+@dataclasses.dataclass
 class FailoverResult:
+    """One Sentinel failover: its detection setting, when the replica was promoted and first answered a read
+    (seconds after the primary was stopped), and the keys before and after."""
+
     down_after_ms: int
     promotion_s: float
     first_read_s: float
@@ -101,10 +105,20 @@ def run_failover(group: SentinelSet, keys: int) -> FailoverResult:
     return FailoverResult(group.down_after_ms, promotion, first_read, before, new_primary.client().dbsize())
 
 
+SWEEP = Table("failover.SWEEP", tuple(f.name for f in dataclasses.fields(FailoverResult)))
+"""`failover_sweep`: one `FailoverResult` per row, one row per failure-detection time."""
+
+LOST = Table("failover.LOST", (
+    "replicated_before_cut", "deletes_acknowledged", "replicas_with_delete", "promotion_s", "invalidations_logged",
+    "invalidations_replayed", "lost_deletes_found", "lost_were_after_cut", "stale_for_s_without_mitigation",
+    "stale_for_s_with_replay", "stale_reads_seen", "stale_read_after_replay", "gone_after_replay"))
+"""`lost_invalidation`'s record."""
+
+
 def failover_sweep(groups: list[SentinelSet], keys: int) -> pd.DataFrame:
     """`run_failover` on each group (one per failure-detection time), timed in a quiet section."""
     with quiet("Sentinel failovers"):
-        return pd.DataFrame([run_failover(g, keys).__dict__ for g in groups])
+        return SWEEP.frame(dataclasses.asdict(run_failover(g, keys)) for g in groups)
 
 
 LOST_PROMOTIONS = 5
@@ -182,7 +196,7 @@ def lost_invalidation(group: SentinelSet, *, ttl_s: int = 900) -> dict:
     replay_s = replay.finished_at - start
     new_primary = next(r for r in group.replicas if r.port == _master_port(group)).client()
     stale_reads = [t for t, stale in seen if stale]
-    return {
+    return LOST.record({
         "replicated_before_cut": synced_before == 1 and synced_between == 1,
         "deletes_acknowledged": deleted, "replicas_with_delete": synced_after, "promotion_s": promotion_s,
         "invalidations_logged": logged, "invalidations_replayed": replay.replayed,
@@ -192,7 +206,7 @@ def lost_invalidation(group: SentinelSet, *, ttl_s: int = 900) -> dict:
         "stale_reads_seen": len(stale_reads),
         "stale_read_after_replay": any(t > replay_s for t in stale_reads),
         "gone_after_replay": all(new_primary.get(k) is None for k in keys),
-    }
+    })
 
 
 def mitigations(lost: dict, *, ttl_cap_s: int) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import pandas as pd
 from experiments.errors import BookError
 from experiments.lab.quiet import quiet
 from experiments.measure import spread_between_rounds
+from experiments.results import Table
 
 REPRESENTATIONS = ("bytes", "parsed JSON")
 
@@ -120,10 +121,21 @@ def measure(entries: int, representation: str, *, size_kb: int = 100, repeats: i
                                      size_kb=size_kb, repeats=repeats)
 
 
+SWEEP = Table("gcpause.SWEEP", (
+    "representation", "entries", "entry_kb", "rss_growth_mb", "tracked_objects", "automatic_full_collections",
+    "longest_automatic_pause_ms", "full_collect_p50_ms", "full_collect_max_ms", "full_collect_spread_ms"))
+"""`sweep`: one `measure` per representation and entry count."""
+
+UNDER_TRAFFIC = Table("gcpause.UNDER_TRAFFIC", (
+    "messages", "tracked_per_turn", "tracked_objects", "turns", "full_collections", "pause_p50_ms", "explicit_full_ms",
+    "in_flight", "traffic_s", "interval_s", "gc_time_share_pct"))
+"""`under_traffic`: one row per turn size (``pause_p50_ms`` None: no automatic full collection seen)."""
+
+
 def sweep(entry_counts: list[int], *, size_kb: int = 100, repeats: int = 5) -> pd.DataFrame:
     """`measure` for every entry count and both representations."""
-    return pd.DataFrame([measure(n, rep, size_kb=size_kb, repeats=repeats)
-                         for rep in REPRESENTATIONS for n in entry_counts])
+    return SWEEP.frame(measure(n, rep, size_kb=size_kb, repeats=repeats)
+                       for rep in REPRESENTATIONS for n in entry_counts)
 
 
 def cache_share_ms(table: pd.DataFrame) -> pd.Series:
@@ -222,9 +234,11 @@ def under_traffic(message_counts: list[int], *, turns_per_s: float, in_flight_s:
             in_flight=in_flight, refills_per_turn=entries / ttl_s / turns_per_s, turns=turns))
     covered_s = table.turns / turns_per_s
     pause = table.pause_p50_ms.fillna(table.explicit_full_ms)
-    return table.assign(in_flight=in_flight, traffic_s=covered_s,
-                        interval_s=covered_s / table.full_collections.where(table.full_collections > 0),
-                        gc_time_share_pct=100 * table.full_collections.clip(lower=1) * pause / 1000 / covered_s)
+    table = table.assign(in_flight=in_flight, traffic_s=covered_s,
+                         interval_s=covered_s / table.full_collections.where(table.full_collections > 0),
+                         gc_time_share_pct=100 * table.full_collections.clip(lower=1) * pause / 1000 / covered_s)
+    UNDER_TRAFFIC.check(table)
+    return table
 
 
 def tracked_per_turn_for_share(traffic: pd.DataFrame, share_pct: float) -> float:

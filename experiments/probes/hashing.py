@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from pymemcache.client.rendezvous import RendezvousHash
 
+from experiments.results import Table
+
 
 def _h64(text: str) -> int:
     return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "little")
@@ -51,6 +53,7 @@ class ModuloHash(_NodeList):
     """``node = nodes[hash(key) mod N]``."""
 
     def get_node(self, key: str) -> str | None:
+        """The node at the key's MD5 hash modulo the node count, or None with no nodes."""
         return self.nodes[_h64(key) % len(self.nodes)] if self.nodes else None
 
 
@@ -69,6 +72,7 @@ class KetamaRing(_NodeList):
         self._owners = [n for _, n in ring]
 
     def get_node(self, key: str) -> str | None:
+        """The owner of the first ring point after the key's hash (wrapping round), or None with no nodes."""
         if not self._points:
             return None
         index = bisect.bisect(self._points, _h64(key) >> 32) % len(self._points)
@@ -79,6 +83,7 @@ class JumpHash(_NodeList):
     """Jump consistent hash (Lamping & Veach, 2014) over the node list, in the order nodes were added."""
 
     def get_node(self, key: str) -> str | None:
+        """The node at the index jump hash picks for the key among ``len(nodes)`` buckets, or None with no nodes."""
         if not self.nodes:
             return None
         k, b, j = _h64(key), -1, 0
@@ -121,6 +126,16 @@ def remap_fraction(hasher_factory, n: int, keys: list[str]) -> float:
     return sum(a != b for a, b in zip(before, after)) / len(keys)
 
 
+REMAP = Table("hashing.REMAP", ("scheme", "nodes_before", "analytic_pct", "computed_pct"))
+"""`remap_table`: one row per scheme and node count."""
+
+VNODES = Table("hashing.VNODES", ("vnodes", "remap_pct", "analytic_pct", "max_over_mean_load"))
+"""`vnode_table`: one row per count of virtual nodes."""
+
+REMAP_ON_NODES = Table("hashing.REMAP_ON_NODES", ("scheme", "moved_fraction", "analytic_fraction", "keys_used"))
+"""`remap_on_nodes_table`: one row per scheme, then the two replacements."""
+
+
 def remap_table(node_counts: list[int], keys: list[str]) -> pd.DataFrame:
     """Analytic and computed remap fraction per scheme and node count."""
     rows = []
@@ -128,7 +143,7 @@ def remap_table(node_counts: list[int], keys: list[str]) -> pd.DataFrame:
         for n in node_counts:
             rows.append({"scheme": scheme, "nodes_before": n, "analytic_pct": 100 * analytic_remap(scheme, n),
                          "computed_pct": 100 * remap_fraction(factory, n, keys)})
-    return pd.DataFrame(rows)
+    return REMAP.frame(rows)
 
 
 def vnode_table(vnode_counts: list[int], keys: list[str], n: int = 3) -> pd.DataFrame:
@@ -139,7 +154,7 @@ def vnode_table(vnode_counts: list[int], keys: list[str], n: int = 3) -> pd.Data
         counts = pd.Series(_placement(factory, node_names(n), keys)).value_counts()
         rows.append({"vnodes": v, "remap_pct": 100 * remap_fraction(factory, n, keys),
                      "analytic_pct": 100 / (n + 1), "max_over_mean_load": float(counts.max() / counts.mean())})
-    return pd.DataFrame(rows)
+    return VNODES.frame(rows)
 
 
 def sample_keys(count: int, seed: int) -> list[str]:
@@ -157,14 +172,17 @@ class EndpointNameHash:
         self.names, self.by_name, self.inner = names, {}, RendezvousHash()
 
     def add_node(self, node: str) -> None:
+        """Hash ``node`` under its name; a replacement given the replaced node's name inherits its keys."""
         self.by_name[self.names[node]] = node
         self.inner.add_node(self.names[node])
 
     def remove_node(self, node: str) -> None:
+        """Stop hashing to ``node``'s name."""
         self.by_name.pop(self.names[node], None)
         self.inner.remove_node(self.names[node])
 
     def get_node(self, key: str) -> str | None:
+        """The address of the node whose name wins ``key``, or None with no nodes."""
         name = self.inner.get_node(key)
         return None if name is None else self.by_name[name]
 
@@ -210,7 +228,7 @@ def remap_on_nodes_table(servers: list, keys: list[str]) -> pd.DataFrame:
     rows.append({"scheme": "rendezvous on endpoint names, node replaced",
                  "moved_fraction": measure_remap_on_nodes(servers, partial(EndpointNameHash, names), keys, replace=True),
                  "analytic_fraction": 1 / (len(servers) - 1), "keys_used": len(keys)})
-    return pd.DataFrame(rows)
+    return REMAP_ON_NODES.frame(rows)
 
 
 def remap_chart_frame(table: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from experiments.caches.origin import Origin, document
 from experiments.lab.quiet import quiet
 from experiments.measure import summarize_ms, summarize_rounds_ms, time_calls_ms
 from experiments.models.hitcost import expected_latency_ms
+from experiments.results import Table
 from experiments.seed import figure, origin_table, value_sizes
 
 ASIN = "B08X1YRSTR"
@@ -32,6 +33,17 @@ def sample_key(family: str, ident: str = ASIN) -> str:
     """A key of the key design for ``family`` (all ids set to ``ident``)."""
     fam = load_key_design()[family]
     return fam.key(**{f: ident for f in fam.id_fields})
+
+
+HITS = Table("hitvalue.HITS", ("store", "family", "variant", "size_bytes", "p50_ms", "p99_ms", "p50_spread_ms",
+                               "p99_spread_ms", "max_ms", "n"))
+"""`time_hits`: one row per store and value size (`experiments.measure.summarize_rounds_ms`)."""
+
+ASIDE = Table("hitvalue.ASIDE", (
+    "family", "scenario", "origin_p50_ms", "origin_p99_ms", "hit_p50_ms", "hit_p99_ms", "hit_p50_spread_ms",
+    "miss_overhead_p50_ms", "miss_overhead_p50_spread_ms", "seed_origin_ms", "seed_save_ms", "save_per_hit_ms",
+    "save_at_planned_rate_ms"))
+"""`time_cache_aside`: one row per origin family (the saving a hit makes, and at the note's planned hit rate)."""
 
 
 def time_hits(caches: list, repetitions: int, *, rounds: int = 9, progress: bool = True) -> pd.DataFrame:
@@ -52,9 +64,9 @@ def time_hits(caches: list, repetitions: int, *, rounds: int = 9, progress: bool
         for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
             for i, (cache, _size, key) in enumerate(jobs):
                 samples[i].append(time_calls_ms(lambda: cache.get(key), per_round, warmup=50))
-    return pd.DataFrame([{"store": cache.name, "family": size.family, "variant": size.variant,
-                          "size_bytes": size.size_bytes, **summarize_rounds_ms(samples[i])}
-                         for i, (cache, size, key) in enumerate(jobs)])
+    return HITS.frame({"store": cache.name, "family": size.family, "variant": size.variant,
+                       "size_bytes": size.size_bytes, **summarize_rounds_ms(samples[i])}
+                      for i, (cache, size, key) in enumerate(jobs))
 
 
 def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int, rounds: int = 5,
@@ -104,6 +116,7 @@ def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int, r
                                                r.miss_overhead_p50_ms)
         for r in frame.itertuples()
     ]
+    ASIDE.check(frame)
     return frame
 
 

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from experiments.caches.keydesign import load as load_key_design
 from experiments.lab.quiet import quiet
+from experiments.results import Table
 
 
 class _Invalidator:
@@ -188,13 +189,21 @@ def event_to_gone_ms(invalidator: _Invalidator, events: int, *, progress: bool =
     return latencies
 
 
+TTL_ONLY = Table("invalidation.TTL_ONLY", ("family", "pattern", "ttl_s", "mean_stale_s", "max_stale_s", "invalidated_by"))
+"""`ttl_only_staleness`: one row per cacheable key family."""
+
+MISSED = Table("invalidation.MISSED", ("transport", "delivered_at_publish", "caught_up", "stale_after_restart",
+                                       "stale_window_s", "downtime_s"))
+"""`missed_event`'s record (``transport``: ``PubSub``, ``Stream`` or ``Queue``)."""
+
+
 def ttl_only_staleness() -> pd.DataFrame:
     """Staleness if only TTLs expire entries: a change lands at a uniform moment of the entry's life,
     so it is served stale for TTL/2 on average and up to the full TTL."""
     rows = [{"family": f.name, "pattern": f.pattern, "ttl_s": f.ttl_s, "mean_stale_s": f.ttl_s / 2,
              "max_stale_s": f.ttl_s, "invalidated_by": f.invalidated_by}
             for f in load_key_design().families.values() if f.cacheable]
-    return pd.DataFrame(rows)
+    return TTL_ONLY.frame(rows)
 
 
 def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 900, wait_s: float = 2.0) -> dict:
@@ -220,7 +229,7 @@ def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 9
         window_s = (finished - start) / 1e9
     else:  # nothing will delete it: stale until the TTL set above runs out
         window_s = ttl_s
-    return {"transport": type(invalidator).__name__.replace("Invalidator", ""),
-            "delivered_at_publish": int(reached) if isinstance(reached, int) else 0,
-            "caught_up": finished is not None, "stale_after_restart": stale_now,
-            "stale_window_s": window_s, "downtime_s": downtime_s}
+    return MISSED.record({"transport": type(invalidator).__name__.replace("Invalidator", ""),
+                          "delivered_at_publish": int(reached) if isinstance(reached, int) else 0,
+                          "caught_up": finished is not None, "stale_after_restart": stale_now,
+                          "stale_window_s": window_s, "downtime_s": downtime_s})

@@ -30,6 +30,8 @@ from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import document
 from experiments.lab.servers import MemcachedServer, RedisServer, server_identity
 from experiments.lab.spawner import require_binary
+from experiments.results import Table
+from experiments.seed import figure
 
 BATCH = 5000
 
@@ -44,15 +46,18 @@ class Layout:
     size_bytes: int
 
     def key(self, i: int) -> str:
+        """The ``i``-th key of this layout's family, as the key design spells it."""
         return f"{self.family}:B{i:09d}" if self.family != "reco" else f"reco:u{i:07d}:B08X1YRSTR"
 
     def payload(self) -> dict:
+        """The document one key holds: the key design's, with a product's live fields stripped."""
         doc = document(self.family, "B08X1YRSTR", self.size_bytes)
         if self.family == "product":
             doc = load_key_design().cacheable_payload("product:B08X1YRSTR", doc)
         return doc
 
     def json_bytes(self) -> bytes:
+        """The value as stored in the string layout (a sorted set's members as one JSON list)."""
         doc = self.payload()
         return json.dumps(doc["items"] if self.kind == "zset" else doc).encode()
 
@@ -175,6 +180,11 @@ def memcached_bytes_per_item(layout: Layout, items: int) -> dict:
             "item_bytes": int(stats["bytes"]) / items, "bytes_per_item": chunk_bytes / items}
 
 
+MEASURE = Table("itembytes.MEASURE", ("engine", "version", "layout", "items", "encoding", "own_bytes", "bytes_per_item",
+                                      "item_bytes", "overhead_bytes", "overhead_pct"))
+"""`measure`: one row per engine and layout (``item_bytes``: memcached's own count of the item, NaN elsewhere)."""
+
+
 def measure(items: int, *, large_items: int, progress: bool = True) -> pd.DataFrame:
     """Every layout on Redis, Valkey and memcached: ``items`` each, ``large_items`` for the 100 KB one."""
     jobs = [(engine, layout) for layout in LAYOUTS for engine in ("redis", "valkey", "memcached")
@@ -187,10 +197,19 @@ def measure(items: int, *, large_items: int, progress: bool = True) -> pd.DataFr
     frame = pd.DataFrame(rows)
     frame["overhead_bytes"] = frame.bytes_per_item - frame.own_bytes
     frame["overhead_pct"] = 100 * frame.overhead_bytes / frame.own_bytes
+    MEASURE.check(frame)
     return frame
 
 
-def catalog_gb(frame: pd.DataFrame, *, layout: str, items: int) -> pd.Series:
-    """Memory, in GB (10⁹ bytes), that ``items`` of ``layout`` take on each engine."""
-    rows = frame[frame.layout == layout].set_index("engine")
-    return rows.bytes_per_item * items / 1e9
+def bytes_per_item(frame: pd.DataFrame, engine: str, layout: str) -> float:
+    """Bytes one item of ``layout`` takes on ``engine``, from `measure`'s table."""
+    rows = frame[(frame.engine == engine) & (frame.layout == layout)]
+    if rows.empty:
+        raise KeyError(f"no measurement of {layout!r} on {engine}")
+    return float(rows.bytes_per_item.iloc[0])
+
+
+def catalog_gb(frame: pd.DataFrame, engine: str, layout: str) -> float:
+    """Memory, in GB (10⁹ bytes), that the note's whole catalog (``dax_catalog`` items) of ``layout`` takes on
+    ``engine``, from `measure`'s table."""
+    return figure("dax_catalog") * bytes_per_item(frame, engine, layout) / 1e9

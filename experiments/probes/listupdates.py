@@ -16,6 +16,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from experiments.results import Table
+
 KEY = "reco:u42:B08X1YRSTR"
 
 
@@ -55,7 +57,7 @@ def concurrent_updates(target, store: str, *, writers: int, updates: int) -> dic
     else:
         target.client.set(target.key(KEY), b"[]", noreply=False)
         use_cas = store == "Memcached gets/cas"
-        apply = lambda t, i, s, st: _memcached_update(t, i, s, st, use_cas)  # noqa: E731
+        apply = lambda t, i, s, st: _memcached_update(t, i, s, st, use_cas)
     stats = [{"round_trips": 0, "bytes": 0, "retries": 0, "latency_ms": [],
               "client": target.new_client() if hasattr(target, "new_client") else target.client}
              for _ in range(writers)]
@@ -89,9 +91,14 @@ def concurrent_updates(target, store: str, *, writers: int, updates: int) -> dic
             "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
 
 
+COMPARE = Table("listupdates.COMPARE", ("store", "updates", "items_stored", "lost_updates", "retries",
+                                        "round_trips_per_update", "kb_moved_per_update", "p50_ms", "p99_ms"))
+"""`compare`: the Redis sorted set, Memcached get/set and Memcached gets/cas, in that order."""
+
+
 def compare(redis_target, memcached_target, *, writers: int, updates: int) -> pd.DataFrame:
     """The three ways side by side."""
-    return pd.DataFrame([
+    return COMPARE.frame([
         concurrent_updates(redis_target, "Redis sorted set", writers=writers, updates=updates),
         concurrent_updates(memcached_target, "Memcached get/set", writers=writers, updates=updates),
         concurrent_updates(memcached_target, "Memcached gets/cas", writers=writers, updates=updates),

@@ -38,10 +38,40 @@ from experiments.measure import spread_between_rounds, time_calls_ms
 from experiments.probes import failover as failover_probe
 from experiments.probes import invalidation, scaleout
 from experiments.probes.hitvalue import ASIN, sample_key
+from experiments.results import Table
 from experiments.seed import value_sizes
 
 GET_SHARE = 0.9
 """The GET/SET mix of the throughput runs: memaslap's own default (90 % GET, 10 % SET)."""
+
+
+ROUNDS_SUMMARY = ("p50_ms", "p99_ms", "noise_ms", "p99_spread_ms", "n")
+"""`_rounds_summary`'s columns: the median over rounds of each round's p50 and p99, the spread of the p50s
+(max − min) and of the p99s (`spread_between_rounds`), and the samples in all."""
+
+VERSIONS = Table("parity.VERSIONS", ("engine", "binary", "version", "redis_version", "server_name", "io_threads",
+                                     "maxmemory_policy", "tls_built_in"))
+"""`versions`: Redis, Valkey and memcached, in that order."""
+
+GET_LATENCY = Table("parity.GET_LATENCY", ("engine", "family", "variant", "size_bytes", *ROUNDS_SUMMARY))
+"""`get_latency`: one row per engine and value size of the key design."""
+
+INVALIDATION = Table("parity.INVALIDATION", ("engine", "path", *ROUNDS_SUMMARY))
+"""`invalidation_latency`: one row per engine and path (``pub/sub``, ``stream + consumer group``)."""
+
+MISSED = Table("parity.MISSED", ("engine", *invalidation.MISSED.columns))
+"""`missed_events`: one `invalidation.missed_event` record per engine and transport."""
+
+CLUSTER = Table("parity.CLUSTER", ("engine", "shard_counts", "hot_key_share", "replica_read_share"))
+"""`cluster`: one row per engine (``shard_counts``: the top-100 products per shard, sorted)."""
+
+FAILOVER = Table("parity.FAILOVER", (
+    "engine", "down_after_ms", "promotion_s", "first_read_s", "keys_before", "keys_after", "deletes_acknowledged",
+    "replicas_with_delete", "lost_deletes_found", "stale_for_s_with_replay"))
+"""`failover`: one row per engine."""
+
+THREADS = Table("parity.THREADS", ("server", "threads", "tool", "mix_rps", "spread_rps", "repeats"))
+"""`engine_threads`: one row per server, I/O threads and tool."""
 
 
 def versions() -> pd.DataFrame:
@@ -66,14 +96,15 @@ def versions() -> pd.DataFrame:
                  "server_name": "memcached", "io_threads": str(node.threads), "maxmemory_policy": "LRU per slab class",
                  "tls_built_in": "--enable-ssl" in subprocess.run([require_binary("memcached"), "-h"], capture_output=True,
                                                                    text=True).stdout})
-    return pd.DataFrame(rows)
+    return VERSIONS.frame(rows)
 
 
 def _rounds_summary(rounds: list[np.ndarray]) -> dict[str, float]:
     p50 = [float(np.percentile(r, 50)) for r in rounds]
     p99 = [float(np.percentile(r, 99)) for r in rounds]
-    return {"p50_ms": float(np.median(p50)), "p99_ms": float(np.median(p99)),
-            "noise_ms": max(p50) - min(p50), "p99_spread_ms": spread_between_rounds(p99), "n": int(sum(len(r) for r in rounds))}
+    values = (float(np.median(p50)), float(np.median(p99)), max(p50) - min(p50), spread_between_rounds(p99),
+              int(sum(len(r) for r in rounds)))
+    return dict(zip(ROUNDS_SUMMARY, values, strict=True))
 
 
 def beyond_noise(frame: pd.DataFrame, by: list[str], *, metric: str = "p50_ms") -> pd.DataFrame:
@@ -100,9 +131,9 @@ def get_latency(targets: dict, repetitions: int, *, rounds: int = 5, progress: b
         for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
             for i, (_engine, _size, key, client) in enumerate(jobs):
                 samples[i].append(time_calls_ms(lambda: client.get(key), max(1, repetitions // rounds), warmup=50))
-    return pd.DataFrame([{"engine": engine, "family": size.family, "variant": size.variant,
-                          "size_bytes": size.size_bytes, **_rounds_summary(samples[i])}
-                         for i, (engine, size, _key, _client) in enumerate(jobs)])
+    return GET_LATENCY.frame({"engine": engine, "family": size.family, "variant": size.variant,
+                              "size_bytes": size.size_bytes, **_rounds_summary(samples[i])}
+                             for i, (engine, size, _key, _client) in enumerate(jobs))
 
 
 def invalidation_latency(targets: dict, events: int, *, rounds: int = 9) -> pd.DataFrame:
@@ -125,8 +156,8 @@ def invalidation_latency(targets: dict, events: int, *, rounds: int = 9) -> pd.D
     finally:
         for subscriber in subscribers.values():
             subscriber.stop()
-    return pd.DataFrame([{"engine": engine, "path": path, **_rounds_summary(samples[(engine, path)])}
-                         for engine, path in subscribers])
+    return INVALIDATION.frame({"engine": engine, "path": path, **_rounds_summary(samples[(engine, path)])}
+                              for engine, path in subscribers)
 
 
 def missed_events(targets: dict, *, downtime_s: float = 0.3) -> pd.DataFrame:
@@ -139,7 +170,7 @@ def missed_events(targets: dict, *, downtime_s: float = 0.3) -> pd.DataFrame:
                 rows.append({"engine": engine, **invalidation.missed_event(subscriber, downtime_s=downtime_s, wait_s=0.5)})
             finally:
                 subscriber.stop()
-    return pd.DataFrame(rows)
+    return MISSED.frame(rows)
 
 
 def cluster(clusters: dict, *, reads: int) -> pd.DataFrame:
@@ -152,7 +183,7 @@ def cluster(clusters: dict, *, reads: int) -> pd.DataFrame:
         rows.append({"engine": engine, "shard_counts": sorted(placement.shard.value_counts().tolist()),
                      "hot_key_share": float(hot.iloc[0].busiest_node_share),
                      "replica_read_share": float(hot.iloc[1].busiest_node_share)})
-    return pd.DataFrame(rows)
+    return CLUSTER.frame(rows)
 
 
 def failover(groups: dict, *, keys: int) -> pd.DataFrame:
@@ -171,7 +202,7 @@ def failover(groups: dict, *, keys: int) -> pd.DataFrame:
                      "replicas_with_delete": lost["replicas_with_delete"],
                      "lost_deletes_found": lost["lost_deletes_found"],
                      "stale_for_s_with_replay": lost["stale_for_s_with_replay"]})
-    return pd.DataFrame(rows)
+    return FAILOVER.frame(rows)
 
 
 def mixed_rps(get_rps: float, set_rps: float, *, get_share: float = GET_SHARE) -> float:
@@ -207,5 +238,7 @@ def engine_threads(*, requests: int, seconds: int, value_bytes: int = 2048, repe
                 r = memaslap(node.address, seconds=seconds, value_bytes=value_bytes, threads=1)
                 runs.append({"server": "memcached", "threads": threads, "tool": "memcaslap", "mix_rps": r["rps"]})
     grouped = pd.DataFrame(runs).groupby(["server", "threads", "tool"], sort=False).mix_rps
-    return pd.DataFrame({"mix_rps": grouped.median(), "spread_rps": grouped.max() - grouped.min(),
-                         "repeats": grouped.size()}).reset_index()
+    frame = pd.DataFrame({"mix_rps": grouped.median(), "spread_rps": grouped.max() - grouped.min(),
+                          "repeats": grouped.size()}).reset_index()
+    THREADS.check(frame)
+    return frame

@@ -36,6 +36,7 @@ from experiments.lab.netlab import NetLab
 from experiments.lab.quiet import busy, quiet
 from experiments.lab.servers import MemcachedServer, RedisServer
 from experiments.measure import spread_between_rounds
+from experiments.results import Table
 from experiments.seed import value_sizes
 
 CLIENTS = ("redis-py", "pymemcache")
@@ -80,7 +81,7 @@ def blocked_call(lab: NetLab, server, kind: str, *, timeout_s: float | None, cap
             try:
                 client.get("probe")
                 outcome["ended"] = "answered"
-            except Exception as exc:  # noqa: BLE001 - the library's own error is the finding
+            except Exception as exc:
                 outcome["ended"] = type(exc).__name__
             outcome["took_s"] = time.monotonic() - start
 
@@ -98,6 +99,13 @@ def blocked_call(lab: NetLab, server, kind: str, *, timeout_s: float | None, cap
             "blocked_s": watched if still_blocked else outcome.get("took_s", watched),
             "still_blocked_at_cap": still_blocked, "ended": outcome.get("ended", "blocked") if not still_blocked
             else f"blocked past {cap_s:g} s", "after_heal": outcome.get("ended")}
+
+
+TIMEOUTS = Table("partition.TIMEOUTS", (
+    "client", "timeout_s", "retries", "blocked_s", "still_blocked_at_cap", "ended", "after_heal", "blocked_spread_s",
+    "rounds"))
+"""`client_timeouts`: one row per client and setting (``timeout_s`` NaN: the library's default; ``retries``
+``"default"`` or a count)."""
 
 
 def client_timeouts(*, budget_timeout_s: float, cap_s: float, rounds: int = 3) -> pd.DataFrame:
@@ -125,7 +133,7 @@ def client_timeouts(*, budget_timeout_s: float, cap_s: float, rounds: int = 3) -
         finally:
             for server in servers.values():
                 server.stop()
-    return pd.DataFrame(rows)
+    return TIMEOUTS.frame(rows)
 
 
 def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, timeout_s: float = 0.25,
@@ -192,6 +200,12 @@ def memcached_flap(*, keys: int, dead_timeout_s: float, replace: bool = False, t
             "misses_after_return": sum(v is None for v in back), "stale_reads_after_return": sum(v == b"v1" for v in back)}
 
 
+FLAPS = Table("partition.FLAPS", (
+    "keys", "ttl_s", "timeout_s", "replaced", "keys_on_node", "ejected", "ejected_after_s", "dead_timeout_s",
+    "misses_while_out", "misses_after_return", "stale_reads_after_return"))
+"""`memcached_flaps`: one row for the node replaced, one for the node back as it was."""
+
+
 def memcached_flaps(*, keys: int, dead_timeout_s: float) -> pd.DataFrame:
     """`memcached_flap` twice at once, each in a lab of its own: the node replaced, and the node back as it was
     (both mostly wait: for the ejection, then for ``dead_timeout_s``). The chapter runs them in the background,
@@ -199,7 +213,7 @@ def memcached_flaps(*, keys: int, dead_timeout_s: float) -> pd.DataFrame:
     with busy(), ThreadPoolExecutor(2) as pool:
         runs = [pool.submit(memcached_flap, keys=keys, dead_timeout_s=dead_timeout_s, replace=replace)
                 for replace in (True, False)]
-    return pd.DataFrame([run.result() for run in runs])
+    return FLAPS.frame(run.result() for run in runs)
 
 
 def hot_product_values(asin: str = "B000000001", level: int = 3) -> dict[str, bytes]:
@@ -213,6 +227,12 @@ def hot_product_values(asin: str = "B000000001", level: int = 3) -> dict[str, by
     page = json.dumps(document("product", asin, int(sizes["page"]))).encode()
     return {"100 KB JSON": page, "100 KB JSON, zstd": zstandard.ZstdCompressor(level=level).compress(page),
             "2 KB item": json.dumps(document("product", asin, int(sizes["item"]))).encode()}
+
+
+LINK = Table("partition.LINK", (
+    "value", "value_bytes", "gets_per_s", "gets_spread_per_s", "link_limit_gets_per_s", "link_share",
+    "link_share_spread"))
+"""`saturated_link`: one row per value (`hot_product_values`' labels)."""
 
 
 def saturated_link(*, mbit: float, values: dict[str, bytes], seconds: float = 1.0, depth: int = 16,
@@ -258,4 +278,4 @@ def saturated_link(*, mbit: float, values: dict[str, bytes], seconds: float = 1.
                      "gets_spread_per_s": spread_between_rounds(rates[label]),
                      "link_limit_gets_per_s": mbit * 1e6 / 8 / reply, "link_share": per_s * reply * 8 / (mbit * 1e6),
                      "link_share_spread": spread_between_rounds(rates[label]) * reply * 8 / (mbit * 1e6)})
-    return pd.DataFrame(rows)
+    return LINK.frame(rows)

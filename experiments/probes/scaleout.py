@@ -23,6 +23,7 @@ from experiments.caches.adapters import LocalCache
 from experiments.errors import ParameterError
 from experiments.lab.loadgen import redis_benchmark
 from experiments.lab.servers import RedisServer
+from experiments.results import Table
 
 
 def _shard_of_slot(cluster) -> dict[int, str]:
@@ -35,13 +36,29 @@ def _shard_of_slot(cluster) -> dict[int, str]:
     return owner
 
 
+PLACEMENT = Table("scaleout.PLACEMENT", ("key", "slot", "shard"))
+"""`hot_asin_placement`: one row per hot product key."""
+
+HOT_KEY = Table("scaleout.HOT_KEY", (
+    "setup", "reads", "busiest_node_role", "busiest_node_commands", "busiest_node_share", "reads_reaching_busiest_node",
+    "server_commands", "seconds"))
+"""`hot_key_load`: one row per setup: no mitigation, reads over primary and replica, a near cache, in that order."""
+
+NEAR_AT_RATE = Table("scaleout.NEAR_AT_RATE", ("reads_per_task_s", "near_ttl_s", "reads", "time_scale", "saved_share",
+                                                "model_saved_share"))
+"""`near_cache_at_rate`'s record."""
+
+THROUGHPUT = Table("scaleout.THROUGHPUT", ("setup", "rps", "p50_ms", "p99_ms", "set_rps"))
+"""`throughput`: one node, the cluster, one node with two I/O threads, in that order."""
+
+
 def hot_asin_placement(cluster, hot_asins: list[str]) -> pd.DataFrame:
     """Which primary holds each hot product key: counts per shard."""
     owner = _shard_of_slot(cluster)
     shards = sorted(set(owner.values()))
     rows = [{"key": f"product:{a}", "slot": key_slot(f"product:{a}".encode()),
              "shard": f"shard {shards.index(owner[key_slot(f'product:{a}'.encode())]) + 1}"} for a in hot_asins]
-    return pd.DataFrame(rows)
+    return PLACEMENT.frame(rows)
 
 
 def _commands_per_node(cluster) -> dict[str, int]:
@@ -94,7 +111,7 @@ def hot_key_load(cluster, *, reads: int, near_cache_ttl_s: int = 1) -> pd.DataFr
                      "reads_reaching_busiest_node": min(1.0, served[busiest] / reads),
                      "server_commands": sum(served.values()), "seconds": elapsed})
         client.close()
-    return pd.DataFrame(rows)
+    return HOT_KEY.frame(rows)
 
 
 def near_cache_saved_share(reads_per_s: float, ttl_s: float) -> float:
@@ -126,9 +143,9 @@ def near_cache_at_rate(cluster, *, reads_per_s: float, ttl_s: float, reads: int,
             continue
         near.set(key, client.get(key), ttl_s * time_scale)
     client.close()
-    return {"reads_per_task_s": reads_per_s, "near_ttl_s": ttl_s, "reads": reads, "time_scale": time_scale,
-            "saved_share": served / reads,
-            "model_saved_share": near_cache_saved_share(reads_per_s, ttl_s)}
+    return NEAR_AT_RATE.record({"reads_per_task_s": reads_per_s, "near_ttl_s": ttl_s, "reads": reads,
+                                "time_scale": time_scale, "saved_share": served / reads,
+                                "model_saved_share": near_cache_saved_share(reads_per_s, ttl_s)})
 
 
 def throughput(cluster, *, requests: int) -> pd.DataFrame:
@@ -141,4 +158,4 @@ def throughput(cluster, *, requests: int) -> pd.DataFrame:
     with RedisServer(name="redis-io-threads", extra_args=("--io-threads", "2", "--io-threads-do-reads", "yes")) as threaded:
         rows.append({"setup": "1 node, io-threads 2",
                      **redis_benchmark(threaded.port, threaded.password, requests=requests, threads=2)})
-    return pd.DataFrame(rows)
+    return THROUGHPUT.frame(rows)

@@ -30,10 +30,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from experiments.caches.keydesign import load as load_key_design
 from experiments.errors import ParameterError
 from experiments.lab.netlab import NetLab
 from experiments.lab.quiet import quiet
 from experiments.lab.topologies import RedisClusterSet, SentinelSet
+from experiments.results import Table
 
 WRITE_EVERY_S = 0.01
 """The writer on the old primary's side sends one write per 10 ms (alternating DEL and SET)."""
@@ -97,24 +99,56 @@ def _fill(client, keys: list[str]) -> None:
     """Every key at ``v1`` with its family's TTL (a promotion's 15 minutes, a product's 5)."""
     with client.pipeline(transaction=False) as pipe:
         for key in keys:
-            pipe.set(key, b"v1", ex=900 if key.startswith("promo:") else 300)
+            pipe.set(key, b"v1", ex=_ttl_s(key))
         pipe.execute()
 
 
-def _losses(writes: list[dict], plan: list[tuple[str, str]], survivor) -> dict:
+LOSSES = ("writes", "untouched", "untouched_kept", "lost_del_ttl_s", "acked_dels", "acked_sets", "acked_writes",
+          "lost_dels", "lost_sets", "lost_writes", "refused", "refusal", "last_acked_s", "first_refused_s")
+"""What `_losses` counts, in every split-brain run's row (``refusal`` "" and ``first_refused_s`` NaN: none
+refused)."""
+
+SENTINEL = Table("splitbrain.SENTINEL", ("down_after_ms", "min_replicas_max_lag_s", "replicated_before", "promotion_s",
+                                         "new_side_write", *LOSSES, "rejoined_as_replica", "rejoined_s"))
+"""`all_at_once`'s Sentinel runs: one row per setting (``min_replicas_max_lag_s`` NaN: the guard off)."""
+
+CLUSTER = Table("splitbrain.CLUSTER", (
+    "node_timeout_ms", "replicated_before", "slots_moved_s", "victim_reads", "victim_errors", "victim_errors_seen",
+    "victim_longest_read_ms", "victim_answered_again_s", "other_errors", "other_longest_read_ms", *LOSSES,
+    "rejoined_as_replica"))
+"""`all_at_once`'s Redis Cluster runs: one row per node timeout."""
+
+CLUSTER_LOG = Table("splitbrain.CLUSTER_LOG", ("t_s", "ok", "latency_ms", "error", "victim_key", "node_timeout_ms"))
+"""`all_at_once`'s cluster readers' logs: one row per read."""
+
+
+def _ttl_s(key: str) -> int:
+    """The key design's TTL of ``key``'s family (``promo:…`` 15 minutes, ``product:…`` 5)."""
+    return int(load_key_design()[key.split(":", 1)[0]].ttl_s)
+
+
+def _read_back(writes: list[dict], plan: list[tuple[str, str]], survivor) -> tuple[dict, dict]:
+    """What the survivor holds for every key of the plan (written or not): its value (None: absent) and, for a
+    key still present, the TTL it has left."""
+    values = {key: survivor.get(key) for key in {w["key"] for w in writes} | {key for _, key in plan}}
+    return values, {key: survivor.ttl(key) for key, value in values.items() if value is not None}
+
+
+def _losses(writes: list[dict], plan: list[tuple[str, str]], values: dict, ttls: dict) -> dict:
     """Acknowledged writes the survivor does not have — a DEL whose key is still there (and the TTL it has
     left), a refill (SET of a key that was absent) that is absent again: a miss — and the promotions the writer
-    never reached, which must all still be there."""
+    never reached, which must all still be there; from the survivor's ``values`` and ``ttls`` (`_read_back`)."""
     acked = [w for w in writes if w["acked"]]
-    lost = [w["key"] for w in acked if w["kind"] == "DEL" and survivor.get(w["key"]) is not None]
-    lost_sets = sum(survivor.get(w["key"]) != b"v2" for w in acked if w["kind"] == "SET")
+    lost = [w["key"] for w in acked if w["kind"] == "DEL" and values.get(w["key"]) is not None]
+    lost_sets = sum(values.get(w["key"]) != b"v2" for w in acked if w["kind"] == "SET")
     untouched = [key for kind, key in plan[len(writes):] if kind == "DEL"]
     refused = [w for w in writes if not w["acked"]]
+    acked_dels, acked_sets = (sum(w["kind"] == kind for w in acked) for kind in ("DEL", "SET"))
     return {"writes": len(writes), "untouched": len(untouched),
-            "untouched_kept": sum(survivor.get(key) == b"v1" for key in untouched),
-            "lost_del_ttl_s": max((survivor.ttl(key) for key in lost), default=0),
-            "acked_dels": sum(w["kind"] == "DEL" for w in acked),
-            "acked_sets": sum(w["kind"] == "SET" for w in acked), "lost_dels": len(lost), "lost_sets": lost_sets,
+            "untouched_kept": sum(values.get(key) == b"v1" for key in untouched),
+            "lost_del_ttl_s": max((ttls[key] for key in lost), default=0),
+            "acked_dels": acked_dels, "acked_sets": acked_sets, "acked_writes": acked_dels + acked_sets,
+            "lost_dels": len(lost), "lost_sets": lost_sets, "lost_writes": len(lost) + lost_sets,
             "refused": len(refused), "refusal": refused[0]["error"] if refused else "",
             "last_acked_s": max((w["t_s"] for w in acked), default=0.0),
             "first_refused_s": refused[0]["t_s"] if refused else float("nan")}
@@ -183,7 +217,7 @@ def sentinel_partition(*, down_after_ms: int, min_replicas_max_lag_s: int | None
                 role = _role(old)
                 old.close()
                 with new.client(socket_timeout=2) as survivor:
-                    losses = _losses(writer.writes, plan, survivor)
+                    losses = _losses(writer.writes, plan, *_read_back(writer.writes, plan, survivor))
     return {"down_after_ms": down_after_ms, "min_replicas_max_lag_s": min_replicas_max_lag_s,
             "replicated_before": synced == 1, "promotion_s": promotion_s, "new_side_write": new_side_write,
             **losses, "rejoined_as_replica": role == ("slave", "up"), "rejoined_s": rejoined_s}
@@ -262,7 +296,8 @@ def cluster_partition(*, node_timeout_ms: int, hold_s: float = 1.0, budget_timeo
             with lab.inside("side"):
                 old = cluster.nodes[victim].client(socket_timeout=0.5, socket_connect_timeout=0.5,
                                                    retry=Retry(NoBackoff(), 0))
-                old.set(owned["promo"][0], b"v1", ex=900)  # replication is in order: once this is acknowledged by
+                promo = owned["promo"][0]
+                old.set(promo, b"v1", ex=_ttl_s(promo))  # replication is in order: once this is acknowledged by
                 synced = old.wait(1, 5000)                 # the replica, so is the whole fill
             readers = {True: _ClusterReader(lab, cluster, owned["promo"][:50], budget_timeout_s),
                        False: _ClusterReader(lab, cluster, others, budget_timeout_s)}
@@ -305,7 +340,7 @@ def cluster_partition(*, node_timeout_ms: int, hold_s: float = 1.0, budget_timeo
                 rejoined = _role(old) == ("slave", "up")
                 old.close()
             with lab.inside("app"), cluster.client() as survivor:
-                losses = _losses(writer.writes, plan, survivor)
+                losses = _losses(writer.writes, plan, *_read_back(writer.writes, plan, survivor))
     frame = pd.concat([pd.DataFrame(r.log).assign(victim_key=v) for v, r in readers.items()], ignore_index=True)
     mine, rest = frame[frame.victim_key], frame[~frame.victim_key]
     answered = mine[mine.ok]
@@ -332,4 +367,5 @@ def all_at_once(sentinel_settings: list[tuple[int, int | None]], node_timeouts_m
                     for i, ms in enumerate(node_timeouts_ms)]
     runs = [c.result() for c in clusters]
     logs = pd.concat([log.assign(node_timeout_ms=run["node_timeout_ms"]) for run, log in runs], ignore_index=True)
-    return pd.DataFrame([s.result() for s in sentinels]), pd.DataFrame([run for run, _ in runs]), logs
+    CLUSTER_LOG.check(logs)
+    return SENTINEL.frame(s.result() for s in sentinels), CLUSTER.frame(run for run, _ in runs), logs

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from experiments.errors import BookError
+from experiments.results import Table
 
 TTL_S = 300
 """The product family's TTL: how long a stale entry would be served."""
@@ -53,10 +54,12 @@ class Database:
         self._rows: dict[str, str] = {}
 
     def read(self, key: str) -> str:
+        """The key's current value (``v0`` if it was never written)."""
         with self._lock:
             return self._rows.get(key, "v0")
 
     def write(self, key: str, value: str) -> None:
+        """Replace the key's value."""
         with self._lock:
             self._rows[key] = value
 
@@ -73,20 +76,25 @@ class RedisAside:
         return f"{self.prefix}{{{key}}}"  # the hash tag keeps a key and its version in one cluster slot
 
     def get(self, key: str) -> str | None:
+        """``GET``: the cached value, or None on a miss."""
         value = self.client.get(self._key(key))
         return None if value is None else value.decode()
 
     def miss(self, key: str) -> object:
+        """Nothing to note on a miss: a plain fill is unconditional."""
         return None
 
     def fill(self, key: str, value: str, token: object) -> bool:
+        """``SET … EX`` `TTL_S` of what the reader read, however late it comes; always True."""
         self.client.set(self._key(key), value, ex=TTL_S)
         return True
 
     def invalidate(self, key: str) -> None:
+        """``DEL`` of the entry."""
         self.client.delete(self._key(key))
 
     def ttl_s(self, key: str) -> float:
+        """The entry's remaining TTL in seconds (``PTTL``; negative if it is absent or has none)."""
         return self.client.pttl(self._key(key)) / 1000
 
 
@@ -101,13 +109,16 @@ class RedisVersioned(RedisAside):
         self._bump = client.register_script(BUMP_AND_DELETE)
 
     def miss(self, key: str) -> object:
+        """The key's version as the miss saw it (``0`` before any invalidation): the fill's token."""
         version = self.client.get(self._key(key) + ":version")
         return b"0" if version is None else version
 
     def fill(self, key: str, value: str, token: object) -> bool:
+        """Store only if the version is still the one the miss saw (`GUARDED_SET`); whether it stored."""
         return bool(self._set(keys=[self._key(key), self._key(key) + ":version"], args=[value, token, TTL_S]))
 
     def invalidate(self, key: str) -> None:
+        """Bump the key's version and delete the entry, atomically (`BUMP_AND_DELETE`)."""
         self._bump(keys=[self._key(key), self._key(key) + ":version"])
 
 
@@ -129,6 +140,7 @@ class MetaClient:
         return words, None
 
     def close(self) -> None:
+        """Close the connection."""
         self.reader.close()
         self.sock.close()
 
@@ -142,20 +154,25 @@ class MemcachedAside:
         self.client, self.prefix = client, prefix
 
     def get(self, key: str) -> str | None:
+        """``mg <key> v``: the cached value, or None on a miss (``EN``) or an empty lease placeholder."""
         words, value = self.client.command(f"mg {self.prefix}{key} v")
         return value.decode() if words[0] == "VA" and value else None
 
     def miss(self, key: str) -> object:
+        """Nothing to note on a miss: a plain fill is unconditional."""
         return None
 
     def fill(self, key: str, value: str, token: object) -> bool:
+        """``ms <key> <size> T<TTL_S>``, unconditional; whether memcached stored it (``HD``)."""
         data = value.encode()
         return self.client.command(f"ms {self.prefix}{key} {len(data)} T{TTL_S}", data)[0][0] == "HD"
 
     def invalidate(self, key: str) -> None:
+        """``md <key>``: delete the entry (or a lease's placeholder)."""
         self.client.command(f"md {self.prefix}{key}")
 
     def ttl_s(self, key: str) -> float:
+        """``mg <key> t``: the entry's remaining TTL in seconds (-1 if it has none, NaN on a miss)."""
         words, _ = self.client.command(f"mg {self.prefix}{key} t")
         return float(next((w[1:] for w in words[1:] if w.startswith("t")), "nan"))
 
@@ -166,11 +183,15 @@ class MemcachedLease(MemcachedAside):
     name = "Memcached, lease"
 
     def miss(self, key: str) -> object:
+        """``mg <key> v c N30``: a miss leaves a placeholder for 30 s; the CAS token if this reader won
+        the lease, else None."""
         words, _ = self.client.command(f"mg {self.prefix}{key} v c N30")
         flags = {w[0]: w[1:] for w in words[1:]}
         return flags["c"] if "W" in flags else None  # no win: another reader holds the lease
 
     def fill(self, key: str, value: str, token: object) -> bool:
+        """``ms … C<cas>``: stored only if the placeholder is untouched since the lease (an invalidation
+        removes it); a reader without the lease stores nothing."""
         if token is None:
             return False
         data = value.encode()
@@ -186,6 +207,14 @@ class Actors:
     close: object
 
 
+REPLAY = Table("staleset.REPLAY", ("cache", "reader_read", "database", "fill_stored", "cached_after", "stale",
+                                   "stale_for_s"))
+"""`interleave`'s record, and `run_all`'s first table (one row per cache and guard)."""
+
+STRESS = Table("staleset.STRESS", ("cache", "trials", "stale_entries", "fills_refused"))
+"""`stress`'s record, and `run_all`'s second table."""
+
+
 def interleave(actors: Actors, db: Database, key: str) -> dict:
     """The race in its fatal order, step by step: miss, read v0, update to v1, invalidate, fill v0."""
     reader, writer = actors.reader, actors.writer
@@ -196,9 +225,9 @@ def interleave(actors: Actors, db: Database, key: str) -> dict:
     writer.invalidate(key)
     stored = reader.fill(key, seen, token)
     cached = reader.get(key)
-    return {"cache": reader.name, "reader_read": seen, "database": db.read(key), "fill_stored": stored,
-            "cached_after": cached, "stale": cached is not None and cached != db.read(key),
-            "stale_for_s": reader.ttl_s(key) if cached is not None and cached != db.read(key) else 0.0}
+    return REPLAY.record({"cache": reader.name, "reader_read": seen, "database": db.read(key), "fill_stored": stored,
+                          "cached_after": cached, "stale": cached is not None and cached != db.read(key),
+                          "stale_for_s": reader.ttl_s(key) if cached is not None and cached != db.read(key) else 0.0})
 
 
 def stress(actors: Actors, db: Database, *, trials: int, seed: int, prefix: str) -> dict:
@@ -238,10 +267,13 @@ def stress(actors: Actors, db: Database, *, trials: int, seed: int, prefix: str)
         thread.join()
     stale = sum(1 for i in range(trials)
                 if (cached := actors.reader.get(f"{prefix}{i}")) is not None and cached != db.read(f"{prefix}{i}"))
-    return {"cache": actors.reader.name, "trials": trials, "stale_entries": stale, "fills_refused": refused[0]}
+    return STRESS.record({"cache": actors.reader.name, "trials": trials, "stale_entries": stale,
+                          "fills_refused": refused[0]})
 
 
 def redis_actors(server, *, guarded: bool) -> Actors:
+    """A reader and a writer on two connections to ``server``; ``guarded``: the versioned set, else
+    plain cache-aside."""
     kind = RedisVersioned if guarded else RedisAside
     clients = [server.client(), server.client()]
     return Actors(kind(clients[0], "cachebook:race:"), kind(clients[1], "cachebook:race:"),
@@ -249,6 +281,8 @@ def redis_actors(server, *, guarded: bool) -> Actors:
 
 
 def memcached_actors(server, *, guarded: bool) -> Actors:
+    """A reader and a writer on two meta-protocol connections to ``server``; ``guarded``: leases, else
+    plain cache-aside."""
     kind = MemcachedLease if guarded else MemcachedAside
     clients = [MetaClient(server.host, server.port), MetaClient(server.host, server.port)]
     return Actors(kind(clients[0], "cachebook:race:"), kind(clients[1], "cachebook:race:"),
@@ -268,4 +302,4 @@ def run_all(redis_server, memcached_server, *, trials: int, seed: int) -> tuple[
                                        prefix=f"{run}:stress:{number}:{guarded}:product:"))
             finally:
                 actors.close()
-    return pd.DataFrame(replays), pd.DataFrame(stresses)
+    return REPLAY.frame(replays), STRESS.frame(stresses)

@@ -33,6 +33,7 @@ from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer
 from experiments.lab.workerpool import WorkerPool
 from experiments.models.herd import expected_origin_calls
+from experiments.results import Table
 
 SETTLE_MS = 150
 """Time for a run's commands to reach every task before its readers start."""
@@ -80,6 +81,7 @@ class Bench:
         self.runs = 0
 
     def start(self) -> "Bench":
+        """Start the origin process, then the ``tasks`` worker processes; on any failure, stop what started."""
         try:
             self.origin = OriginProcess(workers=self.origin_workers, seed=self.seed).__enter__()
             args = [self.server.host, str(self.server.port), self.server.password, str(self.origin.port)]
@@ -90,6 +92,7 @@ class Bench:
         return self
 
     def stop(self) -> None:
+        """Stop the task processes, then the origin."""
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
@@ -147,26 +150,33 @@ class Bench:
             return conn.makefile("rb").readline().strip()
 
 
+RUNS = Table("stampede.RUNS", (
+    "protection", "callers", "tasks", "origin_calls", "peak_origin_concurrency", "arrival_spread_ms",
+    "first_call_vs_expiry_ms", "reads", "p50_ms", "p99_ms", "max_ms", "slow_reads", *(f"{s}_reads" for s in SOURCES),
+    "expected_calls"))
+"""`compare` and `sweep`: one `summarize` row per run."""
+
+
 def summarize(protection: str, shape: Shape, calls: pd.DataFrame, stats: dict, *, expiry: float,
               start_at: float) -> dict:
     """One row: what reached the origin and what the callers saw."""
     sources = calls.source.value_counts()
     spread_ms = (1000 * (stats["last_arrival"] - stats["first_arrival"])) if stats["calls"] else 0.0
     first_ms = (1000 * (stats["first_arrival"] - expiry)) if stats["calls"] else math.nan
-    return {"protection": protection, "callers": shape.callers, "tasks": shape.tasks,
+    return RUNS.record({"protection": protection, "callers": shape.callers, "tasks": shape.tasks,
             "origin_calls": stats["calls"], "peak_origin_concurrency": stats["peak_in_flight"],
             "arrival_spread_ms": spread_ms, "first_call_vs_expiry_ms": first_ms,
             "reads": len(calls), "p50_ms": float(calls.latency_ms.median()),
             "p99_ms": float(calls.latency_ms.quantile(0.99)), "max_ms": float(calls.latency_ms.max()),
             "slow_reads": int((calls.latency_ms > SLOW_MS).sum()),
             **{f"{s}_reads": int(sources.get(s, 0)) for s in SOURCES},
-            "expected_calls": expected_origin_calls(protection, callers=shape.callers, tasks=shape.tasks)}
+            "expected_calls": expected_origin_calls(protection, callers=shape.callers, tasks=shape.tasks)})
 
 
 def compare(bench: Bench, shape: Shape, protections: list[str] = ORDER) -> pd.DataFrame:
     """Every protection under the same stampede, in a quiet section (its latencies are compared)."""
     with quiet("every protection under the same stampede"):
-        return pd.DataFrame([bench.run(name, shape) for name in protections])
+        return RUNS.frame(bench.run(name, shape) for name in protections)
 
 
 def xfetch_lead_ms(shape: Shape, *, reload_ms: float, beta: float = 1.0) -> int:
@@ -189,7 +199,7 @@ def sweep(bench: Bench, grid: list[tuple[str, int, int]], *, progress: bool = Tr
     with quiet("the stampede sweep"):
         for name, callers, tasks in tqdm(grid, desc="stampede sweep", disable=not progress, mininterval=1):
             rows.append(bench.run(name, Shape(callers=callers, tasks=tasks, **shape)))
-    return pd.DataFrame(rows)
+    return RUNS.frame(rows)
 
 
 def at_seed_scale(table: pd.DataFrame, *, callers: int = 500, tasks: int = 60) -> pd.DataFrame:

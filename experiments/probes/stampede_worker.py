@@ -62,6 +62,8 @@ def run(cache: redis.Redis, origin_port: int, command: dict) -> dict:
 
 
 def main(host: str, port: str, password: str, origin_port: str) -> None:
+    """Say ready, then answer each ``run`` command on stdin with one JSON line until stdin closes; an
+    exception is reported as ``{"error": …}`` and the worker goes on."""
     # one connection per caller thread at most (a run has at most 1,000 callers; redis-py's default pool is smaller)
     cache = redis.Redis(host=host, port=int(port), password=password, protocol=2, socket_timeout=5,
                         max_connections=1024)

@@ -21,6 +21,7 @@ import pandas as pd
 from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import document
 from experiments.measure import summarize_ms, time_calls_ms
+from experiments.results import Table
 
 INTENT_FIELDS = {
     "product_question": ("title", "description", "format", "page_count", "language"),
@@ -34,6 +35,12 @@ TOP_N = 5
 
 def _memory(client, key: str) -> int:
     return int(client.memory_usage(key, samples=0))
+
+
+LAYOUTS = Table("structures.LAYOUTS", (
+    "layout", "read", "memory_bytes", "ttl_s", "design_ttl_s", "encoding", "bytes_returned", "round_trips", "p50_us",
+    "p99_us"))
+"""`compare_product_layouts` and `compare_reco_layouts`: one row per layout and read, in the order compared."""
 
 
 def _row(layout: str, read: str, client, key: str, call, repetitions: int, returned: int, ttl_s: int) -> dict:
@@ -69,7 +76,7 @@ def compare_product_layouts(target, *, size_bytes: int, repetitions: int) -> pd.
                          repetitions, len(client.get(as_string)), family.ttl_s))
         rows.append(_row("hash", f"{intent}: HMGET {len(fields)} fields", client, as_hash, from_hash,
                          repetitions, sum(len(v) for v in client.hmget(as_hash, fields)), family.ttl_s))
-    return pd.DataFrame(rows)
+    return LAYOUTS.frame(rows)
 
 
 def compare_reco_layouts(target, *, repetitions: int) -> pd.DataFrame:
@@ -90,7 +97,7 @@ def compare_reco_layouts(target, *, repetitions: int) -> pd.DataFrame:
         return [a.decode() for a in client.zrevrange(as_zset, 0, TOP_N - 1)]
 
     assert from_string() == from_zset()
-    return pd.DataFrame([
+    return LAYOUTS.frame([
         _row("JSON string", f"top {TOP_N}: GET + parse + sort", client, as_string, from_string, repetitions,
              len(client.get(as_string)), family.ttl_s),
         _row("sorted set", f"top {TOP_N}: ZREVRANGE", client, as_zset, from_zset, repetitions,

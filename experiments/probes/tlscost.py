@@ -15,6 +15,7 @@ import pandas as pd
 from experiments.lab.quiet import quiet
 from experiments.lab.servers import RedisServer
 from experiments.measure import spread_between_rounds, time_calls_ms
+from experiments.results import Table
 
 KEY = "cachebook:tls:product"
 
@@ -25,6 +26,14 @@ def _connect_once(server: RedisServer) -> None:
         client.ping()
     finally:
         client.close()
+
+
+COMPARE = Table("tlscost.COMPARE", ("transport", "get_p50_us", "get_p99_us", "get_p50_spread_us", "connect_p50_ms",
+                                     "connect_p99_ms", "gets", "connections"))
+"""`compare`: plain TCP and TLS."""
+
+OVERHEAD = Table("tlscost.OVERHEAD", ("get_p50_ratio", "get_p50_extra_us", "get_p50_extra_spread_us", "connect_extra_ms"))
+"""`overhead`'s record."""
 
 
 def compare(plain: RedisServer, tls: RedisServer, *, repetitions: int, connections: int,
@@ -62,13 +71,14 @@ def compare(plain: RedisServer, tls: RedisServer, *, repetitions: int, connectio
                      "get_p50_spread_us": 1000 * spread_between_rounds([np.percentile(g, 50) for g in gets[label]]),
                      "connect_p50_ms": np.percentile(connect_ms, 50), "connect_p99_ms": np.percentile(connect_ms, 99),
                      "gets": get_ms.size, "connections": connect_ms.size})
-    return pd.DataFrame(rows)
+    return COMPARE.frame(rows)
 
 
 def overhead(table: pd.DataFrame) -> dict[str, float]:
     """TLS over plain: the GET p50 ratio and the extra set-up time per connection (ms)."""
     t = table.set_index("transport")
-    return {"get_p50_ratio": float(t.loc["TLS", "get_p50_us"] / t.loc["plain TCP", "get_p50_us"]),
+    return OVERHEAD.record({
+            "get_p50_ratio": float(t.loc["TLS", "get_p50_us"] / t.loc["plain TCP", "get_p50_us"]),
             "get_p50_extra_us": float(t.loc["TLS", "get_p50_us"] - t.loc["plain TCP", "get_p50_us"]),
             "get_p50_extra_spread_us": float(t.loc["TLS", "get_p50_spread_us"] + t.loc["plain TCP", "get_p50_spread_us"]),
-            "connect_extra_ms": float(t.loc["TLS", "connect_p50_ms"] - t.loc["plain TCP", "connect_p50_ms"])}
+            "connect_extra_ms": float(t.loc["TLS", "connect_p50_ms"] - t.loc["plain TCP", "connect_p50_ms"])})

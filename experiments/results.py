@@ -16,10 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from experiments.errors import BookError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class UndeclaredResult(BookError):
@@ -46,9 +48,11 @@ class Table:
             raise UndeclaredResult(f"{self.name}: {what} does not match its declared columns ({problem}); "
                                    f"declare the change in the probe's `{self.name}` table")
 
-    def frame(self, rows: Iterable[Mapping]) -> pd.DataFrame:
+    def frame(self, rows: Iterable[Mapping]) -> "pd.DataFrame":
         """The probe's table from its rows (dicts), in the declared column order; a row with a column more or
         less than declared is refused."""
+        import pandas as pd  # here, not at import: a probe's worker processes need no pandas
+
         rows = list(rows)
         for row in rows:
             self._check(row.keys(), "a row")
@@ -61,8 +65,8 @@ class Table:
 
     def check(self, value) -> None:
         """Refuse a frame or record whose columns are not exactly the declared ones (any order)."""
-        keys = value.columns if isinstance(value, pd.DataFrame) else value.keys()
-        self._check(keys, "the frame" if isinstance(value, pd.DataFrame) else "the record")
+        is_frame = hasattr(value, "columns")
+        self._check(value.columns if is_frame else value.keys(), "the frame" if is_frame else "the record")
 
 
 def declared(table: Table):

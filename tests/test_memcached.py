@@ -143,3 +143,9 @@ class TestMemcachedChapterLive(TestMemcachedChapter):
     @pytest.fixture(scope="class")
     def results(self, live):
         return live
+
+
+def test_the_notebook_s_chart_frames_read_only_declared_columns(results):
+    """What the notebook draws from the results runs on the recorded run (whose tables hold exactly the declared
+    columns), so a helper that read an undeclared column would fail here."""
+    assert not hashing.remap_chart_frame(results.remap_insilico).empty

@@ -138,3 +138,13 @@ def test_the_full_profile_adds_the_documented_defaults():
     assert (30_000, None) in sentinel and (30_000, 10) in sentinel and 15_000 in cluster
     sentinel, cluster = chapter.settings(params.profile("quick"), [1000, 2000], [1000], 1)
     assert sentinel == [(1000, None), (2000, None), (1000, 1)] and cluster == [1000]
+
+
+def test_the_notebook_s_tables_and_chart_frames_read_only_declared_columns(results):
+    """What the notebook draws from the results runs on the recorded run (whose tables hold exactly the declared
+    columns), so a helper that read an undeclared column would fail here."""
+    assert not chapter.writes_chart_frame(results.sentinel, results.cluster).empty
+    assert not chapter.cluster_chart_frame(results.cluster_log).empty
+    assert not chapter.modes_chart_frame(chapter.fleet_modes(results.degraded)).empty
+    assert not chapter.link_chart_frame(results.link).empty
+    assert not chapter.timing_bounds(results).empty

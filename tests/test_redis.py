@@ -187,3 +187,11 @@ class TestRedisChapterLive(TestRedisChapter):
     @pytest.fixture(scope="class")
     def results(self, live):
         return live
+
+
+def test_the_notebook_s_chart_frames_read_only_declared_columns(results):
+    """What the notebook draws from the results runs on the recorded run (whose tables hold exactly the declared
+    columns), so a helper that read an undeclared column would fail here."""
+    assert not failover.recovery_chart_frame(results.failovers).empty
+    assert not failover.mitigations(results.lost, ttl_cap_s=60).empty
+    assert chapter.promotion_at_default(results.failovers)["promotion_at_default_s"] > 30

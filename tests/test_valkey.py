@@ -181,3 +181,13 @@ def test_cross_az_transfer_is_priced_per_gb_crossing():
     assert pricing.cross_az_per_month(1e9 / 3600 / 730, cross_share=1.0) == pytest.approx(0.01)
     with pytest.raises(ParameterError):
         pricing.cross_az_per_month(1.0, cross_share=2)
+
+
+def test_the_notebook_s_tables_and_chart_frames_read_only_declared_columns(results):
+    """What the notebook draws from the results runs on the recorded run (whose tables hold exactly the declared
+    columns), so a helper that read an undeclared column would fail here."""
+    assert not chapter.noise_table(results.get_latency, results.invalidation).empty
+    assert not chapter.costs(results.item_bytes).empty
+    assert not chapter.reported(results).empty
+    assert not chapter.bytes_chart_frame(results.item_bytes).empty
+    assert len(chapter.threads_ratio(results.threads))

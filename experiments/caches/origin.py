@@ -22,7 +22,6 @@ import numpy as np
 from experiments.errors import BookError
 from experiments.lab.spawner import LOOPBACK, make_workdir, spawn_worker
 from experiments.params import positive
-from experiments.seed import origin as seed_origin
 
 
 def document(family: str, ident: str, size_bytes: int) -> dict:
@@ -117,6 +116,8 @@ class OriginProcess:
 
     def __init__(self, *, workers: int, service_ms: float | None = None, sigma: float | None = None, seed: int = 0,
                  host: str = LOOPBACK, prefix: list[str] | tuple[str, ...] = ()) -> None:
+        from experiments.seed import origin as seed_origin  # not at import: the origin's workers need no pandas
+
         positive("workers", workers)
         product = seed_origin("product")  # by default the note's Product Catalog: 120 ms median, our spread
         service_ms = float(product.seed_origin_ms) if service_ms is None else service_ms

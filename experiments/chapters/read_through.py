@@ -15,10 +15,10 @@ from experiments.models.herd import expected_origin_calls
 from experiments.probes import staleset, stampede
 from experiments.probes.stampede import ORIGIN_WORKERS, Shape
 from experiments.results import Results, declared
-from experiments.seed import figure
+from experiments.seed import figure, origin
 
 PROOF = "read-through.ipynb"
-RELOAD_MS = 120.0
+RELOAD_MS = float(origin("product").seed_origin_ms)
 """The origin's median service time (the seed's catalog latency)."""
 XFETCH = "early recomputation (XFetch)"
 

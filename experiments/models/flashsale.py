@@ -48,9 +48,10 @@ class Launch:
     """The seed's launch, with the origin's share of reads after a cache with ``hit_rate``; ``live_share``
     of the launch's catalog requests are live reads (price, stock) that no cache serves.
 
-    Every default is the note's (`experiments.seed.LAUNCH_INPUTS`): a catalog for 5,000 concurrent requests at
-    120 ms, ten times that offered, a 2 s timeout, a 15 s ramp, and a scale-out to the offered load after the
-    middle of the note's 90–180 s."""
+    The launch's defaults are the note's (`experiments.seed.LAUNCH_INPUTS`): a catalog for 5,000 concurrent
+    requests at 120 ms, ten times that offered, a 2 s timeout, a 15 s ramp, and a scale-out to the offered load
+    after the middle of the note's 90–180 s. Ours: the latency's spread (``data/origins.csv``), the 300 s horizon
+    and the simulation's ``scale``."""
 
     planned_concurrency: int = field(default_factory=lambda: int(figure("catalog_concurrency")))
     overload: float = field(default_factory=lambda: figure("launch_users") / figure("catalog_concurrency"))

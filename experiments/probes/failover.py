@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from experiments.caches.invalidationlog import FailoverReplayer, InvalidationLog
+from experiments.caches.keydesign import load as load_key_design
 from experiments.lab.quiet import quiet
 from experiments.lab.spawner import make_workdir
 from experiments.lab.topologies import SentinelSet, Together
@@ -71,7 +72,7 @@ def fill(group: SentinelSet, keys: int) -> int:
     client = group.primary.client()
     with client.pipeline(transaction=False) as pipe:
         for i in range(keys):
-            pipe.set(f"product:B{i:09d}", b"x" * 100, ex=300)
+            pipe.set(f"product:B{i:09d}", b"x" * 100, ex=int(load_key_design()["product"].ttl_s))
         pipe.execute()
     replicated = client.wait(len(group.replicas), 5000)
     if replicated < len(group.replicas):
@@ -137,7 +138,7 @@ def _poll_key(group: SentinelSet, stop: threading.Event, start: float, seen: lis
         time.sleep(POLL_S)
 
 
-def lost_invalidation(group: SentinelSet, *, ttl_s: int = 900) -> dict:
+def lost_invalidation(group: SentinelSet, *, ttl_s: int | None = None) -> dict:
     """Acknowledged ``DEL`` s that the failover loses, and the replay from a durable log that restores them.
 
     1. ``2 × LOST_PROMOTIONS`` promotions are cached and replicated (``WAIT`` confirms);
@@ -149,6 +150,7 @@ def lost_invalidation(group: SentinelSet, *, ttl_s: int = 900) -> dict:
     A `FailoverReplayer` watches a sentinel's ``+switch-master`` throughout and, on the switch, re-sends
     every logged invalidation younger than ``ttl_s``; a reader polls ``KEY`` through Sentinel meanwhile.
     """
+    ttl_s = int(load_key_design()["promo"].ttl_s) if ttl_s is None else ttl_s  # a promotion's 15 minutes
     keys = [KEY] + [f"promo:campaign-{i}" for i in range(2 * LOST_PROMOTIONS - 1)]
     before_cut, after_cut = keys[LOST_PROMOTIONS:], keys[:LOST_PROMOTIONS]
     primary = group.primary.client()

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from experiments.caches.keydesign import load as load_key_design
 from experiments.lab.quiet import quiet
 from experiments.results import Table
+from experiments.seed import figure
 
 
 class _Invalidator:
@@ -176,10 +177,11 @@ def event_to_gone_ms(invalidator: _Invalidator, events: int, *, progress: bool =
     """Latency from publishing an event to the affected key's delete being acknowledged, per event, in time
     order (a quiet section: no other chapter's load beside it)."""
     latencies = np.empty(events)
+    sections, ttl_s = int(figure("promo_categories")), int(load_key_design()["promo"].ttl_s)
     with quiet(f"event to key gone ({type(invalidator).__name__})"):
         for seq in tqdm(range(events), desc=type(invalidator).__name__, disable=not progress, mininterval=1):
-            key = f"promo:section-{seq % 200}"
-            invalidator.cache.set(key, b"old promotion", 900)
+            key = f"promo:section-{seq % sections}"
+            invalidator.cache.set(key, b"old promotion", ttl_s)
             start = time.perf_counter_ns()
             invalidator.publish(seq, key)
             finished = invalidator.wait_for(seq, timeout_s=5)
@@ -206,7 +208,8 @@ def ttl_only_staleness() -> pd.DataFrame:
     return TTL_ONLY.frame(rows)
 
 
-def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 900, wait_s: float = 2.0) -> dict:
+def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int | None = None,
+                 wait_s: float = 2.0) -> dict:
     """Stop the subscriber, publish one invalidation, restart it ``downtime_s`` later.
 
     An event not applied within ``wait_s`` of the restart counts as lost. Returns how many subscribers
@@ -216,6 +219,7 @@ def missed_event(invalidator: _Invalidator, *, downtime_s: float, ttl_s: int = 9
     """
     cache = invalidator.cache
     key = "promo:manga-home"
+    ttl_s = int(load_key_design()["promo"].ttl_s) if ttl_s is None else ttl_s  # a promotion's 15 minutes
     cache.set(key, b"yesterday's 20%-off coupon", ttl_s)
     with quiet(f"an event missed while the {type(invalidator).__name__} is away"):
         invalidator.stop()

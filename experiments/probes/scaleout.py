@@ -20,10 +20,12 @@ from redis.cluster import LoadBalancingStrategy
 from redis.crc import key_slot
 
 from experiments.caches.adapters import LocalCache
+from experiments.caches.keydesign import load as load_key_design
 from experiments.errors import ParameterError
 from experiments.lab.loadgen import redis_benchmark
 from experiments.lab.servers import RedisServer
 from experiments.results import Table
+from experiments.seed import value_sizes
 
 
 def _shard_of_slot(cluster) -> dict[int, str]:
@@ -34,6 +36,13 @@ def _shard_of_slot(cluster) -> dict[int, str]:
             for slot in range(int(start), int(end) + 1):
                 owner[slot] = f"{primary[0]}:{primary[1]}"
     return owner
+
+
+PRODUCT_TTL_S = int(load_key_design()["product"].ttl_s)
+"""The product family's TTL (the key design's)."""
+
+ITEM_BYTES = int(value_sizes().set_index(["family", "variant"]).size_bytes[("product", "item")])
+"""A product item's size: the key design's 2 KB item (``data/value_sizes.csv``)."""
 
 
 PLACEMENT = Table("scaleout.PLACEMENT", ("key", "slot", "shard"))
@@ -82,7 +91,7 @@ def hot_key_load(cluster, *, reads: int, near_cache_ttl_s: int = 1) -> pd.DataFr
     """One product read ``reads`` times: the busiest node's share of the commands, per mitigation."""
     key = "product:B08X1YRSTR"
     writer = cluster.client()
-    writer.set(key, b"x" * 2048, ex=300)
+    writer.set(key, b"x" * ITEM_BYTES, ex=PRODUCT_TTL_S)
     roles = _roles(cluster)
     setups = {
         "no mitigation": (cluster.client(), None),
@@ -133,7 +142,7 @@ def near_cache_at_rate(cluster, *, reads_per_s: float, ttl_s: float, reads: int,
         raise ParameterError("reads_per_s and ttl_s must be positive and reads between 1 and 1,000")
     key = "product:B08X1YRSTR"
     client, near = cluster.client(), LocalCache()
-    client.set(key, b"x" * 2048, ex=300)
+    client.set(key, b"x" * ITEM_BYTES, ex=PRODUCT_TTL_S)
     gaps = np.random.default_rng(seed).exponential(time_scale / reads_per_s, reads)
     served = 0
     for gap in gaps:

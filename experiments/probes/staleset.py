@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from experiments.caches.keydesign import load as load_key_design
 from experiments.errors import BookError
 from experiments.results import Table
 
-TTL_S = 300
-"""The product family's TTL: how long a stale entry would be served."""
+TTL_S = int(load_key_design()["product"].ttl_s)
+"""The product family's TTL (the key design's): how long a stale entry would be served."""
 
 GUARDED_SET = """
 local version = redis.call('GET', KEYS[2]) or '0'

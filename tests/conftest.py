@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import nullcontext
 
 import pytest
 
@@ -49,17 +50,41 @@ def no_leaked_servers():
     assert not left, f"network-lab namespaces outlived the test session: {left}"
 
 
-@pytest.fixture(autouse=True)
-def busy_machine(request):
-    """Each test is load for whatever runs beside it (the other test worker, a chapter): a timing that a test
-    asserts waits for a quiet machine (`experiments.lab.quiet`) like a chapter's does. What the test starts runs
-    under its hold (a chapter it runs in a child process does not wait for its own parent). The lock's own tests
-    (`holds_no_lock`) hold nothing: they take its sections themselves."""
-    if request.node.get_closest_marker("holds_no_lock"):
-        yield
-        return
-    with quiet.foreground():
-        yield
+def _hold(item):
+    """What a test item holds of the machine-wide lock (`experiments.lab.quiet`) in each of its phases.
+
+    Every phase is load for whatever runs beside it (the other test worker, a chapter): a package test's
+    fixtures of any scope (a session's servers, a module's simulations or book build) are set up and torn down
+    in its setup and teardown phases, and a notebook's kernel starts in its first cell's setup. A package test
+    holds a foreground section, so what it starts runs under its hold and a timing it asserts waits for a quiet
+    machine like a chapter's does. A notebook cell's phases hold a plain busy section: its kernel must not run
+    under this process's hold, since the kernel takes its own sections for its cells (so a cell's call phase
+    holds nothing here). The lock's own tests (`holds_no_lock`) hold nothing: they take its sections themselves.
+    """
+    if item.get_closest_marker("holds_no_lock"):
+        return nullcontext()
+    return quiet.foreground() if isinstance(item, pytest.Function) else quiet.busy()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """Fixture set-up of every scope (and a notebook's kernel start) holds the lock (`_hold`)."""
+    with _hold(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A package test's body holds the lock (`_hold`); a notebook cell's kernel holds its own."""
+    with _hold(item) if isinstance(item, pytest.Function) else nullcontext():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Fixture teardown of every scope (and a notebook's kernel stop) holds the lock (`_hold`)."""
+    with _hold(item):
+        return (yield)
 
 
 @pytest.fixture(autouse=True)

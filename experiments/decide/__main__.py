@@ -1,8 +1,9 @@
 """``python -m experiments.decide --workload FILE``: the options ranked for the reader's workload.
 
-Prints a progress line, then the ranked table with one line of reasons per option, and writes
-``_build/decide/decision.json`` and a page, ``_build/decide/index.html``, with the charts (offline). A bad
-workload file is one line on stderr and exit status 2.
+Prints a progress line, then the ranked table with one line of reasons per option, what would change the
+answer, and the first option's deployment; writes ``_build/decide/decision.json`` and a page,
+``_build/decide/index.html``, with the charts (offline). A bad workload file is one line on stderr and exit
+status 2.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import sys
 from pathlib import Path
 
-from experiments.decide import endpoint, engine, page
+from experiments.decide import edge, endpoint, engine, page, spec
 from experiments.decide.workload import WorkloadError, load
 from experiments.errors import EndpointError
 from experiments.paths import BUILD
@@ -21,18 +22,31 @@ from experiments.paths import BUILD
 OUT = BUILD / "decide"
 
 
-def decision_json(w, ordered, families) -> dict:
-    """The decision as the JSON the README documents: the workload's name and the options best first."""
+def _finite(x: float) -> float | None:
+    return None if x is None or math.isnan(x) or math.isinf(x) else x
+
+
+def decision_json(w, ordered, numbers, flips: list[dict] | None = None) -> dict:
+    """The decision as the JSON the README documents: the workload's name, the options best first with their
+    numbers, what would change the answer (``flips``), and the first option's deployment."""
     ranking = []
     for a in ordered:
-        numbers = {"hit_rate": a.hit_rate, "origin_load": a.origin_load,
-                   "origin_load_normal": families[a.option]["origin_load_normal"], "stale_bound_s": a.stale_bound_s,
-                   "usd_per_month": None if math.isnan(a.usd_per_month) else a.usd_per_month,
-                   "families": families[a.option]["families"]}
+        n = numbers[a.option]
+        out = {"hit_rate": a.hit_rate, "origin_load": a.origin_load, "origin_load_normal": n["origin_load_normal"],
+               "stale_bound_s": a.stale_bound_s, "stale_worst_s": a.stale_worst_s, "resident_gb": n["resident_gb"],
+               "catalog_gb": n["catalog_gb"], "cluster": n["cluster"],
+               "service_usd_per_month": _finite(a.usd_per_month) and a.usd_per_month - n["transfer_usd_per_month"],
+               "transfer_usd_per_month": n["transfer_usd_per_month"], "team_usd_per_month": a.team_usd_per_month,
+               "usd_per_month": _finite(a.total_usd_per_month),
+               "breaks_at_peak_multiple": _finite(n.get("breaks_at_peak_multiple", math.nan)),
+               "families": n["families"]}
         ranking.append({"option": a.option, "verdict": "rejected" if a.rejected_because else "viable",
                         "reasons": a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because,
-                        "numbers": numbers})
-    return {"workload": w.name, "ranking": ranking}
+                        "numbers": out})
+    first = ordered[0]
+    chosen = None if first.rejected_because else spec.deployment(w, first.option, numbers[first.option])
+    return {"workload": w.name, "max_origin_utilization": w.origin_max_utilization, "ranking": ranking,
+            "flips": [f | {"text": edge.describe(f, w)} for f in (flips or [])], "deployment": chosen}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"deciding for {w.name!r}: {len(w.families)} key families × {len(engine.OPTIONS)} options …", flush=True)
-    ordered, families = engine.rank(w, measured)
-    result = decision_json(w, ordered, families) | ({"measured": measured} if measured else {})
+    ordered, numbers = engine.rank(w, measured)
+    print("finding where the answer changes (peak, value size, staleness limit, origin capacity) …", flush=True)
+    overhead = (measured.get("redis") or {}).get("item_overhead") or engine.ITEM_OVERHEAD
+    result = decision_json(w, ordered, numbers, edge.flips(w, item_overhead=overhead)) | (
+        {"measured": measured} if measured else {})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "decision.json").write_text(json.dumps(result, indent=1))
@@ -71,8 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         cost = row["numbers"]["usd_per_month"]
         price = f"${cost:,.0f}/month" if cost is not None else "not priced"
         print(f"{position}. {row['option']:<18} {row['verdict']:<9} hit {100 * row['numbers']['hit_rate']:5.1f} %  "
-              f"origin {100 * row['numbers']['origin_load']:6.0f} %  {price}")
+              f"origin {100 * row['numbers']['origin_load']:6.0f} %  {price} in all")
         print(f"   {'; '.join(row['reasons'])}")
+    print("what would change the answer:")
+    for flip in result["flips"]:
+        print(f"   {flip['text']}")
+    if result["deployment"]:
+        print(f"deploy: {result['deployment']['cli']}")
     print(f"wrote {out / 'decision.json'} and {out / 'index.html'}")
     return 0
 

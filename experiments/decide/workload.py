@@ -31,9 +31,10 @@ class WorkloadError(ParameterError):
     """A workload file that cannot be used; the message is one line saying what and how to fix it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trace:
-    """A key trace: per request the key's index, its time (s), and per key its size (bytes)."""
+    """A key trace: per request the key's index, its time (s), and per key its size (bytes). Equal only to
+    itself (hashed by identity), so a family that carries one can key a cache of hit rates."""
 
     entry: np.ndarray
     times: np.ndarray
@@ -60,11 +61,31 @@ class Family:
     projections: int = 1
 
 
+ORIGIN_MAX_UTILIZATION = 0.8
+"""The highest share of its capacity an origin may carry at peak in a viable plan, unless the workload sets
+``origin.max_utilization``: queueing delay grows as 1/(1 − ρ) (M/M/1: at 80 % a request waits four service
+times on average, at 90 % nine, and a small rise in traffic doubles it), and the no-cache chapter shows an
+origin past capacity does not recover. A plan at 100 % of a capacity is not a plan."""
+
+
+@dataclass(frozen=True)
+class Team:
+    """What the team's work costs (``[team]``; every field defaulted, ours): a loaded engineer-day, the days
+    to build one component (an invalidator, a replay, a near cache), the days a month one cache service takes
+    to run (upgrades, alarms, on-call), and the months a build is written off over."""
+
+    day_usd: float = 800.0
+    days_per_component: float = 10.0
+    days_per_service_month: float = 2.0
+    horizon_months: float = 12.0
+
+
 @dataclass(frozen=True)
 class Workload:
     """A checked workload file: the system's tasks, peak multiple, turn budget, origin (capacity per
-    second, latency) and key families, with the per-task cache memory and eviction policy; ``source`` is
-    the file it came from."""
+    second, latency, the utilization a plan may leave it at) and key families, with the per-task cache
+    memory and eviction policy, the Availability Zones its tasks spread over, the connections each task keeps
+    to each cache node, and what the team's work costs; ``source`` is the file it came from."""
 
     name: str
     tasks: int
@@ -75,6 +96,10 @@ class Workload:
     families: tuple[Family, ...]
     task_cache_mb: float = 500.0
     eviction: str = "lru"
+    origin_max_utilization: float = ORIGIN_MAX_UTILIZATION
+    zones: int = 3
+    connections_per_task: int = 8
+    team: Team = field(default_factory=Team)
     source: Path = field(default=Path("."), compare=False)
 
 
@@ -171,8 +196,21 @@ def _numeric(*values: str) -> bool:
 
 FAMILY_FIELDS = {"name", "reads_per_s", "keys", "zipf_alpha", "trace", "value_kb", "ttl_s", "max_stale_s",
                  "changed_by_events", "cacheable", "in_dynamodb", "projections"}
-TOP_FIELDS = {"name", "tasks", "peak_multiple", "turn_budget_ms", "origin", "families", "task_cache_mb", "eviction"}
-ORIGIN_FIELDS = {"capacity_per_s", "latency_ms"}
+TOP_FIELDS = {"name", "tasks", "peak_multiple", "turn_budget_ms", "origin", "families", "task_cache_mb", "eviction",
+              "zones", "connections_per_task", "team"}
+ORIGIN_FIELDS = {"capacity_per_s", "latency_ms", "max_utilization"}
+TEAM_FIELDS = {"day_usd", "days_per_component", "days_per_service_month", "horizon_months"}
+
+
+def _team(data: dict, path: Path) -> Team:
+    table = data.get("team", {})
+    where = _where(path, "team")
+    if not isinstance(table, dict):
+        raise WorkloadError(f"{where}: must be a [team] table")
+    _no_unknown(table, TEAM_FIELDS, where)
+    default = Team()
+    return Team(**{name: _number(table, name, where, minimum=0.0, strict=name == "horizon_months",
+                                 default=getattr(default, name)) for name in sorted(TEAM_FIELDS)})
 
 
 def _family(table, index: int, path: Path) -> Family:
@@ -223,6 +261,10 @@ def load(path: str | Path) -> Workload:
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise WorkloadError(f"{path.name}: two families are named {duplicate!r}; family names must be unique")
+    utilization = _number(origin, "max_utilization", _where(path, "origin"), default=ORIGIN_MAX_UTILIZATION)
+    if utilization > 1:
+        raise WorkloadError(f"{_where(path, 'origin')}.max_utilization = {utilization!r}: must be at most 1 (a share "
+                            f"of the origin's capacity)")
     eviction = data.get("eviction", "lru")
     if eviction not in POLICIES:
         raise WorkloadError(f"{top}.eviction = {eviction!r}: must be one of {', '.join(POLICIES)}")
@@ -233,4 +275,8 @@ def load(path: str | Path) -> Workload:
         origin_capacity_per_s=_number(origin, "capacity_per_s", _where(path, "origin")),
         origin_latency_ms=_number(origin, "latency_ms", _where(path, "origin")),
         families=parsed, task_cache_mb=_number(data, "task_cache_mb", top, default=500.0), eviction=eviction,
-        source=path)
+        origin_max_utilization=utilization,
+        zones=_number(data, "zones", top, minimum=1, strict=False, integer=True, default=3),
+        connections_per_task=_number(data, "connections_per_task", top, minimum=1, strict=False, integer=True,
+                                     default=8),
+        team=_team(data, path), source=path)

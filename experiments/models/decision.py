@@ -1,16 +1,17 @@
 """The decision function's ranking rules: options judged against a workload, ordered best first.
 
 `experiments.decide.engine` judges each option for a workload file — hit rates from the book's models, the
-origin load at peak (every live read plus every miss), the staleness its invalidation path allows, the
-components it needs built, the cost from the dated price table — as an `Assessment`; `order` applies the
-book's findings to rank them:
+origin load at peak (every live read plus every miss), the staleness its invalidation path allows when all is
+well and in the worst failure the book measured, the components it needs built, the cluster sized by every
+node limit and its transfer, the team's work at the workload's rates — as an `Assessment`; `order` ranks them:
 
 * an option that cannot meet a staleness limit, or cannot run, is rejected (the engine says why);
-* so is one that leaves the origins over capacity at peak (the no-cache chapter's collapse) — and if every
-  option does, all stay in the list with what would help;
-* options that leave the origins comfortable rank by what they ask of the team (a component to build —
-  a queue-fed invalidator, a near cache —, a service to run, data lost with a node) and then by cost; the
-  others by the origin load they leave. Ties say why one ranks first.
+* so is one that leaves the origin above the workload's utilization limit at peak (default 80 %: the
+  no-cache chapter's collapse starts at 100 %, and a plan at 100 % is not a plan) — and if every option does,
+  all stay in the list with what would help;
+* viable options rank by their monthly total — the service, its zone-crossing transfer, and the team's
+  work (components written off over the horizon, a service to run) —, and a tie says why one ranks first;
+  rejected options follow by the load they leave.
 
 `table` turns the ordered list into the rows the summary and the command line show.
 """
@@ -26,9 +27,10 @@ import pandas as pd
 
 @dataclass
 class Assessment:
-    """One option judged against a workload: hit rate, origin load at peak (a fraction of capacity),
-    staleness bound, the components it needs built, whether cached data survives losing a node, monthly cost
-    (NaN when the price table cannot price it), and the reasons it ranks where it does or is rejected."""
+    """One option judged against a workload: hit rate, origin load at peak (a fraction of capacity), stale
+    bound when all is well and in the worst failure measured, the components it needs built, the cache services
+    it adds, whether cached data survives losing a node, the monthly cost of the service with its transfer (NaN
+    when the price table cannot price it) and of the team's work, and the reasons it ranks where it does."""
 
     option: str
     hit_rate: float
@@ -39,79 +41,61 @@ class Assessment:
     rejected_because: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     usd_per_month: float = 0.0
+    stale_worst_s: float = 0.0
+    services: int = 0
+    team_usd_per_month: float = 0.0
+
+    @property
+    def total_usd_per_month(self) -> float:
+        """The service, its transfer and the team's work for a month (NaN if the service has no price)."""
+        return self.usd_per_month + self.team_usd_per_month
 
 
 SHARED_CACHE_ENTRIES = 5_000_000
-"""A shared cluster's capacity in entries (a few GB of 2 KB items): large against the hot set."""
+"""A shared cluster's capacity in entries for the hit-rate model (sized to hold what it is asked to)."""
 
 
-SERVICES_TO_RUN = {"no-cache": 0, "in-process": 0}
-"""Options that add no cache service to operate (by `experiments.decide.engine`'s ids); every other adds one."""
-
-HEADROOM = 0.7
-"""Origin load at peak below which the origins are comfortable and lower load stops mattering."""
-
-CAPACITY_TOLERANCE = 0.01
-"""A load within 1 % of capacity is the sizing point itself (the note sizes its catalog for exactly its
-planned misses), not an overload."""
-
-
-def _order(a: Assessment) -> tuple:
-    """Comfortable options by what they ask of the team; the others by the origin load they leave."""
-    simplicity = (len(a.builds), SERVICES_TO_RUN.get(a.option, 1), not a.survives_node_loss, _usd(a))
-    if a.origin_load <= HEADROOM:
-        return (0, *simplicity, a.origin_load)
-    return (1, round(a.origin_load, 2), *simplicity)
-
-
-def _usd(a: Assessment) -> float:
-    """The option's monthly cost to the dollar; an option the price table cannot price sorts last."""
-    return math.inf if math.isnan(a.usd_per_month) else round(a.usd_per_month)
-
-
-def _same_numbers(a: Assessment, b: Assessment) -> bool:
-    return (round(a.hit_rate, 4), round(a.origin_load, 3), a.stale_bound_s) == (
-        round(b.hit_rate, 4), round(b.origin_load, 3), b.stale_bound_s)
+def _total(a: Assessment) -> float:
+    """The monthly total to the dollar; an option the price table cannot price sorts last."""
+    total = a.total_usd_per_month
+    return math.inf if math.isnan(total) else round(total)
 
 
 def _tie_break(a: Assessment, b: Assessment) -> str:
-    """Why ``a`` ranks above ``b`` when their numbers are the same (the first difference `_order` sees)."""
+    """Why ``a`` ranks above ``b`` when their monthly totals are the same to the dollar."""
     if len(a.builds) != len(b.builds):
         return f"it needs {len(a.builds)} component(s) built against {len(b.builds)}"
-    if SERVICES_TO_RUN.get(a.option, 1) != SERVICES_TO_RUN.get(b.option, 1):
-        return "it adds no cache service to run"
     if a.survives_node_loss != b.survives_node_loss:
         return "a failed node keeps its keys (a promoted replica), where the other's replacement starts empty"
-    if _usd(a) != _usd(b):
-        return (f"it costs ${b.usd_per_month - a.usd_per_month:,.0f}/month less on demand" if math.isfinite(_usd(b))
-                else "the other cannot be priced from the dated price table")
+    if round(a.origin_load, 3) != round(b.origin_load, 3):
+        return "it leaves the origin less load at peak"
     return "of the order the options are listed in"
 
 
-def order(options: list[Assessment], *, live: bool = False) -> list[Assessment]:
+def order(options: list[Assessment], *, live: bool = False, max_utilization: float = 0.8) -> list[Assessment]:
     """The options best first. Options that cannot meet the staleness limit, or cannot run at all, are
-    rejected; so are those that overload the origins at peak — and if every candidate does, each says what
-    would help (``live``: some reads are never cached, so the live path is named first). Options
-    that leave the origins under 70 % of capacity rank by what they ask of the team — components to build,
-    then a service to run, then whether the cached data survives losing a node (Redis's promoted replica kept
-    every key; a replaced Memcached node starts empty), then cost — and the rest by the origin load they leave."""
+    rejected; so are those that leave the origin above ``max_utilization`` of its capacity at peak — and if
+    every candidate does, each says what would help (``live``: some reads are never cached, so the live path is
+    named first). Viable options rank by their monthly total (`Assessment.total_usd_per_month`); ties say why."""
     candidates = [a for a in options if not a.rejected_because]
     for a in candidates:
-        if a.origin_load > 1 + CAPACITY_TOLERANCE:
-            a.rejected_because.append(f"leaves the origins {a.origin_load:.1f}x their capacity at peak")
+        if a.origin_load > max_utilization:
+            a.rejected_because.append(f"leaves the origin at {100 * a.origin_load:.0f} % of its capacity at peak, "
+                                      f"above the {100 * max_utilization:.0f} % a plan may use")
     if candidates and all(a.rejected_because for a in candidates):
         help_ = ("serve the live reads from a path that scales, " if live else "") + (
             "shed what cannot be answered in time, or add origin capacity")
         for a in candidates:
-            a.reasons.append(f"no option keeps the origins under capacity at this peak: {help_}")
-    viable = sorted((a for a in options if not a.rejected_because), key=_order)
+            a.reasons.append(f"no option keeps the origin within its limit at this peak: {help_}")
+    viable = sorted((a for a in options if not a.rejected_because),
+                    key=lambda a: (_total(a), len(a.builds), not a.survives_node_loss, a.origin_load))
     for first, second in itertools.pairwise(viable):
-        if _same_numbers(first, second):
-            first.reasons.append(f"ties with {second.option} on hit rate, origin load and staleness; ranked first "
-                                 f"because {_tie_break(first, second)}")
+        if _total(first) == _total(second):
+            first.reasons.append(f"costs the same as {second.option} to the dollar a month; ranked first because "
+                                 f"{_tie_break(first, second)}")
     rejected = sorted((a for a in options if a.rejected_because),
                       key=lambda a: (len(a.rejected_because), math.inf if math.isnan(a.origin_load) else a.origin_load,
-                                     _usd(a)))
+                                     _total(a)))
     return viable + rejected
 
 
@@ -122,7 +106,9 @@ def table(ordered: list[Assessment]) -> pd.DataFrame:
         reasons = a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because
         rows.append({"rank": position, "option": a.option, "verdict": "rejected" if a.rejected_because else "viable",
                      "hit_pct": 100 * a.hit_rate, "origin_load_pct": 100 * a.origin_load,
-                     "stale_bound_s": a.stale_bound_s, "usd_per_month": a.usd_per_month,
+                     "stale_bound_s": a.stale_bound_s, "stale_worst_s": a.stale_worst_s,
+                     "usd_per_month": a.usd_per_month, "team_usd_per_month": a.team_usd_per_month,
+                     "total_usd_per_month": a.total_usd_per_month,
                      "reasons": "; ".join(reasons)})
     frame = pd.DataFrame(rows)
     if len(frame) and frame.verdict.iloc[0] == "viable":

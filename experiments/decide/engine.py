@@ -336,6 +336,10 @@ def _price(w: Workload, a: decision.Assessment, option: str, j: _Judged, overhea
         a.usd_per_month = bill["usd_per_month"]
         a.reasons.append(f"{normal:,.2f} GB resident at normal traffic ({resident_peak:,.2f} GB at peak) and "
                          f"{ecpus:,.0f} ECPU/s: ${a.usd_per_month:,.0f}/month; TLS always on")
+        if option == "valkey-dynamodb":
+            a.reasons.append("DynamoDB caching priced as Serverless Valkey usage (no separate price was found in the pages "
+                             "read, 2026-12-07); writes through its client update the cache, changes made elsewhere "
+                             "stay stale for the TTL")
         peak = ecpus * w.peak_multiple
         if peak > pricing.SERVERLESS_FLOOR_ECPU_PER_S:
             a.builds.append(f"a pre-scaling step an hour before each known peak ({peak:,.0f} ECPU/s against the "
@@ -353,6 +357,10 @@ def _price(w: Workload, a: decision.Assessment, option: str, j: _Judged, overhea
         a.rejected_because.append(str(exc))
         return
     a.usd_per_month = s.usd_per_month
+    if option == "valkey-durable":
+        a.reasons.append("synchronous durability priced as the nodes alone: AWS states no extra cost for asynchronous "
+                         "durability and no price for synchronous writes was found in the pages read (2026-12-07); "
+                         "writes take single-digit milliseconds")
     numbers["cluster"] = s.as_dict()
     numbers["transfer_usd_per_month"] = s.transfer_usd_per_month
     other = (f"; the {'spread' if s.layout == 'zone-local' else 'zone-local'} layout would cost "

@@ -130,13 +130,13 @@ def judge(option: str, f: Family) -> Staleness:
         return Staleness(0.0, 0.0, (), False, None)
     ttl_only = _ttl_only(option, f)
     if ttl_only is not None:
-        why = (f"stale for up to {ttl_only:,.0f} s after a change; the limit is {f.max_stale_s:,.0f} s"
+        why = (f"stale for up to {ttl_only:,.0f} s after a change; the limit is {f.max_stale_s:,g} s"
                if ttl_only > f.max_stale_s else None)
         return Staleness(ttl_only, ttl_only, (), False, why)
     if not f.changed_by_events:
         replica = option in SHARED and option != "valkey-serverless" and f.max_stale_s >= REPLICA_LAG_S
         bound = f.ttl_s
-        why = f"stale for up to {bound:,.0f} s (no event announces a change); the limit is {f.max_stale_s:,.0f} s"
+        why = f"stale for up to {bound:,.0f} s (no event announces a change); the limit is {f.max_stale_s:,g} s"
         return Staleness(bound, bound, (), replica, why if bound > f.max_stale_s else None)
     primary_only = _invalidated(option, f, replica=False)
     if option in SHARED and option != "valkey-serverless" and f.max_stale_s >= REPLICA_LAG_S:
@@ -160,7 +160,7 @@ def _invalidated(option: str, f: Family, *, replica: bool) -> Staleness:
             residual = m.residual_s + (FAILOVER_S if m.id == "replay" and replica else 0.0)
             worst = max(worst, residual + lag)
     why = (f"stale for up to {worst:,.1f} s in its worst measured failure even with {', '.join(used)}; the limit "
-           f"is {f.max_stale_s:,.0f} s" if worst > f.max_stale_s else None)
+           f"is {f.max_stale_s:,g} s" if worst > f.max_stale_s else None)
     return Staleness(EVENT_PATH_S + lag, worst, tuple(used), replica, why)
 
 

@@ -52,6 +52,6 @@ def deployment(w: Workload, option: str, numbers: dict) -> dict | None:
     spec["cli"] = (f"aws elasticache create-replication-group --replication-group-id {name} "
                    f"--replication-group-description \"{w.name}\" --engine {engine} --engine-version {VERSIONS[option]} "
                    f"--cache-node-type {cluster['node_type']} --num-node-groups {cluster['shards']} "
-                   f"--replicas-per-node-group {cluster['replicas']} --cluster-mode enabled --multi-az-enabled --automatic-failover-enabled "
-                   f"--transit-encryption-enabled" + (" --durability sync" if durable else ""))
+                   f"--replicas-per-node-group {cluster['replicas']} --cluster-mode enabled --multi-az-enabled "
+                   f"--automatic-failover-enabled --transit-encryption-enabled" + (" --durability sync" if durable else ""))
     return spec

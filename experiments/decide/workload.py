@@ -63,7 +63,7 @@ class Family:
 
 ORIGIN_MAX_UTILIZATION = 0.8
 """The highest share of its capacity an origin may carry at peak in a viable plan, unless the workload sets
-``origin.max_utilization``: queueing delay grows as 1/(1 − ρ) (M/M/1: at 80 % a request waits four service
+``origin.max_utilization``: queueing delay grows as 1/(1 − utilization) (M/M/1: at 80 % a request waits four service
 times on average, at 90 % nine, and a small rise in traffic doubles it), and the no-cache chapter shows an
 origin past capacity does not recover. A plan at 100 % of a capacity is not a plan."""
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from experiments import rules
 from experiments.chapters import dax, in_process_lru, memcached, network, no_cache, read_through, redis, valkey
-from experiments.decide import engine
+from experiments.decide import edge, engine
 from experiments.decide.workload import Workload, load
 from experiments.errors import BookError
 from experiments.ledger import VERDICTS, load_all
@@ -217,8 +217,14 @@ def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
     return ledger.table()
 
 
-EXPECTED_FIRST = {"chatbot": "valkey", "taxonomy": "in-process", "dynamodb-hot-set": "dax", "prices": "no-cache"}
-"""What each example workload's file says should come first (the launch: nothing; see its file)."""
+EXPECTED_FIRST = {"taxonomy": "in-process", "dynamodb-hot-set": "valkey-dynamodb", "prices": "no-cache",
+                  "network-bound": "near-cache", "large-rare-catalog": "valkey-serverless",
+                  "durable-wins": "valkey-durable", "chatbot, catalog with headroom": "valkey-durable"}
+"""What each example workload's file says should come first (the chatbot at its plan and the launch: no option is
+viable; see their files)."""
+
+NONE_VIABLE = ("chatbot", "launch")
+"""The examples with no viable option: the note's chatbot (no headroom) and its launch (live reads)."""
 
 
 def every_read_cacheable(w: Workload) -> Workload:
@@ -231,45 +237,95 @@ def every_read_cacheable(w: Workload) -> Workload:
     return dataclasses.replace(w, name=f"{w.name}, every read cacheable", families=families)
 
 
-def decisions(item_overhead: float) -> dict[str, pd.DataFrame]:
-    """`python -m experiments.decide`'s engine on every example workload (``data/workloads/``), by file name,
-    and on the launch with its live reads made cacheable; ``item_overhead`` is the memory per 100 KB document
-    over its own bytes that the Valkey chapter measured."""
+def with_headroom(w: Workload) -> Workload:
+    """The same workload with the origin's capacity raised so that its planned load sits at the utilization a
+    plan may use (the note's catalog, sized for exactly its misses, becomes 1/0.8 = 1.25 times larger)."""
+    return dataclasses.replace(w, name=f"{w.name}, catalog with headroom",
+                               origin_capacity_per_s=w.origin_capacity_per_s / w.origin_max_utilization)
+
+
+def example_workloads() -> dict[str, Workload]:
+    """Every example workload (``data/workloads/``) by file name, the launch with its live reads made cacheable,
+    and the chatbot with a catalog that has headroom."""
     workloads = {path.stem: load(path) for path in sorted((DATA / "workloads").glob("*.toml"))}
     workloads["launch, every read cacheable"] = every_read_cacheable(workloads["launch"])
-    return {name: decision.table(engine.rank(w, item_overhead=item_overhead)[0]) for name, w in workloads.items()}
+    workloads["chatbot, catalog with headroom"] = with_headroom(workloads["chatbot"])
+    return workloads
+
+
+def decisions(item_overhead: float) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
+    """`python -m experiments.decide`'s engine on every example workload (`example_workloads`): the ranked
+    table, and each option's numbers (cluster, resident set, transfer, breaking multiple) by workload;
+    ``item_overhead`` is the memory per 100 KB document over its own bytes that the Valkey chapter measured."""
+    ranked, numbers = {}, {}
+    for name, w in example_workloads().items():
+        ordered, numbers[name] = engine.rank(w, item_overhead=item_overhead)
+        frame = decision.table(ordered)
+        ranked[name] = frame.assign(breaks_at=[numbers[name][o]["breaks_at_peak_multiple"] for o in frame.option])
+    return ranked, numbers
+
+
+def chatbot_flips(item_overhead: float) -> pd.DataFrame:
+    """What would change the answer for the note's chatbot: each input scaled up and down until the first place
+    changes (`experiments.decide.edge`)."""
+    w = load(DATA / "workloads" / "chatbot.toml")
+    return pd.DataFrame([{**f, "text": edge.describe(f, w)} for f in edge.flips(w, item_overhead=item_overhead)])
 
 
 def headline(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: dict[str, pd.DataFrame],
-             answers: pd.DataFrame) -> dict:
+             numbers: dict[str, dict], flips: pd.DataFrame, answers: pd.DataFrame) -> dict:
     """Numbers quoted by this page and the decision record."""
     cells, rows = table.verdict.value_counts(), ledger.verdict.value_counts()
     kinds = claims.kind.value_counts()
-    redis = {name: frame.set_index("option").loc["redis"] for name, frame in ranked.items()}
+    by = {name: frame.set_index("option") for name, frame in ranked.items()}
     needed = {f"launch_hit_{x}x_pct": whatif.hit_rate_to_answer(answers, overload=float(x), reads=whatif.CACHEABLE)
               for x in (3, 10)}
     live_ok = answers[(answers.reads == whatif.LIVE) & (answers.answered_pct >= 99)].overload
+    roomy = ranked["chatbot, catalog with headroom"]
+    first, second = roomy.iloc[0], roomy.iloc[1]
+    chosen = numbers["chatbot, catalog with headroom"][first.option]
+    valkey = numbers["chatbot, catalog with headroom"]["valkey"]
+    capacity_flip = flips[(flips.input == "origin_capacity_per_s") & (flips.direction == "up")].factor.iloc[0]
+    cacheable = ranked["launch, every read cacheable"].iloc[0]
+    cacheable_cluster = numbers["launch, every read cacheable"][cacheable.option]["cluster"]
     return {"table_cells": len(table), **{f"table_{v}": int(cells.get(v, 0)) for v in VERDICTS},
             "summary_rows": int((ledger.chapter == "summary").sum()),
             "ledger_rows": len(ledger), **{f"ledger_{v}": int(rows.get(v, 0)) for v in VERDICTS},
             **{f"inventory_{k}s": int(kinds.get(k, 0)) for k in ("claim", "judgement", "input")},
-            "chatbot_redis_hit_pct": float(redis["chatbot"].hit_pct),
-            "chatbot_redis_load_pct": float(redis["chatbot"].origin_load_pct),
-            "chatbot_no_cache_load_x": float(ranked["chatbot"].set_index("option").loc["no-cache", "origin_load_pct"]) / 100,
-            "launch_redis_load_pct": float(redis["launch"].origin_load_pct),
-            "launch_cacheable_redis_load_pct": float(redis["launch, every read cacheable"].origin_load_pct),
+            "chatbot_redis_hit_pct": float(by["chatbot"].loc["redis", "hit_pct"]),
+            "chatbot_redis_load_pct": float(by["chatbot"].loc["redis", "origin_load_pct"]),
+            "chatbot_no_cache_load_x": float(by["chatbot"].loc["no-cache", "origin_load_pct"]) / 100,
+            "chatbot_max_utilization_pct": 100 * load(DATA / "workloads" / "chatbot.toml").origin_max_utilization,
+            "chatbot_capacity_flip_x": float(capacity_flip) if pd.notna(capacity_flip) else float("nan"),
+            "chatbot_roomy_first": str(first.option), "chatbot_roomy_second": str(second.option),
+            "chatbot_roomy_total_usd": float(first.total_usd_per_month),
+            "chatbot_roomy_margin_usd": float(second.total_usd_per_month - first.total_usd_per_month),
+            "chatbot_roomy_nodes": int(chosen["cluster"]["nodes"]),
+            "chatbot_roomy_node_type": str(chosen["cluster"]["node_type"]),
+            "chatbot_roomy_transfer_usd": float(chosen["transfer_usd_per_month"]),
+            "chatbot_valkey_transfer_usd": float(valkey["transfer_usd_per_month"]),
+            "chatbot_resident_gb": float(chosen["resident_gb"]), "chatbot_catalog_gb": float(chosen["catalog_gb"]),
+            "chatbot_roomy_breaks_x": float(roomy.set_index("option").loc[first.option, "breaks_at"]),
+            "launch_redis_load_pct": float(by["launch"].loc["redis", "origin_load_pct"]),
+            "launch_cacheable_redis_load_pct": float(by["launch, every read cacheable"].loc["redis", "origin_load_pct"]),
+            "launch_cacheable_first": str(cacheable.option),
+            "launch_cacheable_nodes": int(cacheable_cluster["nodes"]) if cacheable_cluster else 0,
+            "launch_cacheable_binding": str(cacheable_cluster["binding"]) if cacheable_cluster else "",
+            "launch_cacheable_hot_copies": int(cacheable_cluster["hot_key_copies"]) if cacheable_cluster else 0,
+            "launch_cacheable_total_usd": float(cacheable.total_usd_per_month),
             "launch_live_share_pct": 100 * figure("launch_live_share"),
             **{k: float("nan") if v is None else v for k, v in needed.items()},
             "launch_live_max_overload": float(live_ok.max()) if len(live_ok) else 0.0}
 
 
 def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ranked: dict[str, pd.DataFrame],
-             grids: list[pd.DataFrame]) -> dict[str, bool]:
+             numbers: dict[str, dict], grids: list[pd.DataFrame]) -> dict[str, bool]:
     """This page's conclusions as statements that must hold (asserted; compared by nbval)."""
     covered = coverage(claims, ledger)
     strong = table[(table.column == "Consistency") & table.option.isin(["ElastiCache Redis", "ElastiCache Valkey", "DAX",
                                                                          "Read-through"])]
-    verdicts = ranked["chatbot"].set_index("option").verdict
+    roomy = ranked["chatbot, catalog with headroom"]
+    chatbot = numbers["chatbot, catalog with headroom"]
     return {
         "every claim and judgement of the note has its rows in the ledger":
             (covered.loc[["claim", "judgement"], "without_a_row"] == "").all(),
@@ -279,13 +335,22 @@ def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
             len(table) == 28 and table.verdict.notna().all(),
         "the note's 'strong' consistency fails for Redis, Valkey, DAX and read-through":
             bool((strong.verdict == "fails").all()),
-        "the decision function recommends Valkey for the note's chatbot, Redis next, and rejects per-task caches":
-            verdicts["valkey"] == "recommended" and verdicts["redis"] == "viable" and verdicts["in-process"] == "rejected",
+        "the note's chatbot has no headroom: every cache leaves its catalog above the utilization a plan may use":
+            bool((ranked["chatbot"].verdict == "rejected").all())
+            and ranked["chatbot"].set_index("option").loc["valkey", "origin_load_pct"] > 95,
+        "with the catalog 25 % larger, Valkey with synchronous durability comes first and per-task caches are rejected":
+            roomy.option.iloc[0] == "valkey-durable" and roomy.verdict.iloc[0] == "recommended"
+            and roomy.set_index("option").loc["in-process", "verdict"] == "rejected",
+        "a shared cache for the chatbot holds its resident set, under a twentieth of its catalog":
+            chatbot["valkey"]["resident_gb"] < chatbot["valkey"]["catalog_gb"] / 20,
         "each example workload ranks first the option its file says it should":
-            {name: t.option.iloc[0] for name, t in ranked.items() if name in EXPECTED_FIRST} == EXPECTED_FIRST,
+            {name: t.option.iloc[0] for name, t in ranked.items() if name in EXPECTED_FIRST} == EXPECTED_FIRST
+            and all(t.verdict.iloc[0] == "recommended" for name, t in ranked.items() if name in EXPECTED_FIRST),
         "with its price and stock read live, the note's launch overloads the catalog whatever the cache":
             bool((ranked["launch"].verdict == "rejected").all()),
-        "with every read cacheable, a cache would carry the same launch":
-            ranked["launch, every read cacheable"].verdict.iloc[0] == "recommended",
+        "with every read cacheable, a cache would carry the same launch, sized by its network, not its memory":
+            ranked["launch, every read cacheable"].verdict.iloc[0] == "recommended"
+            and numbers["launch, every read cacheable"][ranked["launch, every read cacheable"].option.iloc[0]][
+                "cluster"]["binding"] == "network",
         "every what-if chart has points for every slider position": all(len(g) and g.notna().all().all() for g in grids),
     }

@@ -48,6 +48,8 @@ def test_every_example_workload_loads():
 def test_a_good_file_loads_with_its_defaults(tmp_path):
     w = workload.load(_write(tmp_path, GOOD))
     assert w.tasks == 4 and w.eviction == "lru" and w.task_cache_mb == 500.0
+    assert (w.zones, w.connections_per_task, w.origin_max_utilization) == (3, 8, workload.ORIGIN_MAX_UTILIZATION)
+    assert w.team == workload.Team()
     assert w.families[0].keys == 500_000 and w.families[0].trace is None and w.families[0].projections == 1
 
 
@@ -90,6 +92,11 @@ BAD = {
     "two families with one name": (GOOD + SECOND, "two families are named 'product'"),
     "unknown policy": (GOOD.replace("tasks = 4", 'tasks = 4\neviction = "arc"'), "eviction = 'arc': must be one of"),
     "keys beside a trace": (GOOD.replace("zipf_alpha = 1.0", 'trace = "x.csv"'), "a trace sets its own keys"),
+    "utilization above 1": (GOOD.replace("latency_ms = 120", "latency_ms = 120\nmax_utilization = 1.2"),
+                            "origin.max_utilization = 1.2: must be at most 1"),
+    "no zones": (GOOD.replace("tasks = 4", "tasks = 4\nzones = 0"), "zones = 0: must be at least 1"),
+    "unknown team field": (GOOD + "\n[team]\nday_rate = 900\n", "unknown field 'day_rate'"),
+    "a zero horizon": (GOOD + "\n[team]\nhorizon_months = 0\n", "team.horizon_months = 0: must be above 0"),
 }
 
 

@@ -17,7 +17,9 @@ tests=${SOAK_TESTS:-"tests/test_servers.py tests/test_redis.py tests/test_valkey
 # servers of this soak only: every process it starts carries CACHEBOOK_SESSION (see experiments/processes.py)
 export CACHEBOOK_SESSION="soak-$$"
 servers() { $PY -c 'import os; from experiments.lab.processes import server_processes as s; print(len(s(os.environ["CACHEBOOK_SESSION"])))'; }
-labs() { $PY -c 'from experiments.lab.netlab import guard_route_present as g, lab_namespaces as n; print(len(n()) + g())'; }
+# what a finished round left of the network lab: namespaces whose owner is gone, a guard route with no lab to guard
+# (a live run's lab beside the soak — a book build, another test session — is not counted)
+labs() { $PY -c 'from experiments.lab.netlab import guard_route_orphaned as g, orphaned_namespaces as n; print(len(n()) + g())'; }
 before=$(servers); passed=0; leaked=0; netleft=0; start=$(date +%s)
 for i in $(seq "$rounds"); do
   # shellcheck disable=SC2086  # SOAK_TESTS is a list of test ids

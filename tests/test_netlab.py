@@ -18,7 +18,7 @@ import pytest
 
 from experiments.errors import MissingBinaryError, ParameterError
 from experiments.lab import netlab
-from experiments.lab.netlab import NetLab, guard_route_present, lab_namespaces
+from experiments.lab.netlab import NetLab, guard_route_orphaned, guard_route_present, lab_namespaces, orphaned_namespaces
 from experiments.paths import ROOT
 
 
@@ -64,7 +64,7 @@ def test_hosts_reach_each_other_and_nothing_else_reaches_them():
                 socket.create_connection(("192.0.2.1", 80), timeout=1)
         finally:
             stop.set()
-    assert not lab_namespaces(os.getpid()) and not guard_route_present()
+    assert not lab_namespaces(os.getpid()) and not guard_route_orphaned()  # another run's lab may be live
 
 
 def test_a_partition_is_silent_and_heals():
@@ -180,7 +180,7 @@ def test_after_a_sigkill_the_next_lab_sweeps_the_orphan():
     assert lab_namespaces(owner)  # a SIGKILLed owner cannot clean up ...
     with NetLab(["c"]):
         assert not lab_namespaces(owner)  # ... the next lab's start sweeps it
-    assert not lab_namespaces() and not guard_route_present()
+    assert not orphaned_namespaces() and not guard_route_orphaned()
 
 
 def test_bad_hosts_are_one_line_errors():

@@ -79,15 +79,24 @@ def lab_namespaces(owner: int | None = None) -> list[str]:
     return sorted(n for n in names if owner is None or n.startswith(f"{PREFIX}{owner}-"))
 
 
+def orphaned_namespaces() -> list[str]:
+    """The lab namespaces whose owner no longer runs: what a finished run left behind (a live run's lab, such as
+    another test session's or a book build's, is not)."""
+    return [name for name in lab_namespaces()
+            if not ((owner := name[len(PREFIX):].split("-", 1)[0]).isdigit() and running(int(owner)))]
+
+
+def guard_route_orphaned() -> bool:
+    """The guard route left with no lab namespace to guard."""
+    return not lab_namespaces() and guard_route_present()
+
+
 def sweep_orphans() -> list[str]:
     """Delete the namespaces of owners that no longer run (a SIGKILLed run cannot clean up), and the guard
     route when no lab is left; returns the namespaces swept."""
-    swept = []
-    for name in lab_namespaces():
-        owner = name[len(PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and not running(int(owner)):
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
-            swept.append(name)
+    swept = orphaned_namespaces()
+    for name in swept:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
     _drop_guard_if_unused()
     return swept
 

@@ -85,7 +85,8 @@ def test_cacheable_false_leaves_a_workload_without_a_viable_cache():
 def test_a_trace_family_is_replayed(tmp_path):
     rows = "\n".join(f"{t},k{t % 7},2048" for t in range(400))
     (tmp_path / "t.csv").write_text("timestamp,key,size\n" + rows + "\n")
-    text = (EXAMPLES / "taxonomy.toml").read_text().replace("keys = 2000\nzipf_alpha = 0.8", 'trace = "t.csv"')
+    text = (EXAMPLES / "taxonomy.toml").read_text().replace("keys = 2000\nzipf_alpha = 0.8", 'trace = "t.csv"').replace(
+        "value_kb = 1.0\n", "")
     (tmp_path / "w.toml").write_text(text)
     _, families = engine.rank(load(tmp_path / "w.toml"))
     assert families["valkey"]["families"]["taxonomy"]["hit_rate"] == pytest.approx(393 / 400)
@@ -96,7 +97,8 @@ def test_the_configured_eviction_policy_replays_a_trace(tmp_path):
     rng = np.random.default_rng(3)
     keys = np.minimum(rng.zipf(1.2, 20_000), 5000)
     (tmp_path / "t.csv").write_text("timestamp,key,size\n" + "\n".join(f"{i},k{k},1000" for i, k in enumerate(keys)))
-    text = (EXAMPLES / "taxonomy.toml").read_text().replace("keys = 2000\nzipf_alpha = 0.8", 'trace = "t.csv"')
+    text = (EXAMPLES / "taxonomy.toml").read_text().replace("keys = 2000\nzipf_alpha = 0.8", 'trace = "t.csv"').replace(
+        "value_kb = 1.0\n", "")
     text = text.replace("tasks = 60", "tasks = 2\ntask_cache_mb = 0.2")  # 200 entries of 1 KB per task
     rates = {}
     for policy in ("lru", "fifo", "wtinylfu"):
@@ -204,3 +206,19 @@ def test_a_catalog_no_cluster_holds_rejects_the_option_in_one_line():
     ordered, _ = engine.rank(huge)
     valkey = next(a for a in ordered if a.option == "valkey")
     assert valkey.rejected_because[0].startswith("no valkey cluster of up to 500 nodes")
+
+
+def test_a_trace_sets_the_value_size_and_dax_replays_it(tmp_path):
+    """A uniform trace: its sizes set the bytes (25.6 KB a request, not a value_kb), and DAX replays it instead of
+    assuming a Zipf popularity the trace does not have."""
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 2000, 20_000)
+    rows = "\n".join(f"{i / 100},k{k},{25_600}" for i, k in enumerate(keys))
+    (tmp_path / "t.csv").write_text("timestamp,key,size\n" + rows)
+    text = (EXAMPLES / "dynamodb-hot-set.toml").read_text().replace("keys = 50000\nzipf_alpha = 1.0", 'trace = "t.csv"')
+    (tmp_path / "w.toml").write_text(text.replace("value_kb = 2.0\n", ""))
+    w = load(tmp_path / "w.toml")
+    assert w.families[0].value_kb == pytest.approx(25.6)
+    _, numbers = engine.rank(w)
+    assert numbers["dax"]["families"]["summary"]["hit_rate"] == pytest.approx(
+        numbers["valkey"]["families"]["summary"]["hit_rate"], abs=0.05)

@@ -164,3 +164,56 @@ def test_every_node_type_of_the_price_table_has_its_limits():
     for engine_name in ("redis", "valkey", "memcached"):
         table = sizing.node_table(engine_name)
         assert table[["baseline_gbps", "max_connections", "vcpus"]].notna().all().all()
+
+
+def test_the_hot_key_s_shard_carries_the_rest_of_its_share_too():
+    """The busiest node holds the hottest key and the average shard's share of the rest: sized so that node stays
+    within 80 %, and that is the utilization reported."""
+    d = demand(primary_reads_per_s=30_000, primary_read_bytes_per_s=3e9, hot_key_reads_per_s=2_850,
+               hot_key_bytes_per_s=2.85e8)
+    s = sizing.size("memcached", d, zones=3, min_replicas=0, node_types=("cache.m7g.xlarge",))
+    per_node = 1.876e9 / 8
+    busiest = (3e9 - 2.85e8) / s.shards + 2.85e8 / s.hot_key_copies
+    assert busiest <= 0.8 * per_node and s.utilization["network"] == pytest.approx(busiest / per_node)
+    fewer = s.shards - 1  # one shard fewer would overload the hot key's node whatever the copies (up to shards)
+    assert all((3e9 - 2.85e8) / fewer + 2.85e8 / c > 0.8 * per_node for c in range(1, fewer + 1))
+
+
+def test_a_small_catalog_is_modelled_as_it_is():
+    """20 keys at 1 read/s each under a 60 s TTL: 60/61 of reads hit — not a catalog padded to the model's minimum."""
+    f = family(keys=20, reads_per_s=20.0, ttl_s=60.0)
+    assert engine.family_hit(workload(f), f, "valkey") == pytest.approx(60 / 61, rel=1e-3)
+
+
+def test_a_memcached_cluster_survives_losing_a_node():
+    """Losing one of n nodes turns 1/n of the hits into misses: n is at least hits / (capacity − load)."""
+    f = family(reads_per_s=1000.0, keys=100, ttl_s=600.0)
+    w = workload(f, origin_capacity_per_s=300.0)
+    a, numbers = engine.assess(w, "memcached")
+    hits = 1000.0 * a.hit_rate
+    nodes = numbers["cluster"]["nodes"]
+    assert a.origin_load * 300.0 + hits / nodes <= 300.0 < a.origin_load * 300.0 + hits / (nodes - 1)
+    assert numbers["cluster"]["binding"] == "node loss"
+
+
+def test_pre_scaling_is_asked_for_only_before_a_peak():
+    f = family(reads_per_s=1000.0, value_kb=100.0, keys=100, ttl_s=600.0)
+    steady, _ = engine.assess(workload(f, origin_capacity_per_s=1000.0), "valkey-serverless")
+    peaky, _ = engine.assess(workload(f, origin_capacity_per_s=1000.0, peak_multiple=2.0), "valkey-serverless")
+    assert not any("pre-scaling" in b for b in steady.builds) and any("pre-scaling" in b for b in peaky.builds)
+
+
+def test_the_planned_cluster_fills_at_the_multiple_its_busiest_node_allows():
+    w = workload(family(), peak_multiple=2.0)
+    cluster = {"utilization": {"memory": 0.9, "network": 0.4, "ops": 0.2, "connections": 0.01}}
+    assert engine.cluster_full_at(w, cluster) == pytest.approx(2.0 * 0.8 / 0.4)
+    assert engine.cluster_full_at(w, None) is None
+
+
+@pytest.mark.parametrize("name", ["3 stock & levels (EU) for the big warehouse network", "DynamoDB hot set", "ünïcode"])
+def test_deployment_names_follow_aws_rules(name):
+    from experiments.decide import spec
+    for limit in (20, 40):
+        made = spec.cluster_name(name, limit=limit)
+        assert len(made) <= limit and made[0].isalpha() and "--" not in made and made.endswith("-cache")
+        assert all(c.isascii() and (c.isalnum() or c == "-") for c in made)

@@ -55,7 +55,7 @@ def test_a_good_file_loads_with_its_defaults(tmp_path):
 
 def test_a_csv_trace_replaces_the_zipf_assumption(tmp_path):
     (tmp_path / "product.csv").write_text("timestamp,key,size\n0,a,100\n1,b,200\n2,a,100\n")
-    text = GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "product.csv"')
+    text = GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "product.csv"').replace("value_kb = 2.0\n", "")
     trace = workload.load(_write(tmp_path, text)).families[0].trace
     assert trace.entry.tolist() == [0, 1, 0] and trace.sizes.tolist() == [100, 200]
 
@@ -64,7 +64,7 @@ def test_an_oracle_general_trace_is_read_too(tmp_path):
     records = np.zeros(3, np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"), ("next_access", "<i8")]))
     records["obj_id"], records["obj_size"], records["time"] = [5, 6, 5], [10, 20, 10], [0, 1, 1]
     records.tofile(tmp_path / "t.bin")
-    text = GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "t.bin"')
+    text = GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "t.bin"').replace("value_kb = 2.0\n", "")
     trace = workload.load(_write(tmp_path, text)).families[0].trace
     assert trace.entry.tolist() == [0, 1, 0] and trace.sizes.tolist() == [10, 20]
 
@@ -88,7 +88,10 @@ BAD = {
     "fractional tasks": (GOOD.replace("tasks = 4", "tasks = 2.5"), "tasks = 2.5: must be an integer"),
     "both zipf and trace": (GOOD.replace("zipf_alpha = 1.0", 'zipf_alpha = 1.0\ntrace = "x.csv"'), "not both"),
     "neither zipf nor trace": (GOOD.replace("zipf_alpha = 1.0\n", ""), "not neither"),
-    "missing trace": (GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "absent.csv"'), "no such file"),
+    "missing trace": (GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "absent.csv"').replace(
+        "value_kb = 2.0\n", ""), "no such file"),
+    "a value size beside a trace": (GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "x.csv"'),
+                                    "a trace sets its own sizes"),
     "two families with one name": (GOOD + SECOND, "two families are named 'product'"),
     "unknown policy": (GOOD.replace("tasks = 4", 'tasks = 4\neviction = "arc"'), "eviction = 'arc': must be one of"),
     "keys beside a trace": (GOOD.replace("zipf_alpha = 1.0", 'trace = "x.csv"'), "a trace sets its own keys"),
@@ -119,7 +122,7 @@ def test_a_bad_workload_is_one_line_naming_the_field(tmp_path, case):
 ])
 def test_an_unparsable_trace_is_one_line(tmp_path, content, message):
     (tmp_path / "t.csv").write_text(content)
-    text = GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "t.csv"')
+    text = GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "t.csv"').replace("value_kb = 2.0\n", "")
     with pytest.raises(workload.WorkloadError, match=message):
         workload.load(_write(tmp_path, text))
 
@@ -127,7 +130,8 @@ def test_an_unparsable_trace_is_one_line(tmp_path, content, message):
 def test_a_truncated_binary_trace_is_one_line(tmp_path):
     (tmp_path / "t.bin").write_bytes(b"\0" * 30)
     with pytest.raises(workload.WorkloadError, match="not an oracleGeneral trace"):
-        workload.load(_write(tmp_path, GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "t.bin"')))
+        text = GOOD.replace("keys = 500000\nzipf_alpha = 1.0", 'trace = "t.bin"').replace("value_kb = 2.0\n", "")
+        workload.load(_write(tmp_path, text))
 
 
 def test_a_missing_file_is_one_line(tmp_path):

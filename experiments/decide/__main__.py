@@ -22,7 +22,7 @@ from experiments.paths import BUILD
 OUT = BUILD / "decide"
 
 
-def _finite(x: float) -> float | None:
+def _finite(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) or math.isinf(x) else x
 
 
@@ -39,12 +39,14 @@ def decision_json(w, ordered, numbers, flips: list[dict] | None = None) -> dict:
                "transfer_usd_per_month": n["transfer_usd_per_month"], "team_usd_per_month": a.team_usd_per_month,
                "usd_per_month": _finite(a.total_usd_per_month),
                "breaks_at_peak_multiple": _finite(n.get("breaks_at_peak_multiple", math.nan)),
+               "cluster_full_at_multiple": _finite(n["cluster_full_at_multiple"]),
                "families": n["families"]}
         ranking.append({"option": a.option, "verdict": "rejected" if a.rejected_because else "viable",
                         "reasons": a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because,
                         "numbers": out})
     first = ordered[0]
-    chosen = None if first.rejected_because else spec.deployment(w, first.option, numbers[first.option])
+    chosen = None if first.rejected_because else spec.deployment(w, first.option,
+                                                                  numbers[first.option] | {"builds": first.builds})
     return {"workload": w.name, "max_origin_utilization": w.origin_max_utilization, "ranking": ranking,
             "flips": [f | {"text": edge.describe(f, w)} for f in (flips or [])], "deployment": chosen}
 

@@ -79,7 +79,7 @@ def flips(w: Workload, *, item_overhead: float = engine.ITEM_OVERHEAD) -> list[d
                     break
             if changed is None:
                 out.append({"input": name, "direction": direction, "factor": None, "value": None,
-                            "first": base[0], "verdict": base[1]})
+                            "first": base[0], "verdict": base[1], "searched_to": last})
                 continue
             low, (high, place) = last, changed
             for _ in range(STEPS):
@@ -90,7 +90,7 @@ def flips(w: Workload, *, item_overhead: float = engine.ITEM_OVERHEAD) -> list[d
                 else:
                     high, place = mid, mid_place
             out.append({"input": name, "direction": direction, "factor": high, "value": _value(w, name, high),
-                        "first": place[0], "verdict": place[1]})
+                        "first": place[0], "verdict": place[1], "searched_to": high})
     return out
 
 
@@ -99,8 +99,10 @@ def describe(flip: dict, w: Workload) -> str:
     what = {"peak_multiple": "the peak multiple", "value_kb": "every value size", "max_stale_s": "every staleness limit",
             "origin_capacity_per_s": "the origin's capacity"}[flip["input"]]
     if flip["factor"] is None:
-        bound = FACTORS[-1]
         held = "no option is viable" if flip["first"] == NONE else f"{flip['first']} stays first"
+        if flip["input"] == "peak_multiple" and flip["direction"] == "down":
+            return f"{what} down to 1× (no peak): {held}"
+        bound = flip["searched_to"] if flip["direction"] == "up" else 1 / flip["searched_to"]
         return f"{what} {flip['direction']} to {bound:g}×: {held}"
     if flip["input"] == "peak_multiple":
         at = f"a peak of {flip['value']:.2f}× normal traffic"

@@ -27,8 +27,8 @@ import numpy as np
 from experiments.decide import resident, sizing, staleness
 from experiments.decide.workload import Family, Workload
 from experiments.errors import ParameterError
-from experiments.models import daxmodel, decision, lrusim, peer, pricing, taskcache
-from experiments.models.cachemodel import zipf_groups
+from experiments.models import daxmodel, decision, lrusim, peer, pricing
+from experiments.models.cachemodel import mixture, zipf_groups
 from experiments.seed import figure
 
 OPTIONS = ("redis", "valkey", "valkey-durable", "valkey-serverless", "valkey-dynamodb", "memcached", "dax",
@@ -65,9 +65,13 @@ EXTRA_COMPONENTS = {"read-through": "a read-through proxy in front of the cache"
 
 @lru_cache(maxsize=8192)
 def _zipf_hit(f: Family, tasks: int, entries: float, multiple: float) -> float:
-    traffic = taskcache.TaskTraffic(catalog=max(f.keys, taskcache.HOT_ITEMS + 1), alpha=f.zipf_alpha,
-                                    reads_per_s=f.reads_per_s * multiple)
-    return taskcache.predict(traffic, tasks=tasks, maxsize=max(entries, 1.0), ttl_s=f.ttl_s)["hit_rate"]
+    """The in-process chapter's model (`experiments.models.taskcache`): ``tasks`` caches of ``entries`` each, each
+    seeing 1/tasks of the family's Zipf reads, LRU with the TTL and eager expiry — on the catalog as it is."""
+    mass, count = zipf_groups(f.keys, f.zipf_alpha)
+    reads = f.reads_per_s * multiple
+    out = mixture(reads / tasks * mass / count, count, reads * mass, capacity=max(entries, 1.0), ttl=f.ttl_s,
+                  expiry="eager")
+    return out["hit_rate"]
 
 
 @lru_cache(maxsize=1024)
@@ -95,8 +99,13 @@ def _trace_hit(f: Family, tasks: int, entries: float, eviction: str, seed: int =
 
 @lru_cache(maxsize=1024)
 def _dax_hit(f: Family, multiple: float, capacity_bytes: float) -> float:
-    workload = daxmodel.ProjectionWorkload(catalog=f.keys or int(f.trace.sizes.size), alpha=f.zipf_alpha or 1.0,
-                                           reads_per_s=f.reads_per_s * multiple,
+    """DAX's item cache: the DAX chapter's model over a Zipf catalog, or the trace replayed through LRU in the
+    node's bytes with DAX's item TTL and lazy expiry (its own times: a traffic multiple does not apply)."""
+    if f.trace is not None:
+        t = f.trace
+        return lrusim.replay(t.entry, t.times, t.sizes, capacity=capacity_bytes, ttl_s=daxmodel.ITEM_TTL_S,
+                             warmup_s=0, expiry="lazy")["hit_rate"]
+    workload = daxmodel.ProjectionWorkload(catalog=f.keys, alpha=f.zipf_alpha, reads_per_s=f.reads_per_s * multiple,
                                            item_bytes=max(1, int(f.value_kb * daxmodel.KB)), projections=f.projections)
     return daxmodel.predict(workload, capacity_bytes=capacity_bytes)["hit_rate"]
 
@@ -202,6 +211,16 @@ def breaks_at(w: Workload, option: str, *, high: float = 1000.0) -> float:
     return top
 
 
+def cluster_full_at(w: Workload, cluster: dict | None) -> float | None:
+    """The multiple of normal traffic at which the planned cluster's busiest node passes `sizing.NODE_MAX_UTILIZATION`
+    of its network or operation limit (both grow with traffic; the cluster is then resized, the option stays):
+    None without a cluster."""
+    if not cluster:
+        return None
+    used = [u for k, u in cluster["utilization"].items() if k in ("network", "ops") and u > 0]
+    return w.peak_multiple * sizing.NODE_MAX_UTILIZATION / max(used) if used else math.inf
+
+
 def _judge(w: Workload, option: str) -> _Judged:
     j = _Judged()
     shares = _shares(option, w)
@@ -301,6 +320,7 @@ def assess(w: Workload, option: str, measured: dict | None = None, *, item_overh
                             + a.services * w.team.days_per_service_month * w.team.day_usd)
     if edge:
         numbers["breaks_at_peak_multiple"] = breaks_at(w, option) if j.cached or option == "no-cache" else 0.0
+    numbers["cluster_full_at_multiple"] = cluster_full_at(w, numbers["cluster"])
     numbers["team_usd_per_month"] = a.team_usd_per_month
     numbers["service_usd_per_month"] = None if math.isnan(a.usd_per_month) else a.usd_per_month
     return a, numbers
@@ -319,13 +339,18 @@ def _price(w: Workload, a: decision.Assessment, option: str, j: _Judged, overhea
             a.usd_per_month = math.nan
             a.rejected_because.append(str(exc))
             return
-        a.usd_per_month = cluster.usd_per_month
+        # DAX spreads reads over its nodes, one per zone: a read leaves its zone (Z − 1)/Z of the time
+        read_bytes = sum(f.reads_per_s * f.value_kb * 1000 for f in cached)
+        transfer = pricing.cross_az_per_month(read_bytes, cross_share=(w.zones - 1) / w.zones)
+        a.usd_per_month = cluster.usd_per_month + transfer
+        numbers["transfer_usd_per_month"] = transfer
         numbers["cluster"] = {"node_type": cluster.node_type, "shards": 1, "replicas": cluster.replicas,
                               "nodes": cluster.nodes, "binding": "memory", "layout": "spread",
-                              "utilization": {"memory": resident_peak * 1e9 / 2**30 / cluster.usable_gib}}
+                              "utilization": {"memory": resident_peak * 1e9 / 2**30 / cluster.usable_gib},
+                              "hot_key_copies": 1, "nodes_usd_per_month": cluster.usd_per_month}
         a.reasons.append(f"{cluster.nodes} × {cluster.node_type} hold the {resident_peak:,.2f} GB resident at peak: "
-                         f"${cluster.usd_per_month:,.0f}/month on demand (network and operation limits of DAX "
-                         f"nodes are not in the table)")
+                         f"${cluster.usd_per_month:,.0f}/month on demand + ${transfer:,.0f} zone-crossing transfer "
+                         f"(network and operation limits of DAX nodes are not in the table)")
         return
     if option in SERVERLESS:
         normal = resident.resident_gb(cached, multiple=1.0, overhead=overhead)
@@ -341,7 +366,7 @@ def _price(w: Workload, a: decision.Assessment, option: str, j: _Judged, overhea
                              "read, 2026-12-07); writes through its client update the cache, changes made elsewhere "
                              "stay stale for the TTL")
         peak = ecpus * w.peak_multiple
-        if peak > pricing.SERVERLESS_FLOOR_ECPU_PER_S:
+        if w.peak_multiple > 1 and peak > pricing.SERVERLESS_FLOOR_ECPU_PER_S:  # a steady load scales on its own
             a.builds.append(f"a pre-scaling step an hour before each known peak ({peak:,.0f} ECPU/s against the "
                             f"{pricing.SERVERLESS_FLOOR_ECPU_PER_S:,} an empty cache supports)")
         return
@@ -351,7 +376,8 @@ def _price(w: Workload, a: decision.Assessment, option: str, j: _Judged, overhea
     write_cap = DURABLE_WRITE_MIB_PER_S * 2**20 if option == "valkey-durable" else None
     try:
         s = sizing.size(engine, d, zones=w.zones, min_replicas=0 if engine == "memcached" else 1,
-                        normal_share=normal_share, write_cap_bytes_per_s=write_cap)
+                        normal_share=normal_share, write_cap_bytes_per_s=write_cap,
+                        min_shards=node_loss_shards(w, j) if engine == "memcached" else 1)
     except ParameterError as exc:
         a.usd_per_month = math.nan
         a.rejected_because.append(str(exc))
@@ -366,12 +392,30 @@ def _price(w: Workload, a: decision.Assessment, option: str, j: _Judged, overhea
     other = (f"; the {'spread' if s.layout == 'zone-local' else 'zone-local'} layout would cost "
              f"${s.other_layout_usd_per_month:,.0f}" if s.other_layout_usd_per_month is not None else "")
     a.reasons.append(f"{s.shards} shard(s) × {1 + s.replicas} {s.node_type} ({s.nodes} nodes) for {d.resident_gb:,.2f} GB "
-                     f"resident at peak, bound by {s.binding} ({100 * s.utilization[s.binding]:.0f} % of it); "
+                     f"resident at peak, bound by {_binding_text(s)}; "
                      f"${s.nodes_usd_per_month:,.0f}/month on demand + ${s.transfer_usd_per_month:,.0f} zone-crossing "
                      f"transfer ({s.layout} reads{other})")
     if s.hot_key_copies > 1:
         a.builds.append(f"hot-key copies: the hottest key kept as {s.hot_key_copies} copies on different shards, each "
                         f"read at random (one node cannot carry its {d.hot_key_bytes_per_s * 8 / 1e9:,.1f} Gbit/s)")
+
+
+def _binding_text(s: sizing.Sizing) -> str:
+    if s.binding == "node loss":
+        return "node loss (losing one node must leave the origin within its capacity)"
+    return f"{s.binding} ({100 * s.utilization[s.binding]:.0f} % of it on the busiest node)"
+
+
+def node_loss_shards(w: Workload, j: _Judged) -> int:
+    """The fewest memcached nodes for which losing one keeps the origin at or below its capacity: a replaced
+    node starts empty (the Memcached chapter), so its share of the hits, 1/nodes, becomes misses until it refills
+    — past capacity the origin does not recover (the no-cache chapter)."""
+    capacity = w.origin_capacity_per_s
+    hits = sum(f.reads_per_s * w.peak_multiple * j.families[f.name]["hit_rate"] for f, _ in j.cached)
+    room = capacity - j.load * capacity
+    if hits <= 0:
+        return 1
+    return sizing.MAX_NODES + 1 if room <= 0 else max(1, math.ceil(hits / room))
 
 
 def rank(w: Workload, measured: dict | None = None, *, item_overhead: float = ITEM_OVERHEAD,

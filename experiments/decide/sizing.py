@@ -9,9 +9,11 @@ go to the primary and on to each replica. Each limit is held at `NODE_MAX_UTILIZ
 figure. For every node type and replica count, the shards needed by each limit follow in closed form
 (a node's load falls as 1/shards); the largest sets the shard count and is the binding limit.
 
-One key lives on one shard whatever the cluster's size: its reads are checked against one node (a shard's
-nodes, if its replicas may serve it). Where it does not fit, the key is kept as copies on different shards,
-each read at random (the network chapter measured the hot key and its copies) — a component to build.
+One key lives on one shard whatever the cluster's size: the node that holds it carries the average shard's
+share of the other reads plus that key's (spread over the shard's nodes if its replicas may serve it), and
+that busiest node is the one held to the limits and reported. Where the key alone would fill it, the key is
+kept as copies on different shards, each read at random (the network chapter measured the hot key and its
+copies) — a component to build.
 
 Transfer: tasks spread evenly over the workload's zones and so do a cluster's nodes, so a read or a fill
 crosses a zone (Z − 1)/Z of the time and is charged at AWS's regional rate (`pricing.cross_az_per_month`).
@@ -42,7 +44,7 @@ MAX_NODES = 500
 """Nodes per cluster ElastiCache allows (Redis OSS 5.0.6+ and Valkey, cluster mode enabled; a quota
 raised on request): a plan that needs more is not a plan."""
 
-LIMITS = ("memory", "network", "ops", "connections", "writes")
+LIMITS = ("memory", "network", "ops", "connections", "writes", "node loss")
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,33 @@ def _per_node_loads(d: Demand, replicas: int) -> tuple[float, float]:
     return bytes_, ops
 
 
-def _hot_key_copies(d: Demand, replicas: int, net_bytes: float, ops: float) -> int:
-    """Copies of the hottest key so that one node carries its share of that key's reads."""
+def _hot_shard(total: float, hot: float, cap: float, copies: int) -> float:
+    """Shards needed so that the busiest node of the hottest key's shard stays within ``cap``: it carries the
+    average shard's share of the rest, ``(total − hot) / shards``, and one copy's share of the key, ``hot /
+    copies`` (inf if one copy's share alone fills the node)."""
+    room = cap - hot / copies
+    return math.inf if room <= 0 else max(total - hot, 0.0) / room
+
+
+MAX_COPIES = 64
+"""The most copies of one key the plan considers."""
+
+
+def _shards_and_copies(d: Demand, replicas: int, net: float, ops: float, fixed: int) -> tuple[int, int]:
+    """The fewest shards (at least ``fixed``, what memory and the other limits need) that keep the hottest
+    key's shard within the network and operation limits, with the copies of that key that allow it."""
+    bytes_, commands = _per_node_loads(d, replicas)
     spread = 1 + replicas if d.hot_key_on_replicas else 1
-    need = max(d.hot_key_bytes_per_s / spread / net_bytes, d.hot_key_reads_per_s / spread / ops)
-    return max(1, math.ceil(need))
+    hot_bytes, hot_ops = d.hot_key_bytes_per_s / spread, d.hot_key_reads_per_s / spread
+    best = (math.inf, 1)
+    for copies in range(1, MAX_COPIES + 1):
+        need = max(_hot_shard(bytes_, hot_bytes, net, copies), _hot_shard(commands, hot_ops, ops, copies))
+        if math.isfinite(need):
+            shards = max(fixed, copies, math.ceil(need))
+            best = min(best, (shards, copies))
+            if copies >= best[0]:
+                break
+    return best if math.isfinite(best[0]) else (0, 0)
 
 
 def transfer(d: Demand, *, zones: int, layout: str) -> float:
@@ -141,13 +165,16 @@ def transfer(d: Demand, *, zones: int, layout: str) -> float:
 
 
 def size(engine: str, d: Demand, *, zones: int, min_replicas: int = 1, normal_share: float = 1.0,
-         node_types: tuple[str, ...] | None = None, write_cap_bytes_per_s: float | None = None) -> Sizing:
+         node_types: tuple[str, ...] | None = None, write_cap_bytes_per_s: float | None = None,
+         min_shards: int = 1) -> Sizing:
     """The cheapest cluster of one node type that keeps every limit under `NODE_MAX_UTILIZATION` at peak.
 
     ``min_replicas``: 1 for Multi-AZ (0 for memcached, which has none); ``normal_share``: the month's mean
     traffic over the peak's, for the transfer bill; ``node_types``: the types allowed (default: every
     non-burstable type of the table — T nodes run on CPU and network credits a peak spends);
-    ``write_cap_bytes_per_s``: the writes one primary may take (durability's limit), a fifth limit (``writes``).
+    ``write_cap_bytes_per_s``: the writes one primary may take (durability's limit), a fifth limit (``writes``);
+    ``min_shards``: the fewest shards a node loss allows (memcached: losing one must not overload the origin;
+    the binding limit is then ``node loss``).
     """
     u = NODE_MAX_UTILIZATION
     max_replicas = 0 if engine == "memcached" else MAX_REPLICAS
@@ -161,22 +188,30 @@ def size(engine: str, d: Demand, *, zones: int, min_replicas: int = 1, normal_sh
             continue
         for replicas in range(min_replicas, max_replicas + 1):
             bytes_, commands = _per_node_loads(d, replicas)
-            copies = _hot_key_copies(d, replicas, net, ops)
             need = {"memory": d.resident_gb * 1e9 / 2**30 / (row.usable_gib * u), "network": bytes_ / net,
-                    "ops": commands / ops, "connections": 0.0,
+                    "ops": commands / ops,
                     "writes": d.fill_bytes_per_s / (write_cap_bytes_per_s * u) if write_cap_bytes_per_s else 0.0}
-            shards = max(copies, *(math.ceil(v) for v in need.values()))
-            if shards * (1 + replicas) > MAX_NODES:
+            fixed = max(min_shards, *(math.ceil(v) for v in need.values()))
+            shards, copies = _shards_and_copies(d, replicas, net, ops, fixed)
+            if not shards or shards * (1 + replicas) > MAX_NODES:
                 continue
             layouts = ["spread"] + (["zone-local"] if d.replica_reads and replicas >= zones - 1 and zones > 1 else [])
             priced = {layout: transfer(d, zones=zones, layout=layout) * normal_share for layout in layouts}
             layout = min(priced, key=priced.get)
             nodes_usd = shards * (1 + replicas) * row.usd_per_hour * pricing.HOURS_PER_MONTH
-            utilization = {k: need[k] * u / shards for k in ("memory", "network", "ops")} | {
-                "connections": d.connections_per_node / row.max_connections}
+            spread = 1 + replicas if d.hot_key_on_replicas else 1
+            hot_node = {  # the busiest node: the hottest key's shard
+                "network": ((bytes_ - d.hot_key_bytes_per_s / spread) / shards + d.hot_key_bytes_per_s / spread / copies)
+                / (net / u),
+                "ops": ((commands - d.hot_key_reads_per_s / spread) / shards + d.hot_key_reads_per_s / spread / copies)
+                / (ops / u)}
+            utilization = {"memory": need["memory"] * u / shards, **hot_node,
+                           "connections": d.connections_per_node / row.max_connections}
             if write_cap_bytes_per_s:
                 utilization["writes"] = need["writes"] * u / shards
-            binding = max(("memory", "network", "ops", "writes"), key=lambda k: need[k])
+            binding = max((k for k in utilization if k != "connections"), key=utilization.get)
+            if min_shards > max(math.ceil(v) for v in need.values()) and shards == min_shards:
+                binding = "node loss"
             other = [v for k, v in priced.items() if k != layout]
             candidates.append(Sizing(engine, row.node_type, shards, replicas, layout, utilization, binding, copies,
                                      nodes_usd, priced[layout], other[0] if other else None))

@@ -3,9 +3,12 @@ durability, eviction policy, client timeouts — and the AWS CLI command that cr
 
 Versions are the lowest that carry what the option relies on: Valkey 8.1 for the guarded fill (``SET … IFEQ``),
 9.0 for durability and DynamoDB caching, Redis OSS 7.1 (the last ElastiCache sells), memcached 1.6. Client
-timeouts are AWS's sample settings for ElastiCache clients (connect 100 ms; a command 250 ms in its Lettuce
-example), with one retry, so a cache that does not answer costs a turn at most half a second before the read
-goes live. Every key carries a TTL, so ``volatile-lru`` (ElastiCache's default) evicts among them.
+timeouts on the turn's path are AWS's sample settings for ElastiCache clients (connect 100 ms; a command 250 ms
+in its Lettuce example), with one retry, so a cache that does not answer costs a turn at most half a second
+before the read goes live; the invalidator keeps its own client with AWS's redis-py sample (a 2 s socket
+timeout), whose reconnect sets what a replay leaves stale (`experiments.decide.staleness.RECONNECT_S`). Every
+key carries a TTL, so ``volatile-lru`` (ElastiCache's default) evicts among them. Names follow AWS's rules: a
+letter first, letters, digits and single hyphens, at most 40 characters (20 for DAX).
 """
 
 from __future__ import annotations
@@ -19,29 +22,46 @@ COMMAND_TIMEOUT_S = 0.25
 """AWS's Lettuce example for ElastiCache: ``DEFAULT_COMMAND_TIMEOUT = Duration.ofMillis(250)``."""
 
 
+def cluster_name(workload_name: str, *, limit: int = 40) -> str:
+    """A name AWS accepts for the workload's cache: a letter first, then letters, digits and single hyphens."""
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in workload_name.lower()).split()
+    base = "-".join(words)
+    base = base if base[:1].isalpha() else ("c-" + base).rstrip("-")
+    return base[:limit - len("-cache")].rstrip("-") + "-cache"
+
+
 def deployment(w: Workload, option: str, numbers: dict) -> dict | None:
     """The option's deployment as fields and a CLI command (None for no cache and per-task caches, which deploy
     with the application)."""
     timeouts = {"connect_timeout_s": service_default("elasticache_client_connect_timeout_s"),
-                "command_timeout_s": COMMAND_TIMEOUT_S, "retries": 1}
-    name = "".join(c if c.isalnum() else "-" for c in w.name.lower()).strip("-")[:30] + "-cache"
+                "command_timeout_s": COMMAND_TIMEOUT_S, "retries": 1,
+                "invalidator_socket_timeout_s": service_default("elasticache_client_socket_timeout_s")}
+    name = cluster_name(w.name)
     if option in ("valkey-serverless", "valkey-dynamodb"):
         cli = (f"aws elasticache create-serverless-cache --serverless-cache-name {name} --engine valkey "
                f"--major-engine-version {VERSIONS[option]}")
-        return {"engine": "valkey", "version": VERSIONS[option], "deployment": "serverless",
-                "dynamodb_caching": option == "valkey-dynamodb", **timeouts, "cli": cli}
+        spec = {"engine": "valkey", "version": VERSIONS[option], "deployment": "serverless", **timeouts, "cli": cli}
+        if option == "valkey-dynamodb":
+            spec["dynamodb_caching"] = ("enable DynamoDB caching when the cache is created (it cannot be added later); "
+                                        "the pages read (2026-12-07) do not give its CLI option")
+        if any("pre-scaling" in b for b in numbers.get("builds", [])):
+            spec["prescale"] = (f"aws elasticache modify-serverless-cache --serverless-cache-name {name} "
+                                f"--cache-usage-limits 'ECPUPerSecond={{Minimum=<peak ECPU/s>}}' an hour before each peak")
+        return spec
     cluster = numbers.get("cluster")
     if option == "dax" and cluster:
+        dax = cluster_name(w.name, limit=20)
         return {"engine": "dax", "node_type": cluster["node_type"], "nodes": cluster["nodes"], **timeouts,
-                "cli": f"aws dax create-cluster --cluster-name {name} --node-type {cluster['node_type']} "
+                "cli": f"aws dax create-cluster --cluster-name {dax} --node-type {cluster['node_type']} "
                        f"--replication-factor {cluster['nodes']} --iam-role-arn <role>"}
     if not cluster or option not in VERSIONS:
         return None
     engine = {"redis": "redis", "read-through": "redis", "memcached": "memcached"}.get(option, "valkey")
     durable = option == "valkey-durable"
+    zone_local = cluster["layout"] == "zone-local"
     spec = {"engine": engine, "version": VERSIONS[option], "node_type": cluster["node_type"],
             "shards": cluster["shards"], "replicas": cluster["replicas"], "nodes": cluster["nodes"],
-            "reads": "replicas in the reader's zone" if cluster["layout"] == "zone-local" else "spread",
+            "reads": "a replica in each zone serves its zone's reads" if zone_local else "spread",
             "durability": "sync" if durable else "none", **timeouts}
     if engine == "memcached":
         spec["cli"] = (f"aws elasticache create-cache-cluster --cache-cluster-id {name} --engine memcached "
@@ -49,9 +69,17 @@ def deployment(w: Workload, option: str, numbers: dict) -> dict | None:
                        f"--num-cache-nodes {cluster['nodes']} --az-mode cross-az")
         return spec
     spec["maxmemory_policy"] = "volatile-lru"
+    placement = ""
+    if zone_local:  # one node of every shard in each zone: a primary in one, its replicas in the others
+        zones = [f"<zone-{chr(ord('a') + i)}>" for i in range(cluster["replicas"] + 1)]
+        groups = " ".join(f"NodeGroupId={i + 1:04d},PrimaryAvailabilityZone={zones[i % len(zones)]},"
+                          f"ReplicaAvailabilityZones={','.join(z for z in zones if z != zones[i % len(zones)])}"
+                          for i in range(cluster["shards"]))
+        placement = f" --node-group-configuration {groups}"
     spec["cli"] = (f"aws elasticache create-replication-group --replication-group-id {name} "
                    f"--replication-group-description \"{w.name}\" --engine {engine} --engine-version {VERSIONS[option]} "
                    f"--cache-node-type {cluster['node_type']} --num-node-groups {cluster['shards']} "
                    f"--replicas-per-node-group {cluster['replicas']} --cluster-mode enabled --multi-az-enabled "
-                   f"--automatic-failover-enabled --transit-encryption-enabled" + (" --durability sync" if durable else ""))
+                   f"--automatic-failover-enabled --transit-encryption-enabled" + (" --durability sync" if durable else "")
+                   + placement)
     return spec

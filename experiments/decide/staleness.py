@@ -67,7 +67,6 @@ MITIGATIONS = {
                                                "CAS on memcached)", EVENT_PATH_S),
     "flush-on-rejoin": Mitigation("flush-on-rejoin", "a flush of a memcached node that was unreachable, before it "
                                                      "serves again", EVENT_PATH_S),
-    "near-resync": Mitigation("near-resync", None, EVENT_PATH_S),
 }
 
 SHARED = ("redis", "valkey", "valkey-durable", "valkey-serverless", "read-through", "near-cache")
@@ -87,8 +86,9 @@ class Failure:
 FAILURES = (
     Failure("missed-event", "a change event missed by a disconnected subscriber (pub/sub delivers at most once)",
             "redis.ipynb#failure-2-a-missed-invalidation",
-            {**dict.fromkeys(("redis", "valkey", "valkey-durable", "valkey-serverless", "read-through"), "stream"),
-             "memcached": "queue", "near-cache": "near-resync"}),
+            {**dict.fromkeys(("redis", "valkey", "valkey-durable", "valkey-serverless", "read-through", "near-cache"),
+                             "stream"),
+             "memcached": "queue"}),
     Failure("lost-on-failover", "deletes acknowledged by a primary that failed before its replica had them",
             "redis.ipynb#failure-1-a-failover-loses-acknowledged-writes",
             {**dict.fromkeys(("redis", "valkey", "valkey-serverless", "read-through", "near-cache"), "replay"),
@@ -148,9 +148,8 @@ def judge(option: str, f: Family) -> Staleness:
 
 def _invalidated(option: str, f: Family, *, replica: bool) -> Staleness:
     lag = REPLICA_LAG_S if replica else 0.0
-    if f.ttl_s <= f.max_stale_s:  # the TTL alone keeps the limit: no failure needs a mitigation
-        bound = f.ttl_s if option == "memcached" else EVENT_PATH_S + lag
-        return Staleness(bound, f.ttl_s, (), replica, None)
+    if f.ttl_s <= f.max_stale_s:  # the TTL alone keeps the limit: no invalidator is needed, none is built
+        return Staleness(f.ttl_s, f.ttl_s, (), replica, None)
     worst, used = EVENT_PATH_S + lag, []
     for failure in FAILURES:
         if option in failure.mitigation:

@@ -45,7 +45,8 @@ class Trace:
 class Family:
     """One ``[[families]]`` table: the key family's reads per second, value size, TTL and staleness
     limit, whether changes are announced, whether it may be cached and lives in DynamoDB, and its
-    popularity (``keys`` and ``zipf_alpha``, or a `Trace`)."""
+    popularity (``keys`` and ``zipf_alpha``, or a `Trace`, whose sizes then set ``value_kb``: the mean size of
+    a request)."""
 
     name: str
     reads_per_s: float
@@ -224,10 +225,13 @@ def _family(table, index: int, path: Path) -> Family:
                             f"{'both' if has_zipf else 'neither'}")
     if has_trace and "keys" in table:
         raise WorkloadError(f"{where}.keys: a trace sets its own keys; remove keys (or the trace)")
+    if has_trace and "value_kb" in table:
+        raise WorkloadError(f"{where}.value_kb: a trace sets its own sizes; remove value_kb (or the trace)")
     trace = read_trace(path.parent / _text(table, "trace", where), f"{where}.trace") if has_trace else None
     return Family(
         name=_text(table, "name", where), reads_per_s=_number(table, "reads_per_s", where),
-        value_kb=_number(table, "value_kb", where), ttl_s=_number(table, "ttl_s", where),
+        value_kb=float(trace.sizes[trace.entry].mean() / 1000) if trace is not None else _number(table, "value_kb", where),
+        ttl_s=_number(table, "ttl_s", where),
         max_stale_s=_number(table, "max_stale_s", where, strict=False),
         changed_by_events=_flag(table, "changed_by_events", where), cacheable=_flag(table, "cacheable", where),
         in_dynamodb=_flag(table, "in_dynamodb", where),

@@ -59,7 +59,8 @@ def _hold(item):
     holds a foreground section, so what it starts runs under its hold and a timing it asserts waits for a quiet
     machine like a chapter's does. A notebook cell's phases hold a plain busy section: its kernel must not run
     under this process's hold, since the kernel takes its own sections for its cells (so a cell's call phase
-    holds nothing here). The lock's own tests (`holds_no_lock`) hold nothing: they take its sections themselves.
+    holds nothing here). The lock's own tests, and a test that runs a chapter whose findings it asserts
+    (`holds_no_lock`), hold nothing: they, or the chapter's kernel, take its sections themselves.
     """
     if item.get_closest_marker("holds_no_lock"):
         return nullcontext()

@@ -15,6 +15,9 @@ The kinds:
   partly within ``partly``, fails beyond;
 * `parts` — the note states several things at once: each part is a check on the numbers; holds if
   every part does, fails if none does, partly otherwise;
+* `depends` — the verdict rests on an input the note leaves open and the book had to choose (a queue
+  discipline, a read period): each case is a rule under one value of that input; the row's verdict is the
+  cases' common verdict if they agree and ``depends`` (with the input named) if they do not;
 * `unmeasurable` — no experiment or model here can decide it; the reason is the row's answer.
 """
 
@@ -25,8 +28,8 @@ from dataclasses import dataclass
 
 from experiments.errors import ParameterError
 
-VERDICTS = ("holds", "partly", "fails", "unverifiable")
-KINDS = ("at_most", "at_least", "close_to", "parts", "unmeasurable")
+VERDICTS = ("holds", "partly", "fails", "depends", "unverifiable")
+KINDS = ("at_most", "at_least", "close_to", "parts", "depends", "unmeasurable")
 
 
 def _num(x: float) -> str:
@@ -44,12 +47,15 @@ class Rule:
     tolerance: float = 0.0
     partly: float | None = None
     reason: str = ""
+    cases: tuple[tuple[str, Rule], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ParameterError(f"rule kind={self.kind!r} is not one of {', '.join(KINDS)}")
         if self.kind == "unmeasurable" and len(self.reason.strip()) < 20:
             raise ParameterError("an unmeasurable claim needs its reason (at least a sentence)")
+        if self.kind == "depends" and (len(self.cases) < 2 or len(self.reason.strip()) < 10):
+            raise ParameterError("a depends rule names the input it depends on and gives at least two cases")
         if self.kind == "parts" and not isinstance(self.measured, dict):
             raise ParameterError("a parts rule needs its checks as {name: bool}")
         if self.kind in ("at_most", "at_least", "close_to"):
@@ -67,6 +73,9 @@ class Rule:
         c, p = self.claimed, self.partly
         if self.kind == "unmeasurable":
             return "unverifiable"
+        if self.kind == "depends":
+            verdicts = {case.at(measured[label]) for label, case in self.cases}
+            return verdicts.pop() if len(verdicts) == 1 else "depends"
         if self.kind == "parts":
             held = [bool(v) for v in measured.values()]
             return "holds" if all(held) else "fails" if not any(held) else "partly"
@@ -83,6 +92,13 @@ class Rule:
         c = self.claimed
         if self.kind == "unmeasurable":
             return []
+        if self.kind == "depends":
+            each = [(label, case.probes()) for label, case in self.cases]
+            agree = [{label: probes[i % len(probes)] for label, probes in each}
+                     for i in range(max(len(probes) for _, probes in each))]
+            first, rest = each[0], each[1:]
+            apart = [{first[0]: first[1][0], **{label: probes[-1] for label, probes in rest}}]
+            return agree + apart
         if self.kind == "parts":
             names = list(self.measured)
             return [dict.fromkeys(names, True), dict.fromkeys(names, False)]
@@ -102,6 +118,11 @@ class Rule:
         c = None if self.claimed is None else _num(self.claimed)
         if self.kind == "unmeasurable":
             return f"unverifiable: {self.reason}"
+        if self.kind == "depends":
+            each = "; ".join(f"{label}: {case.text()} → {case.verdict}" for label, case in self.cases)
+            verdict = self.verdict
+            ending = "the cases disagree → depends" if verdict == "depends" else f"every case → {verdict}"
+            return f"depends on {self.reason}: {each}; {ending}"
         if self.kind == "parts":
             marks = "; ".join(f"{'✓' if ok else '✗'} {name}" for name, ok in self.measured.items())
             return f"all parts hold → holds, some → partly, none → fails: {marks}"
@@ -118,7 +139,8 @@ class Rule:
     def as_dict(self) -> dict:
         """The rule's fields as the ledger's files keep them (`from_dict` reads them back)."""
         return {"kind": self.kind, "claimed": self.claimed, "measured": self.measured, "unit": self.unit,
-                "tolerance": self.tolerance, "partly": self.partly, "reason": self.reason}
+                "tolerance": self.tolerance, "partly": self.partly, "reason": self.reason,
+                "cases": [[label, case.as_dict()] for label, case in self.cases]}
 
 
 def at_most(claimed: float, measured: float, *, unit: str = "", partly: float | None = None) -> Rule:
@@ -141,6 +163,16 @@ def parts(checks: dict[str, bool]) -> Rule:
     return Rule("parts", measured={name: bool(ok) for name, ok in checks.items()})
 
 
+def depends_on(input_: str, cases: dict[str, Rule]) -> Rule:
+    """The verdict rests on ``input_``, which the note leaves open and the book chose: ``cases`` maps each value
+    of it (the note's reading, the book's model) to the rule under that value. Not for a rule the note's own
+    words decide: then judge it under the note's condition alone."""
+    if any(case.kind in ("depends", "unmeasurable") for case in cases.values()):
+        raise ParameterError("each case of a depends rule is a rule on numbers")
+    return Rule("depends", measured={label: case.measured for label, case in cases.items()}, reason=input_,
+                cases=tuple(cases.items()))
+
+
 def unmeasurable(reason: str) -> Rule:
     """Nothing here can decide the claim; ``reason`` says why (and what was done instead)."""
     return Rule("unmeasurable", reason=reason)
@@ -148,5 +180,6 @@ def unmeasurable(reason: str) -> Rule:
 
 def from_dict(data: dict) -> Rule:
     """A rule read back from the ledger's files."""
+    cases = tuple((label, from_dict(case)) for label, case in data.get("cases", ()))
     return Rule(data["kind"], data["claimed"], data["measured"], data["unit"], data["tolerance"], data["partly"],
-                data["reason"])
+                data["reason"], cases)

@@ -133,6 +133,6 @@ class TestEconomicsChapter(ChapterContract):
         verdicts = dict(zip(table.claim_id, table.verdict))
         assert verdicts["economics.cache-latency"] == "fails"
         assert verdicts["economics.save.product"] == "holds"
-        assert verdicts["economics.save-per-request"] == "partly"
+        assert "economics.save-per-request" not in verdicts  # the mean over hits and misses is a figure, not the note's
         assert verdicts["economics.prices-never-cached"] == "holds"
         assert len(load_all()) == len(table)

@@ -3,6 +3,7 @@ fan-out order statistics against Monte Carlo, the cost model and the safe-to-cac
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from chapter_contract import ChapterContract
@@ -55,6 +56,17 @@ def test_fan_out_p50_within_2_percent_of_monte_carlo(hit_rate):
     assert abs(analytic - simulated) / simulated < 0.02
     if hit_rate == 0.0:
         assert analytic == pytest.approx(350, rel=0.01)
+
+
+def test_three_calls_at_one_median_as_the_note_states():
+    """All three within their common median in 1/8 of turns, whatever the spread; the median turn by the closed
+    form matches a Monte Carlo of the same turns."""
+    for sigma in (0.1, 0.25, 0.6):
+        assert fanout.equal_calls_within(350, calls=3, median_ms=350, sigma=sigma) == pytest.approx(0.125)
+    rng = np.random.default_rng(3)
+    turns = rng.lognormal(np.log(350), 0.25, (200_000, 3)).max(axis=1)
+    assert fanout.equal_calls_p50_ms(calls=3, median_ms=350, sigma=0.25) == pytest.approx(np.median(turns), rel=0.01)
+    assert fanout.equal_calls_p50_ms(calls=1, median_ms=350, sigma=0.25) == pytest.approx(350)
 
 
 @pytest.mark.chapter_run  # nbval runs the collapse; make soak repeats it
@@ -134,5 +146,9 @@ class TestNoCacheChapter(ChapterContract):
 
     def test_verdicts(self, results):
         table = chapter.record_claims(Ledger("no-cache"), results).set_index("claim_id")
-        assert table.loc["no-cache.p99-3000", "verdict"] == "fails" and table.loc["no-cache.q2-p50-350", "verdict"] == "holds"
+        # the P99 depends on the pool's queue (unbounded FCFS fails, a pool bounded at the timeout partly);
+        # three 350 ms calls are all within 350 ms in 1/8 of turns, not half
+        assert table.loc["no-cache.p99-3000", "verdict"] == "depends"
+        assert table.loc["no-cache.q2-p50-350", "verdict"] == "fails"
+        assert "12.5 % of turns" in table.loc["no-cache.q2-p50-350", "measured"]
         assert len(chapter.summary_row(chapter.headline(results))) == 4

@@ -4,10 +4,11 @@ and nothing in the package types a verdict instead of computing one."""
 from __future__ import annotations
 
 import ast
+import json
 
 import pytest
 
-from experiments import rules
+from experiments import claims, rules
 from experiments.errors import ParameterError
 from experiments.paths import ROOT
 
@@ -70,3 +71,33 @@ def test_no_verdict_is_typed_in_the_package():
             if any(isinstance(c, ast.Constant) and c.value in rules.VERDICTS for c in candidates):
                 typed.append(f"{path.name}:{node.lineno} literal verdict")
     assert not typed
+
+
+def test_a_verdict_that_rests_on_the_books_choice_says_so():
+    """Two readings that agree give their verdict; two that disagree give ``depends``, with the input named;
+    the rule moves, reads back from its data, and refuses a case that is not a rule on numbers."""
+    disagree = rules.depends_on("the caller read period", {
+        "callers read at once (the note)": rules.at_most(10, 4, unit="ms"),
+        "callers read every 50 ms (the chapter)": rules.at_most(10, 40, unit="ms", partly=5)})
+    assert disagree.verdict == "depends"
+    assert disagree.text().startswith("depends on the caller read period: callers read at once (the note): ours 4 ms")
+    assert disagree.text().endswith("the cases disagree → depends")
+    agree = rules.depends_on("the queue discipline", {"a": rules.at_most(10, 4), "b": rules.at_most(10, 8)})
+    assert agree.verdict == "holds" and agree.text().endswith("every case → holds")
+    for rule in (disagree, agree):
+        assert len({rule.at(value) for value in rule.probes()}) >= 2
+        assert rules.from_dict(rule.as_dict()) == rule
+        assert rules.from_dict(json.loads(json.dumps(rule.as_dict()))) == rule
+    with pytest.raises(ParameterError, match="at least two cases"):
+        rules.depends_on("the queue discipline", {"a": rules.at_most(10, 4)})
+    with pytest.raises(ParameterError, match="a rule on numbers"):
+        rules.depends_on("the queue discipline", {"a": rules.at_most(10, 4), "b": rules.unmeasurable("x" * 30)})
+
+
+def test_the_failover_claim_is_judged_on_elasticache_for_every_engine():
+    """One rule for "a node failure means 30-60 s of promotion staleness", whichever chapter applies it:
+    ElastiCache's documented failover is seconds, so the claim holds in part at most, and fails once a lost
+    invalidation outlives 60 s."""
+    assert claims.failover_staleness(0.0).verdict == "partly"
+    assert claims.failover_staleness(900.0).verdict == "fails"
+    assert claims.ELASTICACHE_FAILOVER_S < 0.9 * claims.FAILOVER_RANGE_S[0]

@@ -173,6 +173,15 @@ def test_coverage_lists_claims_without_rows():
     assert table.loc["claim", "without_a_row"] == "2"
 
 
+def test_two_chapters_judging_one_claim_differently_are_caught():
+    claims = pd.DataFrame({"no": [1, 2, 3], "topic": ["x", "y", "z"], "ledger_ids": [["a.r", "b.r"], ["a.s", "b.s"], ["c"]]})
+    ledger = pd.DataFrame({"claim_id": ["a.r", "b.r", "a.s", "b.s", "c"],
+                           "verdict": ["fails", "fails", "partly", "holds", "holds"]})
+    split = summary.split_verdicts(claims, ledger)
+    assert list(split.no) == [2] and split.verdicts.iloc[0] == "a.s: partly, b.s: holds"
+    assert summary.split_verdicts(claims.iloc[[0, 2]], ledger).empty
+
+
 NUMBERS = {"no-cache": {"fan_p99_ms": 626.0, "fan_cached_p99_ms": 432.0, "fan_p50_ms": 350.0, "fan_cached_p50_ms": 2.0,
                         "answered_no_cache_pct": 0.16},
            "memcached": {"mc_t4_big_rps": 20_000.0, "redis_big_rps": 21_000.0, "big_kb": 128.0, "remap_replace_pct": 50.0,

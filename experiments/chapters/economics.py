@@ -15,7 +15,6 @@ from experiments.findings import Timing, timing
 from experiments.models.hitcost import break_even_hit_rate
 from experiments.probes import hitvalue
 from experiments.results import Results, declared
-from experiments.seed import figure
 
 SEED_CACHE_BOUND_MS = 2.0
 """The seed's "< 2 ms" cache latency, used for every row of its economics table."""
@@ -116,15 +115,6 @@ def record_claims(ledger, r: EconomicsResults) -> pd.DataFrame:
                       f"{row.hit_p50_ms * 1000:.0f} µs)"),
             rule=rules.at_least(row.seed_save_ms, row.save_per_hit_ms, unit="ms"), proof=f"{proof}#what-a-hit-saves",
         )
-    product = aside.set_index("family").loc["product"]
-    ledger.record(
-        "economics.save-per-request", claim="The saving applies to every request",
-        seed_value=f"{product.seed_save_ms:.0f} ms per product request", measured=(
-            f"per hit only; at the planned {100 * figure('planned_hit_rate'):.0f} % hit rate the mean product "
-            f"request saves {h['product_save_at_95_ms']:.1f} ms"),
-        rule=rules.close_to(product.seed_save_ms, h["product_save_at_95_ms"], unit="ms", tolerance=0.02, partly=0.10),
-        inputs=("planned_hit_rate",), proof=f"{proof}#a-miss-is-not-free",
-    )
     ledger.record(
         "economics.redis-sub-ms", claim="Redis serves reads in under a millisecond",
         seed_value="sub-millisecond",

@@ -181,12 +181,6 @@ def record_claims(ledger, r: MemcachedResults) -> pd.DataFrame:
         measured=f"push works: event → key gone {h['queue_p99_ms']:.2f} ms at p99 through a queue-fed subscriber",
         rule=rules.parts({"only polling can invalidate a Memcached key": not pushed}),
         proof=f"{PROOF}#failure-1-invalidation-without-pub-sub")
-    rec("memcached.table.consistency", claim="Memcached's consistency is weak: a 60 s staleness window",
-        seed_value="Weak (60s staleness window)",
-        measured=(f"the window belongs to the invalidation path, not the store; event-driven it is "
-                  f"{h['queue_p99_ms']:.2f} ms at p99"),
-        rule=rules.close_to(figure("poll_interval_s"), h["queue_p99_ms"] / 1000, unit="s", tolerance=0.25, partly=0.5),
-        inputs=("poll_interval_s",), proof=f"{PROOF}#failure-1-invalidation-without-pub-sub")
     rec("memcached.table.failure-risk", claim="The key risk is the promotion-invalidation polling workaround",
         seed_value="polling workaround",
         measured=(f"no workaround is needed; the real risks are no replication and remapping: a replaced node "

@@ -10,14 +10,22 @@ import pandas as pd
 
 from experiments import rules
 from experiments.findings import Timing, timing
+from experiments.models import fanout
 from experiments.models.costmodel import CostInputs, break_even_outage_s, cost_ratio
 from experiments.models.flashsale import origin_share
 from experiments.probes import collapse as collapse_probe
 from experiments.probes.collapse import LIVE_SETUP
 from experiments.results import Results, declared
-from experiments.seed import LAUNCH_INPUTS, LAUNCH_RECONCILED, figure
+from experiments.seed import LAUNCH_INPUTS, LAUNCH_RECONCILED, figure, origin_table
 
 PROOF = "no-cache.ipynb"
+
+FANOUT_CALLS = 3
+"""Q2's turn: "product detail + recommendation + promotion = 3 calls in parallel"."""
+
+RECO_SIGMA = float(origin_table().set_index("family").loc["reco", "latency_sigma"])
+"""The spread of a 350 ms origin call (the recommendation service's, ``data/origins.csv``): Q2's calls have the
+recommendation's median, and the note gives no spread."""
 
 
 @dataclass
@@ -50,6 +58,7 @@ def headline(r: NoCacheResults) -> dict[str, float]:
     numbers = {
         "stop_sim_s": base.sim_stop_s, "stop_model_s": base.model_stop_s,
         "answered_no_cache_pct": base.answered_pct, "answered_shed_pct": shed.answered_pct,
+        "shed_peak_p99_ms": shed.peak_p99_ms,
         "resume_20x_sim_s": wide.sim_resume_s, "resume_20x_model_s": wide.model_resume_s,
         "answered_20x_pct": wide.answered_pct,
         "answered_85_pct": _launch(r, "cache at 85 % hit").answered_pct,
@@ -65,6 +74,10 @@ def headline(r: NoCacheResults) -> dict[str, float]:
                                                   & (r.launch_seconds.t_s == 60)].wait_p50_ms.iloc[0]) / 1000,
         "fan_p50_ms": float(fan.loc[0.0, "p50_ms"]), "fan_p50_mc_ms": float(fan.loc[0.0, "p50_mc_ms"]),
         "fan_p99_ms": float(fan.loc[0.0, "p99_ms"]),
+        "fan_stated_within_pct": 100 * fanout.equal_calls_within(figure("fanout_p50_ms"), calls=FANOUT_CALLS,
+                                                                 median_ms=figure("fanout_p50_ms"), sigma=RECO_SIGMA),
+        "fan_stated_p50_ms": fanout.equal_calls_p50_ms(calls=FANOUT_CALLS, median_ms=figure("fanout_p50_ms"),
+                                                      sigma=RECO_SIGMA),
         "fan_max_gap_pct": float((100 * (fan.p50_ms - fan.p50_mc_ms).abs() / fan.p50_mc_ms).max()),
         "fan_cached_p50_ms": float(fan.loc[0.95, "p50_ms"]), "fan_cached_p99_ms": float(fan.loc[0.95, "p99_ms"]),
         "fan_all_hit_pct": 100 * float(fan.loc[0.95, "all_three_hit"]),
@@ -138,13 +151,20 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
     rec("no-cache.10x", claim="50,000 concurrent requests are 10x the catalog's planned 5,000", seed_value="10x",
         measured=f"{ratio:.0f}x", rule=rules.close_to(10, ratio, unit="x", tolerance=0.01),
         inputs=("launch_users", "catalog_concurrency"), proof=f"{PROOF}#failure-the-flash-sale-collapse")
+    timeout_ms = figure("catalog_timeout_ms")
     rec("no-cache.p99-3000", claim="Overloaded, the catalog's P99 grows from 120 ms to 3,000 ms",
         seed_value="3,000 ms",
-        measured=(f"first-come-first-served waits grow without bound: {h['wait_at_60s_s']:,.0f} s at the median a "
-                  "minute in; a bounded P99 would need a bounded queue"),
-        rule=rules.close_to(figure("catalog_p99_overload_ms"), 1000 * h["wait_at_60s_s"], unit="ms (a minute in, "
-                            "median: the P99 is higher still)", tolerance=0.25, partly=1.0),
-        inputs=("catalog_p99_overload_ms", *LAUNCH_INPUTS), reconciled=LAUNCH_RECONCILED,
+        measured=(f"it depends on the pool's queue, which the note does not bound: first-come-first-served waits grow "
+                  f"without bound ({h['wait_at_60s_s']:,.0f} s at the median a minute in); a pool that refuses what it "
+                  f"cannot answer within the clients' {timeout_ms:,.0f} ms answers at P99 {h['shed_peak_p99_ms']:,.0f} ms"),
+        rule=rules.depends_on("how the saturated connection pool queues (the note: \"connections are queued\", no bound)", {
+            "an unbounded first-come-first-served queue (the chapter's simulation)": rules.close_to(
+                figure("catalog_p99_overload_ms"), 1000 * h["wait_at_60s_s"], unit="ms (median wait a minute in)",
+                tolerance=0.25, partly=1.0),
+            f"a pool that refuses what it cannot answer in {timeout_ms:,.0f} ms": rules.close_to(
+                figure("catalog_p99_overload_ms"), h["shed_peak_p99_ms"], unit="ms (P99 of the answers, worst second)",
+                tolerance=0.25, partly=1.0)}),
+        inputs=("catalog_p99_overload_ms", "catalog_timeout_ms", *LAUNCH_INPUTS), reconciled=LAUNCH_RECONCILED,
         proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.every-timeout", claim="Every request times out", seed_value="every request",
         measured=(f"{h['answered_no_cache_pct']:.2f} % answered in time over the launch (FCFS, no shedding); "
@@ -171,9 +191,15 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
                   "drains the backlog"),
         rule=rules.unmeasurable("the ECS scaling times are the note's, taken as inputs: no ECS here to time"),
         inputs=("autoscale_min_s", "autoscale_max_s", "spike_s"), proof=f"{PROOF}#q1-the-autoscaling-gap")
-    rec("no-cache.q2-p50-350", claim="Three parallel origin calls give a P50 of 350 ms", seed_value="350 ms",
-        measured=f"{h['fan_p50_ms']:.1f} ms analytic, {h['fan_p50_mc_ms']:.1f} ms Monte Carlo; P99 {h['fan_p99_ms']:.0f} ms",
-        rule=rules.close_to(figure("fanout_p50_ms"), h["fan_p50_ms"], unit="ms", tolerance=0.05, partly=0.25),
+    stated = figure("fanout_p50_ms")
+    rec("no-cache.q2-p50-350", claim="Three parallel origin calls at a 350 ms median each give a P50 of 350 ms",
+        seed_value="350 ms",
+        measured=(f"a turn waits for the slowest call: it is within {stated:.0f} ms only when all three are, "
+                  f"{h['fan_stated_within_pct']:.1f} % of turns (any spread), not 50 %; its P50 is "
+                  f"{h['fan_stated_p50_ms']:.0f} ms at the origins' spread (sigma {RECO_SIGMA}). With the note's own "
+                  f"family medians (120/350/80 ms) it would be {h['fan_p50_ms']:.0f} ms"),
+        rule=rules.close_to(50.0, h["fan_stated_within_pct"], unit="% of turns within 350 ms", tolerance=0.05,
+                            partly=0.25),
         inputs=("fanout_p50_ms",), proof=f"{PROOF}#q2-fan-out-latency")
     rec("no-cache.q2-cached-p50-2", claim="With a cache the P50 is 2 ms", seed_value="2 ms",
         measured=(f"P50 {h['fan_cached_p50_ms']:.0f} ms at 95 % hit ({h['fan_all_hit_pct']:.0f} % of turns hit on all "

@@ -153,12 +153,20 @@ def record_claims(ledger, r: ReadThroughResults) -> pd.DataFrame:
                   f"{h['none_errors_pct']:.0f} % of reads timed out at 2 s"),
         rule=rules.close_to(h["callers"], h["none_calls"], unit="calls (one per caller here)", tolerance=0.05, partly=0.5),
         inputs=herd, proof=f"{PROOF}#a-stampede-on-real-redis")
-    rec("read-through.10ms", claim="The herd reaches the origin within 10 ms", seed_value=f"{figure('herd_arrival_ms'):.0f} ms",
-        measured=(f"arrivals spread over {h['none_spread_ms']:.0f} ms here: one read period of the callers "
-                  f"({h['period_ms']} ms); 10 ms needs every caller to read within 10 ms of the expiry"),
-        rule=rules.parts({"the herd arrives within 10 ms": h["none_spread_ms"] <= figure("herd_arrival_ms"),
-                          "the spread is one read period of the callers (within half of it)":
-                          abs(h["none_spread_ms"] - h["period_ms"]) <= 0.5 * h["period_ms"]}),
+    herd_ms = figure("herd_arrival_ms")
+    # n callers at random phases of one read period P arrive over P·(n−1)/(n+1) on average (the range of n
+    # uniform points); what the measured spread has beyond that is dispatch, which simultaneous callers keep
+    phases_ms = h["period_ms"] * (h["callers"] - 1) / (h["callers"] + 1)
+    beyond_period_ms = max(0.0, h["none_spread_ms"] - phases_ms)
+    rec("read-through.10ms", claim="The herd reaches the origin within 10 ms", seed_value=f"{herd_ms:.0f} ms",
+        measured=(f"arrivals spread over {h['none_spread_ms']:.0f} ms here, one read period of the callers "
+                  f"({h['period_ms']} ms, the chapter's choice, whose random phases explain {phases_ms:.0f} ms of it); the "
+                  f"rest, {beyond_period_ms:.1f} ms, is what callers that read at once, as the note's do, would keep"),
+        rule=rules.depends_on("when the callers read (the note: \"simultaneously\"; the chapter: once per read "
+                              "period each)", {
+            "callers that read at once (the note)": rules.at_most(herd_ms, beyond_period_ms, unit="ms"),
+            f"callers that read once per {h['period_ms']} ms (the chapter)": rules.at_most(
+                herd_ms, h["none_spread_ms"], unit="ms")}),
         inputs=herd, proof=f"{PROOF}#a-stampede-on-real-redis")
     rec("read-through.one-call", claim="Single-flight turns 500 origin calls into 1", seed_value="1 call",
         measured=(f"{h['flight_one_task_calls']} call with one task (one proxy instance); "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from experiments import rules
+from experiments import claims, rules
 from experiments.findings import EVENT_P99_BOUND_MS, AllOf, Timing, percentile_timing, timing
 from experiments.measure import spread_between_rounds
 from experiments.models import extrapolate
@@ -215,14 +215,11 @@ def record_claims(ledger, r: RedisResults) -> pd.DataFrame:
         proof=f"{PROOF}#an-acknowledged-invalidation-lost-in-failover")
     rec("redis.table.failure-risk", claim="A node failure causes 30–60 s of promotion staleness",
         seed_value="30–60 s",
-        measured=(f"promotion {h['promotion_s']:.1f} s with {h['base_down_after_ms']:.0f} ms detection, "
-                  f"{h['promotion_at_default_s']:.0f} s at Sentinel's default {h['default_down_after_s']:.0f} s "
-                  f"(detection + {h['promotion_overhead_s']:.1f} s, the median overhead over the settings run); "
-                  f"a lost invalidation stays stale for the TTL ({h['lost_stale_s']:.0f} s)"),
-        # an extrapolated timing: within 10 % of the note's range counts as in it
-        rule=rules.parts({"at Sentinel's default detection time the failover takes 30–60 s (±10 %)":
-                          0.9 * 30 <= h["promotion_at_default_s"] <= 1.1 * 60,
-                          "a promotion lost in the failover is stale for no more than 60 s": h["lost_stale_s"] <= 60}),
+        measured=(f"on ElastiCache a promotion takes \"a few seconds\" (AWS); self-managed with Sentinel here "
+                  f"{h['promotion_s']:.1f} s at {h['base_down_after_ms']:.0f} ms detection, {h['promotion_at_default_s']:.0f} s "
+                  f"at Sentinel's default {h['default_down_after_s']:.0f} s; an invalidation lost in the failover "
+                  f"stays stale for the TTL ({h['lost_stale_s']:.0f} s)"),
+        rule=claims.failover_staleness(h["lost_stale_s"] if lost_ack else 0.0),
         proof=f"{PROOF}#failover")
     rec("redis.table.invalidation", claim="Invalidation is event-driven (SNS pub/sub)",
         seed_value="event-driven", measured="pub/sub is at-most-once; a Stream with a consumer group catches up "

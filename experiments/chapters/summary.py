@@ -40,7 +40,7 @@ TABLE_CLAIMS = {
                           "redis.table.failure-risk"],
     "ElastiCache Valkey": ["valkey.table.latency", "valkey.table.invalidation", "valkey.table.consistency",
                            "valkey.table.failure-risk"],
-    "Memcached": ["economics.table.memcached-latency", "memcached.table.invalidation", "memcached.table.consistency",
+    "Memcached": ["economics.table.memcached-latency", "memcached.table.invalidation", "network.table.memcached-consistency",
                   "memcached.table.failure-risk"],
     "DAX": ["dax.table.latency", "dax.table.invalidation", "dax.table.consistency", "dax.table.failure-risk"],
     "In-process LRU": ["in-process-lru.table.latency", "in-process-lru.table.invalidation", "in-process-lru.table.consistency",
@@ -54,7 +54,7 @@ TABLE_CLAIMS = {
 consistency, key failure risk), before the network chapter's cells replace those a partition judges
 (`experiments.chapters.network.table_cells`)."""
 
-COLOURS = dict(zip(VERDICTS, ("#e3f1e6", "#fdf1d6", "#f8dcdc", "#ececec"), strict=True))
+COLOURS = dict(zip(VERDICTS, ("#e3f1e6", "#fdf1d6", "#f8dcdc", "#dde8f6", "#ececec"), strict=True))
 """Row colours by verdict, in the order of `VERDICTS`."""
 
 
@@ -146,6 +146,16 @@ def coverage(claims: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
                               ", ".join(str(n) for n in claims[(claims.kind == kind) & ~found].no)
                               for kind in table.index]
     return table
+
+
+def split_verdicts(claims: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """The note's claims that two ledger rows judge differently (which must be none: one claim, one verdict across
+    the book); a claim's rows are the ones ``data/seed_claims.csv`` lists for it, whichever chapters record them."""
+    verdict = ledger.set_index("claim_id").verdict
+    rows = [(claim.no, claim.topic, ", ".join(f"{i}: {verdict[i]}" for i in claim.ledger_ids if i in verdict.index))
+            for claim in claims.itertuples()
+            if len({verdict[i] for i in claim.ledger_ids if i in verdict.index}) > 1]
+    return pd.DataFrame(rows, columns=["no", "topic", "verdicts"])
 
 
 def record_claims(ledger, numbers: dict[str, dict]) -> pd.DataFrame:
@@ -329,6 +339,8 @@ def findings(table: pd.DataFrame, ledger: pd.DataFrame, claims: pd.DataFrame, ra
     return {
         "every claim and judgement of the note has its rows in the ledger":
             (covered.loc[["claim", "judgement"], "without_a_row"] == "").all(),
+        "one claim of the note has one verdict: every ledger row that judges it agrees":
+            split_verdicts(claims, ledger).empty,
         "every unverifiable ledger row gives its reason":
             bool((ledger[ledger.verdict == "unverifiable"].rule.str.len() > 20).all()),
         "the rebuilt table has a judged cell for each of the note's 24, and Valkey's 4":

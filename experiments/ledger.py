@@ -5,14 +5,17 @@ A chapter creates ``Ledger("economics")`` and calls `Ledger.record` once per cla
 `experiments.rules` — never a verdict: the verdict is the rule applied to the numbers. ``inputs`` names
 the note's figures the row's value or model uses (``data/seed_figures.csv``); their scenarios are shown
 in the row, and figures from two of the note's scenarios are refused unless the row says how it
-reconciles them. Each call rewrites ``<results>/ledger/<chapter>.json`` with all of the chapter's rows,
-so a re-run replaces its rows and a failed run leaves the previous ones. Headline numbers that other
-pages quote go through `save_numbers`. The summary chapter reads both with `load_all`.
+reconciles them. ``judges`` names the note's figure a numeric rule compares with ours: the rule must then
+compare that very value in the note's unit (like with like — not a neighbouring quantity the note does
+not name), in every case of a ``depends`` rule. Each call rewrites ``<results>/ledger/<chapter>.json``
+with all of the chapter's rows, so a re-run replaces its rows and a failed run leaves the previous ones.
+Headline numbers that other pages quote go through `save_numbers`. The summary chapter reads both with `load_all`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -20,7 +23,7 @@ import pandas as pd
 from experiments.errors import ParameterError
 from experiments.paths import results_dir
 from experiments.rules import VERDICTS, Rule
-from experiments.seed import CONFIGURATION, scenario
+from experiments.seed import CONFIGURATION, figure, figure_unit, scenario
 
 __all__ = ["VERDICTS", "Claim", "Ledger", "load_all", "save_numbers"]
 
@@ -49,7 +52,7 @@ class Ledger:
         self.rows: dict[str, Claim] = {}
 
     def record(self, claim_id: str, *, claim: str, seed_value: str, measured: str, rule: Rule, proof: str,
-               inputs: tuple[str, ...] = (), reconciled: str = "") -> Claim:
+               inputs: tuple[str, ...] = (), reconciled: str = "", judges: str = "") -> Claim:
         """Add or replace a row and write the chapter's file.
 
         The id is ``<chapter>.<name>``; the verdict is ``rule.verdict``. ``inputs`` are the note's figures
@@ -62,6 +65,9 @@ class Ledger:
         if not isinstance(rule, Rule):
             raise ParameterError(f"claim {claim_id!r}: the verdict comes from a rule (experiments.rules), "
                                  f"not {rule!r}")
+        if judges:
+            _check_like_with_like(claim_id, judges, rule)
+            inputs = tuple(dict.fromkeys((judges, *inputs)))
         scenarios = sorted({scenario(name) for name in inputs})
         stories = [s for s in scenarios if s != CONFIGURATION]
         if len(stories) > 1 and not reconciled:
@@ -81,6 +87,19 @@ class Ledger:
     def table(self) -> pd.DataFrame:
         """The chapter's rows as a table (claim, scenario, seed, measured, rule, verdict)."""
         return pd.DataFrame([asdict(r) for r in self.rows.values()]).drop(columns=["chapter", "rule_data"])
+
+
+def _check_like_with_like(claim_id: str, name: str, rule: Rule) -> None:
+    """Refuse a rule that compares ours with something other than the note's figure ``name`` in its unit."""
+    value, unit = figure(name), figure_unit(name)
+    numeric = [r for r in (dict(rule.cases).values() if rule.kind == "depends" else [rule])
+               if r.kind in ("at_most", "at_least", "close_to")]
+    if not numeric:
+        raise ParameterError(f"claim {claim_id!r} judges the note's {name} but its rule compares no number with it")
+    for r in numeric:
+        if not math.isclose(r.claimed, value) or r.unit.split(" ")[0] != unit:
+            raise ParameterError(f"claim {claim_id!r} judges the note's {name} ({value:g} {unit}) but its rule compares "
+                                 f"ours with {r.claimed:g} {r.unit}: compare the quantity the note names, in its unit")
 
 
 def save_numbers(chapter: str, numbers: dict[str, float | int | str]) -> None:

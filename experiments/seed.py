@@ -27,6 +27,11 @@ def figure(name: str) -> float:
     return float(_figures()[name]["value"])
 
 
+def figure_unit(name: str) -> str:
+    """The unit the seed states ``name`` in (``ms``, ``requests/min``…)."""
+    return _figures()[name]["unit"]
+
+
 CONFIGURATION = "configuration"
 """The scenario of figures that describe the note's system as configured (60 tasks, the per-task
 ``TTLCache(maxsize=5000, ttl=300)``, the top 100 ASINs): they hold in every scenario."""

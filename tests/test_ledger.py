@@ -58,3 +58,21 @@ def test_a_claim_id_starts_with_its_chapter():
 def test_numbers_are_saved():
     save_numbers("chapter", {"p50_us": 12.5})
     assert json.loads((results_dir() / "numbers" / "chapter.json").read_text()) == {"p50_us": 12.5}
+
+
+def test_a_row_judged_on_another_quantity_is_refused():
+    """Like with like: a row that says which of the note's figures it judges must compare that value in its unit."""
+    ledger = Ledger("chapter")
+    def judged(rule):
+        return ledger.record("chapter.p99", claim="a claim", seed_value="3,000 ms", measured="x", rule=rule,
+                             proof="chapter.ipynb#x", judges="catalog_p99_overload_ms")
+    ok = judged(rules.close_to(3000, 2100, tolerance=0.25, unit="ms (P99)"))
+    assert ok.scenario == "no-cache failure"  # the judged figure is an input of the row
+    with pytest.raises(ParameterError, match=r"judges the note's catalog_p99_overload_ms \(3000 ms\) but its rule "
+                                             r"compares ours with 3 s"):
+        judged(rules.close_to(3, 2.1, tolerance=0.25, unit="s"))
+    with pytest.raises(ParameterError, match="compares ours with 50 % of turns"):
+        judged(rules.depends_on("the queue discipline", {"a": rules.close_to(3000, 2100, tolerance=0.25, unit="ms"),
+                                              "b": rules.close_to(50, 12.5, tolerance=0.05, unit="% of turns")}))
+    with pytest.raises(ParameterError, match="compares no number"):
+        judged(rules.parts({"x": True}))

@@ -164,7 +164,7 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
             f"a pool that refuses what it cannot answer in {timeout_ms:,.0f} ms": rules.close_to(
                 figure("catalog_p99_overload_ms"), h["shed_peak_p99_ms"], unit="ms (P99 of the answers, worst second)",
                 tolerance=0.25, partly=1.0)}),
-        inputs=("catalog_p99_overload_ms", "catalog_timeout_ms", *LAUNCH_INPUTS), reconciled=LAUNCH_RECONCILED,
+        inputs=("catalog_timeout_ms", *LAUNCH_INPUTS), judges="catalog_p99_overload_ms", reconciled=LAUNCH_RECONCILED,
         proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.every-timeout", claim="Every request times out", seed_value="every request",
         measured=(f"{h['answered_no_cache_pct']:.2f} % answered in time over the launch (FCFS, no shedding); "
@@ -205,7 +205,7 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
         measured=(f"P50 {h['fan_cached_p50_ms']:.0f} ms at 95 % hit ({h['fan_all_hit_pct']:.0f} % of turns hit on all "
                   f"three calls), but P99 stays {h['fan_cached_p99_ms']:.0f} ms"),
         rule=rules.at_most(figure("cached_p50_ms"), h["fan_cached_p50_ms"], unit="ms", partly=5),
-        inputs=("cached_p50_ms", "planned_hit_rate"), reconciled="the hit rate is the Memcached scenario's planned "
+        inputs=("planned_hit_rate",), judges="cached_p50_ms", reconciled="the hit rate is the Memcached scenario's planned "
         "95 %, the only planned hit rate the note states", proof=f"{PROOF}#q2-fan-out-latency")
     rec("no-cache.q3-price-range", claim="Price-range context could be cached though prices cannot",
         seed_value="(question)",

@@ -167,7 +167,7 @@ def record_claims(ledger, r: ReadThroughResults) -> pd.DataFrame:
             "callers that read at once (the note)": rules.at_most(herd_ms, beyond_period_ms, unit="ms"),
             f"callers that read once per {h['period_ms']} ms (the chapter)": rules.at_most(
                 herd_ms, h["none_spread_ms"], unit="ms")}),
-        inputs=herd, proof=f"{PROOF}#a-stampede-on-real-redis")
+        inputs=herd, judges="herd_arrival_ms", proof=f"{PROOF}#a-stampede-on-real-redis")
     rec("read-through.one-call", claim="Single-flight turns 500 origin calls into 1", seed_value="1 call",
         measured=(f"{h['flight_one_task_calls']} call with one task (one proxy instance); "
                   f"{h['flight_calls']} with {h['tasks']} tasks"),

@@ -335,13 +335,13 @@ def record_claims(ledger, r: ValkeyResults) -> pd.DataFrame:
                   f"Valkey ${h['valkey_pair_usd']:,.0f}; zone-crossing reads add ${h['transfer_usd']:,.0f}"),
         rule=rules.close_to(figure("cache_cost_per_month"), h["redis_pair_usd"], unit="USD/month", tolerance=0.25,
                             partly=0.6),
-        inputs=("cache_cost_per_month", *sizing), reconciled=reconcile, proof=f"{PROOF}#cost-as-aws-publishes-it")
+        inputs=sizing, judges="cache_cost_per_month", reconciled=reconcile, proof=f"{PROOF}#cost-as-aws-publishes-it")
     rec("valkey.cost-share", claim="The cache costs 0.02 % of a $2M sale's revenue", seed_value="0.02 %",
         measured=(f"{h['cost_share_pct']:.4f} % at the priced ${h['redis_pair_usd']:,.0f}/month; it pays for itself "
                   f"if it prevents {h['break_even_s']:.0f} s of outage in a 24-hour sale ({h['seed_break_even_s']:.0f} s "
                   "at the note's $400)"),
         rule=rules.close_to(figure("cost_share_pct"), h["cost_share_pct"], unit="%", tolerance=0.25, partly=0.6),
-        inputs=("cost_share_pct", "sale_revenue", "cache_cost_per_month", *sizing), reconciled=reconcile,
+        inputs=("sale_revenue", "cache_cost_per_month", *sizing), judges="cost_share_pct", reconciled=reconcile,
         proof=f"{PROOF}#cost-as-aws-publishes-it")
     inv_missed = r.missed.set_index(["engine", "transport"])
     valkey_fo = r.failover.set_index("engine").loc["valkey"]

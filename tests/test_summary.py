@@ -11,7 +11,7 @@ from chapter_contract import LedgerContract
 
 from experiments.chapters import summary
 from experiments.decide import engine
-from experiments.decide.workload import Family, Workload, load
+from experiments.decide.workload import Family, Workload, load, with_headroom
 from experiments.errors import BookError
 from experiments.ledger import Ledger
 from experiments.models import decision, whatif
@@ -66,8 +66,8 @@ def test_the_seed_chatbot_has_no_headroom_and_with_it_gets_durable_valkey(chatbo
     table = _table(chatbot).set_index("option")
     assert (table.verdict == "rejected").all() and 99 < table.loc["valkey", "origin_load_pct"] < 101
     assert "above the 80 % a plan may use" in table.loc["valkey", "reasons"]
-    roomy = _table(summary.with_headroom(chatbot)).set_index("option")
-    assert _first(summary.with_headroom(chatbot)) == "valkey-durable"
+    roomy = _table(with_headroom(chatbot)).set_index("option")
+    assert _first(with_headroom(chatbot)) == "valkey-durable"
     assert roomy.loc["valkey", "verdict"] == "viable" and roomy.loc["in-process", "verdict"] == "rejected"
     assert "zone-local reads" in roomy.loc["valkey-durable", "reasons"]
     assert table.loc["no-cache", "origin_load_pct"] > 1000
@@ -111,7 +111,7 @@ def test_an_origin_with_room_to_spare_and_fresh_data_needs_no_cache():
 
 def test_dax_is_considered_only_for_dynamodb_data(chatbot):
     product = dataclasses.replace(chatbot.families[0], in_dynamodb=True, changed_by_events=False, max_stale_s=600.0)
-    roomy = summary.with_headroom(chatbot)
+    roomy = with_headroom(chatbot)
     table = _table(dataclasses.replace(roomy, families=(product,))).set_index("option")
     assert table.loc["dax", "verdict"] != "rejected" and table.loc["dax", "hit_pct"] > 50
     assert _table(chatbot).set_index("option").loc["dax", "verdict"] == "rejected"

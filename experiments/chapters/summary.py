@@ -17,7 +17,7 @@ import pandas as pd
 from experiments import rules
 from experiments.chapters import dax, in_process_lru, memcached, network, no_cache, read_through, redis, valkey
 from experiments.decide import edge, engine
-from experiments.decide.workload import Workload, load
+from experiments.decide.workload import Workload, load, with_headroom
 from experiments.errors import BookError
 from experiments.ledger import VERDICTS, load_all
 from experiments.models import decision, whatif
@@ -245,13 +245,6 @@ def every_read_cacheable(w: Workload) -> Workload:
         f, cacheable=True, ttl_s=model.ttl_s, max_stale_s=model.max_stale_s, value_kb=model.value_kb)
         for f in w.families)
     return dataclasses.replace(w, name=f"{w.name}, every read cacheable", families=families)
-
-
-def with_headroom(w: Workload) -> Workload:
-    """The same workload with the origin's capacity raised so that its planned load sits at the utilization a
-    plan may use (the note's catalog, sized for exactly its misses, becomes 1/0.8 = 1.25 times larger)."""
-    return dataclasses.replace(w, name=f"{w.name}, catalog with headroom",
-                               origin_capacity_per_s=w.origin_capacity_per_s / w.origin_max_utilization)
 
 
 def example_workloads() -> dict[str, Workload]:

@@ -12,7 +12,7 @@ from chapter_contract import LedgerContract
 from experiments.chapters import summary
 from experiments.decide import engine
 from experiments.decide.workload import Family, Workload, load, with_headroom
-from experiments.errors import BookError
+from experiments.errors import BookError, ParameterError
 from experiments.ledger import Ledger
 from experiments.models import decision, whatif
 from experiments.models.taskcache import seed_product_alpha
@@ -140,6 +140,15 @@ def test_what_if_grids_follow_their_models():
     assert cacheable[0.0] < 1 and cacheable[95.0] > 99.9 and live[95.0] < 25
     assert whatif.hit_rate_to_answer(launch, overload=10.0, reads=whatif.CACHEABLE) == 95.0
     assert whatif.hit_rate_to_answer(launch, overload=10.0, reads=whatif.LIVE) is None
+
+
+def test_dax_what_if_stays_within_dynamodbs_item_limit_where_the_ttl_not_memory_costs_projections():
+    dax = whatif.dax_hit_rates(item_kb=[16, 400], projections=[1, 4], alpha=1.33)
+    cost = whatif.dax_projection_cost(dax)
+    assert cost["dax_one_projection_pct"] > cost["dax_most_projections_pct"] + 1  # four fills per item, one TTL each
+    assert cost["dax_size_effect_pp"] < 0.1 and cost["dax_max_item_kb"] == 400  # a 13 GB node never binds
+    with pytest.raises(ParameterError, match="past DynamoDB's 400 KB item limit"):
+        whatif.dax_hit_rates(item_kb=[512], projections=[1], alpha=1.33)
 
 
 def test_what_if_charts_have_one_slider_over_the_precomputed_values():

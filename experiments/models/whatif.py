@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from experiments import charts
+from experiments.errors import ParameterError
 from experiments.models import daxmodel, flashsale, herd, taskcache
-from experiments.seed import figure, product_reads_per_s
+from experiments.seed import figure, product_reads_per_s, service_default
 
 
 def _slider_chart(frame: pd.DataFrame, *, slider: str, label: str, values: list, x: alt.X, y: alt.Y,
@@ -123,9 +124,16 @@ def launch_chart(frame: pd.DataFrame) -> alt.Chart:
                          title="A launch: requests answered against hit rate")
 
 
+DYNAMODB_MAX_ITEM_KB = service_default("dynamodb_max_item_kb")
+"""No DynamoDB item, so no DAX entry, is larger (``data/service_defaults.csv``)."""
+
+
 def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float) -> pd.DataFrame:
-    """DAX hit rate on a 13 GB node by item size and number of projections, for both keying readings,
-    with Zipf exponent ``alpha`` (the summary passes the DAX chapter's calibrated one)."""
+    """DAX hit rate on a 13 GB node by item size (up to DynamoDB's item limit) and number of projections, for both
+    keying readings, with Zipf exponent ``alpha`` (the summary passes the DAX chapter's calibrated one)."""
+    if max(item_kb) > DYNAMODB_MAX_ITEM_KB:
+        raise ParameterError(f"item_kb={max(item_kb)} is past DynamoDB's {DYNAMODB_MAX_ITEM_KB:.0f} KB item limit: "
+                             "no DAX entry can be that large")
     node_bytes = figure("dax_node_gb") * daxmodel.GB
     rows = [{"item_kb": kb, "projections": p, "keyed_by": keyed,
              "hit_pct": 100 * daxmodel.predict(daxmodel.ProjectionWorkload(alpha=alpha, item_bytes=int(kb * daxmodel.KB),
@@ -133,6 +141,18 @@ def dax_hit_rates(*, item_kb: list[int], projections: list[int], alpha: float) -
                                                capacity_bytes=node_bytes)["hit_rate"]}
             for kb in item_kb for p in projections for keyed in ("projection", "item")]
     return pd.DataFrame(rows)
+
+
+def dax_projection_cost(frame: pd.DataFrame) -> dict[str, float]:
+    """What projections cost DAX in `dax_hit_rates`: the hit rate with one and with the most projections (keyed
+    by projection) at the smallest item size, and the most either moves across every item size DynamoDB allows
+    (zero when the TTL, not the node's memory, sets the hit rate)."""
+    keyed = frame[frame.keyed_by == "projection"]
+    table = keyed.pivot_table(index="item_kb", columns="projections", values="hit_pct")
+    return {"dax_one_projection_pct": float(table.iloc[0, 0]), "dax_most_projections_pct": float(table.iloc[0, -1]),
+            "dax_most_projections": int(table.columns[-1]),
+            "dax_size_effect_pp": float((table.max() - table.min()).max()),
+            "dax_max_item_kb": float(table.index.max())}
 
 
 def dax_chart(frame: pd.DataFrame) -> alt.Chart:

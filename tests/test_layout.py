@@ -20,7 +20,7 @@ from experiments.lab.processes import WORKER_MODULES
 from experiments.paths import ROOT
 
 PACKAGE = ROOT / "experiments"
-CORE = {"paths", "errors", "params", "seed", "rules", "ledger", "measure", "charts", "findings", "results"}
+CORE = {"paths", "errors", "params", "seed", "rules", "claims", "ledger", "measure", "charts", "findings", "results"}
 ALLOWED = {
     "core": {"core"},
     "lab": {"core", "lab"},

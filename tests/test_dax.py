@@ -15,7 +15,7 @@ from experiments.errors import ParameterError
 from experiments.lab.processes import running
 from experiments.lab.servers import RedisServer, TlsRedisServer
 from experiments.ledger import Ledger
-from experiments.models import daxmodel, daxsim, daxstale, taskcache
+from experiments.models import daxmodel, daxsim, daxstale, popularity
 from experiments.models.daxsim import DaxNode, Table, WriteFailed
 from experiments.probes import tlscost
 
@@ -214,7 +214,7 @@ def test_tls_server_refuses_plain_clients_and_costs_are_measured():
 
 @pytest.fixture(scope="module")
 def results():
-    alpha = taskcache.seed_product_alpha()
+    alpha = popularity.product().alpha
     seed_w = chapter.seed_workload(alpha)
     stale = daxstale.timelines(products=60, horizon_s=360, step_s=10)
     table = _tls_table()

@@ -14,8 +14,7 @@ from experiments.decide import engine
 from experiments.decide.workload import Family, Workload, load, with_headroom
 from experiments.errors import BookError, ParameterError
 from experiments.ledger import Ledger
-from experiments.models import decision, whatif
-from experiments.models.taskcache import seed_product_alpha
+from experiments.models import decision, popularity, whatif
 from experiments.paths import DATA
 from experiments.seed import figure, launch_capacity_per_s, launch_reads_per_s, product_reads_per_s
 
@@ -52,7 +51,7 @@ def test_the_example_files_carry_the_notes_figures(chatbot):
     product = chatbot.families[0]
     assert chatbot.origin_capacity_per_s == pytest.approx(figure("catalog_capacity_per_min") / 60, rel=1e-4)
     assert product.reads_per_s == pytest.approx(product_reads_per_s(), rel=1e-4)
-    assert product.zipf_alpha == pytest.approx(seed_product_alpha(), abs=1e-4)
+    assert product.zipf_alpha == pytest.approx(popularity.product().alpha, abs=1e-4)
     assert (product.keys, product.ttl_s, chatbot.tasks) == (figure("dax_catalog"), figure("product_cache_ttl_s"),
                                                             figure("task_count"))
     launch = load(EXAMPLES / "launch.toml")

@@ -13,8 +13,7 @@ from chapter_contract import ChapterContract, rows
 
 from experiments.chapters import traffic as chapter
 from experiments.errors import ParameterError
-from experiments.models import peer, policies, traffic
-from experiments.models.taskcache import seed_product_alpha
+from experiments.models import peer, policies, popularity, traffic
 from experiments.probes import evictionpolicy
 
 ALPHA = 1.3
@@ -39,7 +38,7 @@ def results(stream) -> chapter.TrafficResults:
         in_process=policies.in_process(task, maxsizes=chapter.TASK_ENTRIES),
         headroom=policies.ttl_headroom(task.select(("product",)), maxsizes=chapter.TASK_ENTRIES, ttl_s=chapter.TTL_S),
         peer=chapter.peer_check(stream, fraction=chapter.TIGHT), speed=chapter.throughput(requests=2_000_000, seed=1),
-        traffic=chat, stream_s=120.0)
+        traffic=chat, stream_s=120.0, popularity=chapter.popularity_moves())
 
 
 def _scale(frame: pd.DataFrame, where: dict, column: str, factor: float) -> None:
@@ -77,6 +76,10 @@ class TestChapter(ChapterContract):
              "Redis's allkeys-lfu hits at least 2 points more than allkeys-lru at a tight maxmemory"),
             (lambda r: r.headroom.__setitem__("lru_ttl_hit_rate", r.headroom.lru_ttl_hit_rate - 0.05),
              "with the note's TTL, no policy can add a point to a per-task cache of 5,000 entries"),
+            (lambda r: r.popularity.__setitem__("shared_hit_pct", 95.0),
+             "the note's two readings of its product traffic do not fit: on its top 100's share one shared cache hits "
+             "under 80 % and the catalog carries over 4 times the misses it was sized for, and no option of decide is "
+             "viable"),
             (huge_catalog,
              "one node of the type the book recommends holds everything the TTLs keep, so no policy changes its hit rate"),
         ]
@@ -183,4 +186,4 @@ def test_the_working_set_is_judged_on_the_node_the_book_recommends():
 
 
 def test_the_chapter_uses_the_books_one_product_exponent():
-    assert chapter.chat_traffic(seed_product_alpha()).product_alpha == pytest.approx(1.334, abs=0.01)
+    assert chapter.chat_traffic(popularity.product().alpha).product_alpha == pytest.approx(1.334, abs=0.01)

@@ -7,6 +7,7 @@ libraries'; the peer check sets the book's replay (`experiments.models.lrusim`) 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ from experiments.decide import engine, sizing
 from experiments.decide.workload import load, with_headroom
 from experiments.lab.quiet import quiet
 from experiments.measure import spread_between_rounds
-from experiments.models import lrusim, peer
+from experiments.models import lrusim, peer, popularity
+from experiments.models.taskcache import predict
 from experiments.models.traffic import FAMILIES, ChatTraffic, Trace, family_bytes, parameter, zipf_ranks
 from experiments.paths import DATA
 from experiments.probes import evictionpolicy
 from experiments.results import Results, declared
-from experiments.seed import figure
+from experiments.seed import figure, product_reads_per_s
 
 PROOF = "traffic.ipynb"
 TASKS = int(figure("task_count"))
@@ -126,10 +128,35 @@ def recommended_node() -> dict[str, str | float]:
             "usable_gb": float(nodes.loc[cluster["node_type"], "usable_gib"]) * 2**30 / 1e9}
 
 
+def popularity_moves() -> pd.DataFrame:
+    """What moves with the reading of the note's popularity (`experiments.models.popularity`), per reading: one
+    shared cache's hit rate at the product TTL and the catalog's load against its 2,000 requests/min, 60 per-task
+    caches of 5,000 entries (the in-process chapter's Q1), and `make decide`'s first option for the chatbot given
+    its catalog headroom (or none viable), with the origin's load under the best option."""
+    ttl = figure("product_cache_ttl_s")
+    chatbot = with_headroom(load(DATA / "workloads" / "chatbot.toml"))
+    rows = []
+    for p in (popularity.product(), popularity.top_hundred()):
+        hit = p.shared_hit_rate(ttl)
+        # the planned reading is the example file's own exponent (equal to the model's to 1e-4, which a test checks)
+        w = chatbot if p is popularity.product() else dataclasses.replace(chatbot, families=tuple(
+            dataclasses.replace(f, zipf_alpha=p.alpha) if f.name == "product" else f for f in chatbot.families))
+        ordered, _ = engine.rank(w, edge=False)
+        best = ordered[0]
+        rows.append({"reading": p.reading, "alpha": p.alpha, "shared_hit_pct": 100 * hit,
+                     "catalog_load_x": product_reads_per_s() * 60 * (1 - hit) / figure("catalog_capacity_per_min"),
+                     "per_task_hit_pct": 100 * predict(p.traffic(), tasks=TASKS, maxsize=figure("product_cache_entries"),
+                                                       ttl_s=ttl)["hit_rate"],
+                     "decide_first": "none viable" if best.rejected_because else best.option,
+                     "decide_origin_load_pct": 100 * best.origin_load})
+    return pd.DataFrame(rows)
+
+
 @dataclass
 class TrafficResults(Results):
     """What the chapter generated, simulated and measured: the stream's one-hit wonders and family rates, the
-    policy sweeps, Redis's policies on the same requests (`evictionpolicy.COMPARE`), the peer library's runs."""
+    policy sweeps, Redis's policies on the same requests (`evictionpolicy.COMPARE`), the peer library's runs, and
+    what moves with the note's two readings of its popularity (`popularity_moves`)."""
 
     wonders: pd.DataFrame
     sweep: pd.DataFrame
@@ -142,6 +169,7 @@ class TrafficResults(Results):
     speed: dict
     traffic: ChatTraffic
     stream_s: float
+    popularity: pd.DataFrame
 
 
 def _hit(frame: pd.DataFrame, family: str = "all", **where) -> float:
@@ -179,7 +207,14 @@ def headline(r: TrafficResults) -> dict[str, float | str]:
     lib = r.in_process
     overhead = key_overhead_bytes(r)
     node = recommended_node()
+    planned, top = (r.popularity.set_index("reading").loc[name] for name in (popularity.PLANNED, popularity.TOP_HUNDRED))
     return {
+        "pop_planned_top100_pct": 100 * popularity.product().top_share(int(figure("hot_products"))),
+        "pop_top_share_pct": 100 * popularity.top_hundred().top_share(int(figure("hot_products"))),
+        "pop_top_alpha": float(top.alpha), "pop_top_hit_pct": float(top.shared_hit_pct),
+        "pop_top_load_x": float(top.catalog_load_x), "pop_planned_per_task_pct": float(planned.per_task_hit_pct),
+        "pop_top_per_task_pct": float(top.per_task_hit_pct), "pop_planned_first": str(planned.decide_first),
+        "pop_top_first": str(top.decide_first), "pop_top_decide_load_pct": float(top.decide_origin_load_pct),
         "requests": int(r.peer["requests"]), "turns_per_min": 60 * r.traffic.turns_per_s, "stream_min": r.stream_s / 60,
         "sections": r.traffic.sections, "review_share_pct": 100 * r.traffic.review_share,
         "alpha_low": parameter("alpha_low"), "alpha_high": parameter("alpha_high"),
@@ -267,6 +302,10 @@ def findings(r: TrafficResults) -> dict[str, bool]:
             h["redis_lfu_pct"] >= h["redis_lru_pct"] + 2,
         "with the note's TTL, no policy can add a point to a per-task cache of 5,000 entries":
             h[f"lru_ttl_{TASK_ENTRIES[-1]}_pct"] >= h["any_policy_ttl_pct"] - 1,
+        "the note's two readings of its product traffic do not fit: on its top 100's share one shared cache hits under "
+        "80 % and the catalog carries over 4 times the misses it was sized for, and no option of decide is viable":
+            h["pop_top_hit_pct"] < 80 and h["pop_top_load_x"] > 4 and h["pop_top_first"] == "none viable"
+            and h["pop_planned_first"] != "none viable",
         "one node of the type the book recommends holds everything the TTLs keep, so no policy changes its hit rate":
             h["ttl_working_set_gb"] < h["node_usable_gb"],
     }

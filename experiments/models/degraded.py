@@ -2,7 +2,7 @@
 for the whole fleet at the note's read rate — and the checks a real-server run can make of it.
 
 The fleet reads products at the note's rate (40,000/min, Zipf over the 500K-ASIN catalog with the book's
-one exponent, `experiments.models.taskcache.seed_product_alpha`), spread at random over its 60 tasks, and
+one exponent, `experiments.models.popularity.product`), spread at random over its 60 tasks, and
 every task has lost the cache (a partition of the cache's node from all of them). Then, per mode, the share
 of reads that reach the catalog:
 
@@ -25,7 +25,8 @@ import numpy as np
 from cachetools import TTLCache
 
 from experiments.errors import ParameterError
-from experiments.models.taskcache import TaskTraffic, predict, seed_product_alpha
+from experiments.models import popularity
+from experiments.models.taskcache import TaskTraffic, predict
 from experiments.seed import figure
 
 GUTTER_TTL_S = 10
@@ -34,7 +35,7 @@ GUTTER_TTL_S = 10
 
 def traffic() -> TaskTraffic:
     """The note's product reads: 500K ASINs, the book's exponent, 40,000 reads/min."""
-    return TaskTraffic(catalog=int(figure("dax_catalog")), alpha=seed_product_alpha())
+    return popularity.product().traffic()
 
 
 def origin_share(mode: str, *, gutter_ttl_s: float = GUTTER_TTL_S, fleet: TaskTraffic | None = None) -> float:

@@ -25,7 +25,7 @@ from experiments.errors import ParameterError
 from experiments.measure import spread_between_rounds
 from experiments.models.cachemodel import hit_probability, mixture, zipf_groups
 from experiments.models.lrusim import replay
-from experiments.seed import figure, product_reads_per_s
+from experiments.seed import product_reads_per_s
 
 HOT_ITEMS = 500
 """The seed's hot set: the top 100 ASINs with 5 variant pages each."""
@@ -185,14 +185,6 @@ def benchmark(traffic: TaskTraffic, *, maxsize: int, ttl_s: float, requests_coun
 
 
 @lru_cache(maxsize=1)
-def seed_product_alpha() -> float:
-    """The one Zipf exponent of the note's product traffic, used by every chapter: the exponent at which one
-    shared cache with the 5-minute product TTL gives the 95 % the catalog was sized for (the Memcached
-    failure's figures), over the 500K-ASIN catalog."""
-    traffic = TaskTraffic(catalog=int(figure("dax_catalog")), reads_per_s=product_reads_per_s())
-    return calibrate_alpha(traffic, target_hit=figure("planned_hit_rate"), ttl_s=figure("product_cache_ttl_s"))
-
-
 def calibrate_alpha(traffic: TaskTraffic, *, target_hit: float, ttl_s: float) -> float:
     """The Zipf exponent at which one shared cache without a size limit reaches ``target_hit``."""
     low, high = 0.3, 2.5

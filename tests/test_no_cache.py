@@ -149,6 +149,6 @@ class TestNoCacheChapter(ChapterContract):
         # the P99 depends on the pool's queue (unbounded FCFS fails, a pool bounded at the timeout partly);
         # three 350 ms calls are all within 350 ms in 1/8 of turns, not half
         assert table.loc["no-cache.p99-3000", "verdict"] == "depends"
-        assert table.loc["no-cache.q2-p50-350", "verdict"] == "fails"
+        assert table.loc["no-cache.q2-p50-350", "verdict"] == "partly"  # a median turn of 430 ms, 23 % over
         assert "12.5 % of turns" in table.loc["no-cache.q2-p50-350", "measured"]
         assert len(chapter.summary_row(chapter.headline(results))) == 4

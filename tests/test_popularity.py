@@ -20,6 +20,9 @@ def test_the_notes_two_readings_of_the_product_traffic_do_not_fit():
     assert planned.top_100_share_pct == pytest.approx(83, abs=1) and planned.catalog_load_x == pytest.approx(1, abs=0.01)
     assert top.alpha == pytest.approx(1.0, abs=0.01) and top.top_100_share_pct == pytest.approx(37.5, abs=0.01)
     assert top.shared_hit_pct == pytest.approx(74, abs=1) and top.catalog_load_x == pytest.approx(5.2, abs=0.1)
+    both = table.loc[popularity.BOTH]  # the edge: over about 12,000 products read at all, the two readings fit
+    assert both.top_100_share_pct == pytest.approx(37.5, abs=0.01) and both.shared_hit_pct == pytest.approx(95, abs=0.1)
+    assert 5_000 < both.products < 20_000
 
 
 def test_the_popularity_is_one_object_every_chapter_imports():

@@ -77,9 +77,9 @@ class TestChapter(ChapterContract):
             (lambda r: r.headroom.__setitem__("lru_ttl_hit_rate", r.headroom.lru_ttl_hit_rate - 0.05),
              "with the note's TTL, no policy can add a point to a per-task cache of 5,000 entries"),
             (lambda r: r.popularity.__setitem__("shared_hit_pct", 95.0),
-             "the note's two readings of its product traffic do not fit: on its top 100's share one shared cache hits "
-             "under 80 % and the catalog carries over 4 times the misses it was sized for, and no option of decide is "
-             "viable"),
+             "over the 500K catalog the note's two readings of its product traffic do not fit: on its top 100's share one "
+             "shared cache hits under 80 % and the catalog carries over 4 times the misses it was sized for, and no option "
+             "of decide is viable"),
             (huge_catalog,
              "one node of the type the book recommends holds everything the TTLs keep, so no policy changes its hit rate"),
         ]

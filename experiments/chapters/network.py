@@ -381,9 +381,9 @@ def table_cells(h: dict[str, float]) -> dict[tuple[str, str], tuple[str, str]]:
             "not to zero",
             "network.table.redis-consistency"),
         ("ElastiCache Redis", "Key failure risk"): (
-            f"failover {h['promotion_at_default_s']:.0f} s at Sentinel's default detection (measured "
-            f"{h['sentinel_promotion_s']:.1f} s at {h['sentinel_down_after_ms']:.0f} ms); invalidations the cut-off "
-            f"primary took stay lost for their TTL unless replayed",
+            f"ElastiCache promotes in seconds (AWS); self-managed, {h['promotion_at_default_s']:.0f} s at Sentinel's "
+            f"default detection (measured {h['sentinel_promotion_s']:.1f} s at {h['sentinel_down_after_ms']:.0f} ms); "
+            f"invalidations the cut-off primary took stay lost for their TTL unless replayed",
             "network.table.redis-failure-risk"),
         ("Memcached", "Consistency"): (
             f"as good as the invalidation path — but a node back from a partition serves what was invalidated while it "

@@ -19,6 +19,7 @@ import pandas as pd
 from experiments import rules
 from experiments.decide import engine, sizing
 from experiments.decide.workload import load, with_headroom
+from experiments.errors import BookError
 from experiments.lab.quiet import quiet
 from experiments.measure import spread_between_rounds
 from experiments.models import lrusim, peer, popularity
@@ -122,9 +123,13 @@ def recommended_node() -> dict[str, str | float]:
     ElastiCache's reserved memory), in GB. The note's 13 GB is its DAX node, not a cache the book would deploy."""
     w = with_headroom(load(DATA / "workloads" / "chatbot.toml"))
     ordered, numbers = engine.rank(w, edge=False)
-    cluster = numbers[ordered[0].option]["cluster"]
-    nodes = sizing.node_table("valkey").set_index("node_type")
-    return {"option": ordered[0].option, "node_type": cluster["node_type"],
+    chosen = next((a for a in ordered if not a.rejected_because and numbers[a.option]["cluster"]), None)
+    if chosen is None:
+        raise BookError("make decide recommends no node-based cluster for the chatbot with headroom: the traffic "
+                        "chapter has no node to size its working set against")
+    cluster = numbers[chosen.option]["cluster"]
+    nodes = sizing.node_table("redis" if chosen.option.startswith("redis") else "valkey").set_index("node_type")
+    return {"option": chosen.option, "node_type": cluster["node_type"],
             "usable_gb": float(nodes.loc[cluster["node_type"], "usable_gib"]) * 2**30 / 1e9}
 
 
@@ -139,15 +144,17 @@ def popularity_moves() -> pd.DataFrame:
     for p in (popularity.product(), popularity.top_hundred()):
         hit = p.shared_hit_rate(ttl)
         # the planned reading is the example file's own exponent (equal to the model's to 1e-4, which a test checks)
-        w = chatbot if p is popularity.product() else dataclasses.replace(chatbot, families=tuple(
+        w = chatbot if p.reading == popularity.PLANNED else dataclasses.replace(chatbot, families=tuple(
             dataclasses.replace(f, zipf_alpha=p.alpha) if f.name == "product" else f for f in chatbot.families))
         ordered, _ = engine.rank(w, edge=False)
-        best = ordered[0]
+        viable = [a for a in ordered if not a.rejected_because]
+        # none viable: the option that leaves the origin least loaded (the ranking's first may be rejected for staleness)
+        best = viable[0] if viable else min(ordered, key=lambda a: a.origin_load)
         rows.append({"reading": p.reading, "alpha": p.alpha, "shared_hit_pct": 100 * hit,
                      "catalog_load_x": product_reads_per_s() * 60 * (1 - hit) / figure("catalog_capacity_per_min"),
                      "per_task_hit_pct": 100 * predict(p.traffic(), tasks=TASKS, maxsize=figure("product_cache_entries"),
                                                        ttl_s=ttl)["hit_rate"],
-                     "decide_first": "none viable" if best.rejected_because else best.option,
+                     "decide_first": best.option if viable else "none viable",
                      "decide_origin_load_pct": 100 * best.origin_load})
     return pd.DataFrame(rows)
 
@@ -211,6 +218,7 @@ def headline(r: TrafficResults) -> dict[str, float | str]:
     return {
         "pop_planned_top100_pct": 100 * popularity.product().top_share(int(figure("hot_products"))),
         "pop_top_share_pct": 100 * popularity.top_hundred().top_share(int(figure("hot_products"))),
+        "pop_fit_products": popularity.fitting_catalog().catalog, "pop_fit_alpha": popularity.fitting_catalog().alpha,
         "pop_top_alpha": float(top.alpha), "pop_top_hit_pct": float(top.shared_hit_pct),
         "pop_top_load_x": float(top.catalog_load_x), "pop_planned_per_task_pct": float(planned.per_task_hit_pct),
         "pop_top_per_task_pct": float(top.per_task_hit_pct), "pop_planned_first": str(planned.decide_first),
@@ -266,6 +274,7 @@ def headline(r: TrafficResults) -> dict[str, float | str]:
         "reco_ttl_min": figure("promo_ttl_s") / 60, "catalog": r.traffic.catalog,
         "node_type": node["node_type"], "node_usable_gb": node["usable_gb"],
         "node_room_pct": 100 * (1 - ttl_working_set_gb(r.traffic, key_overhead_bytes=overhead) / node["usable_gb"]),
+        "node_grow_pct": 100 * (node["usable_gb"] / ttl_working_set_gb(r.traffic, key_overhead_bytes=overhead) - 1),
     }
 
 
@@ -302,8 +311,9 @@ def findings(r: TrafficResults) -> dict[str, bool]:
             h["redis_lfu_pct"] >= h["redis_lru_pct"] + 2,
         "with the note's TTL, no policy can add a point to a per-task cache of 5,000 entries":
             h[f"lru_ttl_{TASK_ENTRIES[-1]}_pct"] >= h["any_policy_ttl_pct"] - 1,
-        "the note's two readings of its product traffic do not fit: on its top 100's share one shared cache hits under "
-        "80 % and the catalog carries over 4 times the misses it was sized for, and no option of decide is viable":
+        "over the 500K catalog the note's two readings of its product traffic do not fit: on its top 100's share one "
+        "shared cache hits under 80 % and the catalog carries over 4 times the misses it was sized for, and no option "
+        "of decide is viable":
             h["pop_top_hit_pct"] < 80 and h["pop_top_load_x"] > 4 and h["pop_top_first"] == "none viable"
             and h["pop_planned_first"] != "none viable",
         "one node of the type the book recommends holds everything the TTLs keep, so no policy changes its hit rate":

@@ -190,3 +190,44 @@ def compare(launches: dict[str, Launch], *, seed: int) -> tuple[pd.DataFrame, pd
         models.append(model.assign(launch=label))
         rows.append({"launch": label, **summarize(per_s, model, launch)})
     return pd.concat(sims, ignore_index=True), pd.concat(models, ignore_index=True), pd.DataFrame(rows)
+
+
+def burst_answered(launch: Launch, requests: float, window_s: float) -> float:
+    """The share of a burst answered in time (fluid): ``requests`` arriving evenly over ``window_s`` at the
+    launch's catalog (capacity C, no autoscaling within a burst). Arriving t into the burst at a rate λ > C, a
+    request waits (λ − C)·t / C, so it is answered while t ≤ (timeout − service)·C / (λ − C)."""
+    rate, capacity = requests / window_s, launch.capacity_per_s
+    if rate <= capacity:
+        return 1.0
+    ok_until = (launch.timeout_ms - launch.service_ms) / 1000 * capacity / (rate - capacity)
+    return min(1.0, ok_until / window_s)
+
+
+def burst_absorbed_up_to(launch: Launch) -> float:
+    """The largest burst arriving at one instant that the catalog still answers in full: what it serves before
+    the clients' timeout, (timeout − service)·C requests — the edge between a burst and a collapse."""
+    return (launch.timeout_ms - launch.service_ms) / 1000 * launch.capacity_per_s
+
+
+def burst_simulated(launch: Launch, requests: float, window_s: float, *, seed: int) -> float:
+    """`burst_answered` by the discrete-event simulation: the burst's requests at uniform random times over
+    ``window_s`` (at the launch's ``scale``), served first come first served with log-normal service times."""
+    rng = np.random.default_rng(seed)
+    arrivals = np.sort(rng.uniform(0, window_s, max(1, round(requests * launch.scale))))
+    service = rng.lognormal(math.log(launch.service_ms / 1000), launch.service_sigma, arrivals.size)
+    workers = max(1, round(launch.planned_concurrency * launch.scale))
+    _, finish = _serve(arrivals, service, workers, math.inf, 0, launch.timeout_ms / 1000, False)
+    return float(np.mean(finish - arrivals <= launch.timeout_ms / 1000))
+
+
+def launch_readings(launch: Launch, *, windows_s: list[float], seed: int) -> pd.DataFrame:
+    """The note's "50,000 users simultaneously ask" read several ways: the book's (that many requests in flight at
+    every moment, Little's law: a sustained ten times the catalog's capacity) beside the same number of requests
+    arriving once, spread over each of ``windows_s`` — answered share by the fluid model and the simulation."""
+    users = figure("launch_users")
+    rows = [{"reading": f"{users:,.0f} requests over {w:g} s", "offered_per_s": users / w,
+             "over_capacity_x": users / w / launch.capacity_per_s,
+             "answered_model_pct": 100 * burst_answered(launch, users, w),
+             "answered_sim_pct": 100 * burst_simulated(launch, users, w, seed=seed + i)}
+            for i, w in enumerate(windows_s)]
+    return pd.DataFrame(rows)

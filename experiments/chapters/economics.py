@@ -123,6 +123,12 @@ def record_claims(ledger, r: EconomicsResults) -> pd.DataFrame:
         rule=rules.at_most(1000, h["redis_item_p99_us"], unit="µs"), proof=f"{proof}#how-fast-is-a-hit",
     )
     worst_mc = float(hits.loc[hits.store == "Memcached", "p99_ms"].max())
+    worst_redis = float(hits.loc[hits.store == "Redis", "p99_ms"].max())
+    ledger.record(
+        "economics.table.redis-latency", claim="Redis latency is under 2 ms",
+        seed_value="< 2 ms", measured=f"worst p99 {worst_redis:.3f} ms over the value sizes (loopback)",
+        rule=rules.at_most(SEED_CACHE_BOUND_MS, worst_redis, unit="ms"), proof=f"{proof}#how-fast-is-a-hit",
+    )
     ledger.record(
         "economics.table.memcached-latency", claim="Memcached latency is under 2 ms",
         seed_value="< 2 ms", measured=f"worst p99 {worst_mc:.3f} ms (loopback)",

@@ -84,6 +84,9 @@ def headline(r: NoCacheResults) -> dict[str, float]:
         "p99_95_ms": _launch(r, "cache at 95 % hit").peak_p99_ms,
         "wait_at_60s_s": float(r.launch_seconds[(r.launch_seconds.launch == "no cache")
                                                   & (r.launch_seconds.t_s == 60)].wait_p50_ms.iloc[0]) / 1000,
+        "catalog_p99_at_60s_ms": float(r.launch_seconds[(r.launch_seconds.launch == "no cache")
+                                                        & (r.launch_seconds.t_s == 60)].wait_p99_ms.iloc[0])
+        + figure("launch_catalog_latency_ms"),
         "fan_p50_ms": float(fan.loc[0.0, "p50_ms"]), "fan_p50_mc_ms": float(fan.loc[0.0, "p50_mc_ms"]),
         "fan_p99_ms": float(fan.loc[0.0, "p99_ms"]),
         "fan_stated_within_pct": 100 * fanout.equal_calls_within(figure("fanout_p50_ms"), calls=FANOUT_CALLS,
@@ -171,11 +174,12 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
     rec("no-cache.p99-3000", claim="Overloaded, the catalog's P99 grows from 120 ms to 3,000 ms",
         seed_value="3,000 ms",
         measured=(f"it depends on the pool's queue, which the note does not bound: first-come-first-served waits grow "
-                  f"without bound ({h['wait_at_60s_s']:,.0f} s at the median a minute in); a pool that refuses what it "
+                  f"without bound (a minute in, P99 {h['catalog_p99_at_60s_ms'] / 1000:,.0f} s, the median "
+                  f"{h['wait_at_60s_s']:,.0f} s); a pool that refuses what it "
                   f"cannot answer within the clients' {timeout_ms:,.0f} ms answers at P99 {h['shed_peak_p99_ms']:,.0f} ms"),
         rule=rules.depends_on("how the saturated connection pool queues (the note: \"connections are queued\", no bound)", {
             "an unbounded first-come-first-served queue (the chapter's simulation)": rules.close_to(
-                figure("catalog_p99_overload_ms"), 1000 * h["wait_at_60s_s"], unit="ms (median wait a minute in)",
+                figure("catalog_p99_overload_ms"), h["catalog_p99_at_60s_ms"], unit="ms (P99 wait + service, a minute in)",
                 tolerance=0.25, partly=1.0),
             f"a pool that refuses what it cannot answer in {timeout_ms:,.0f} ms": rules.close_to(
                 figure("catalog_p99_overload_ms"), h["shed_peak_p99_ms"], unit="ms (P99 of the answers, worst second)",

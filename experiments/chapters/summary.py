@@ -36,7 +36,7 @@ OPTIONS = {"ElastiCache Redis": ("redis", redis), "ElastiCache Valkey": ("valkey
 Valkey): option → (chapter, claims module)."""
 
 TABLE_CLAIMS = {
-    "ElastiCache Redis": ["economics.redis-sub-ms", "redis.table.invalidation", "redis.table.consistency",
+    "ElastiCache Redis": ["economics.table.redis-latency", "redis.table.invalidation", "redis.table.consistency",
                           "redis.table.failure-risk"],
     "ElastiCache Valkey": ["valkey.table.latency", "valkey.table.invalidation", "valkey.table.consistency",
                            "valkey.table.failure-risk"],

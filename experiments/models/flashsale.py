@@ -104,7 +104,8 @@ def _serve(arrivals, service, workers, added_at, added, timeout, shed):  # pragm
 
 
 def simulate(launch: Launch, *, seed: int) -> pd.DataFrame:
-    """Per second of the launch: offered, answered in time, timed out, p50/p99 of the answers (ms)."""
+    """Per second of the launch: offered, answered in time, timed out, p50/p99 of the answers (ms), and the median
+    and 99th percentile of the wait in the catalog's queue, answered in time or not (ms)."""
     rng = np.random.default_rng(seed)
     peak = launch.offered_per_s * launch.scale
     # thinning of a Poisson stream at the peak rate gives the ramp
@@ -125,7 +126,8 @@ def simulate(launch: Launch, *, seed: int) -> pd.DataFrame:
     per_s = frame.groupby("t_s").agg(offered=("ok", "size"), answered=("ok", "sum"),
                                       p50_ms=("response_ms", "median"),
                                       p99_ms=("response_ms", lambda x: x.quantile(0.99)),
-                                      wait_p50_ms=("wait_ms", "median")).reset_index()
+                                      wait_p50_ms=("wait_ms", "median"),
+                                      wait_p99_ms=("wait_ms", lambda x: x.quantile(0.99))).reset_index()
     per_s["timed_out"] = per_s.offered - per_s.answered
     per_s[["offered", "answered", "timed_out"]] = per_s[["offered", "answered", "timed_out"]] / launch.scale
     return per_s.assign(answered_share=per_s.answered / per_s.offered)

@@ -3,6 +3,7 @@ answer; the fleet model and its exact checks; the lab run's refusal of bad sizes
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import redis
 from cachetools import TTLCache
@@ -114,3 +115,20 @@ def test_bad_outage_sizes_are_one_line():
         degraded.outage(reads=0, fleet_reads=10)
     with pytest.raises(ParameterError, match="timeout_s within the budget"):
         degraded.outage(reads=10, fleet_reads=10, timeout_s=3.0)
+
+
+def test_a_gutter_filled_on_a_miss_starts_with_the_fail_open_load():
+    """At the outage's start the gutter is empty: the catalog gets every read, then each key's reads until its
+    first fill (Σ λ·e^(−λt)); the closed form matches a direct sum, and the load falls below the capacity later
+    than a minute at the note's rate."""
+    fleet = model.traffic()
+    start, later = model.gutter_fill_load([0.0, 60.0])
+    assert start == pytest.approx(fleet.reads_per_s)
+    rates = fleet.reads_per_s * fleet.popularity()
+    assert later == pytest.approx(float((rates * np.exp(-rates * 60)).sum()), rel=0.01)
+    capacity = 2000 / 60
+    assert 60 < model.gutter_over_capacity_s(capacity) < 300
+    ttl = model.gutter_ttl_for(capacity)
+    assert 0.9 < model.gutter_cold_answered(capacity, gutter_ttl_s=ttl) < 0.99
+    with pytest.raises(ParameterError, match="would drain"):
+        model.gutter_cold_answered(capacity, gutter_ttl_s=10 * ttl)

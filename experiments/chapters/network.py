@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from experiments import claims, rules
@@ -30,8 +31,9 @@ from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, se
 
 PROOF = "network.ipynb"
 
-FLEET_KEYS = ("fail_open", "fail_fast", "in_process_copy", "gutter_pool", "gutter_long")
-"""The headline's names for `fleet_modes`' rows, in its order (the gutter pool with short, then long entries)."""
+FLEET_KEYS = ("fail_open", "fail_fast", "in_process_copy", "gutter_pool", "gutter_long", "gutter_cold")
+"""The headline's names for `fleet_modes`' rows, in its order (the gutter pool with short entries, then long ones
+kept warm, then long ones filled on a miss)."""
 
 BUDGET_S = figure("catalog_timeout_ms") / 1000
 """The orchestrator's turn budget: its 2,000 ms timeout on catalog calls (the note's no-cache failure)."""
@@ -74,21 +76,30 @@ def fleet_modes(lab: pd.DataFrame) -> pd.DataFrame:
     and the share of turns answered in budget. A read the mode serves itself is answered (the lab's turns took
     well under the budget); a read sent to the catalog is answered only while the catalog is within its
     capacity — past it, a first-come-first-served catalog answers almost nothing in time (the no-cache
-    chapter); fail fast answers nothing. The gutter pool appears twice: with
+    chapter); fail fast answers nothing. The gutter pool appears three times: with
     `experiments.models.degraded.GUTTER_TTL_S` entries, and with entries living as long as it takes to hold the
-    catalog at its capacity. A mode that kept no turn in budget in the lab answers nothing here either."""
+    catalog at its capacity — kept warm by the invalidator (its steady state from the outage's first second), and
+    filled on a miss (empty when the outage starts: over its first TTL it answers the reads it already holds, at
+    the mean catalog load of that TTL, `degraded.gutter_cold_answered`). A mode that kept no turn in budget in the
+    lab answers nothing here either."""
     capacity = figure("catalog_capacity_per_min") / 60
     long_ttl = degraded.gutter_ttl_for(capacity)
     rows = []
     for row in lab.itertuples():
-        variants = ([(f"gutter pool, {degraded.GUTTER_TTL_S:.0f} s entries", degraded.GUTTER_TTL_S),
-                     (f"gutter pool, {long_ttl:.0f} s entries", long_ttl)] if row.mode == "gutter pool"
-                    else [(row.mode, degraded.GUTTER_TTL_S)])
-        for label, ttl_s in variants:
-            share = degraded.origin_share(row.mode, gutter_ttl_s=ttl_s)
-            calls = share * product_reads_per_s()
-            within = calls <= capacity * 1.001
-            answered = 0.0 if row.mode == "fail fast" else (1 - share) + (share if within else 0.0)
+        variants = ([(f"gutter pool, {degraded.GUTTER_TTL_S:.0f} s entries", degraded.GUTTER_TTL_S, False),
+                     (f"gutter pool, {long_ttl:.0f} s entries, kept warm", long_ttl, False),
+                     (f"gutter pool, {long_ttl:.0f} s entries, filled on a miss", long_ttl, True)]
+                    if row.mode == "gutter pool" else [(row.mode, degraded.GUTTER_TTL_S, False)])
+        for label, ttl_s, cold in variants:
+            if cold:
+                t = np.linspace(0, ttl_s, 601)
+                calls = float(np.trapezoid(degraded.gutter_fill_load(t), t) / ttl_s)
+                answered = degraded.gutter_cold_answered(capacity, gutter_ttl_s=ttl_s)
+            else:
+                share = degraded.origin_share(row.mode, gutter_ttl_s=ttl_s)
+                calls = share * product_reads_per_s()
+                within = calls <= capacity * 1.001
+                answered = 0.0 if row.mode == "fail fast" else (1 - share) + (share if within else 0.0)
             rows.append({"mode": label, "catalog_calls_per_s": calls, "catalog_load_x": calls / capacity,
                          "answered_pct": 100 * answered if row.in_budget >= 0.99 else 0.0})
     return pd.DataFrame(rows)
@@ -183,6 +194,8 @@ def headline(r: NetworkResults) -> dict[str, float]:
         "recommended_mode": recommended_mode(fleet.reset_index()),
         "gutter_ttl_s": float(degraded.GUTTER_TTL_S), "short_retry_bound_s": redis_py_retry_bound_s(short),
         "gutter_ttl_for_capacity_s": degraded.gutter_ttl_for(figure("catalog_capacity_per_min") / 60),
+        "gutter_cold_over_capacity_s": degraded.gutter_over_capacity_s(figure("catalog_capacity_per_min") / 60),
+        "gutter_cold_load_1s_x": float(degraded.gutter_fill_load([1.0])[0]) / (figure("catalog_capacity_per_min") / 60),
         "product_ttl_s": figure("product_cache_ttl_s"),
         "flap_keys_on_node": int(flap.keys_on_node), "flap_stale": int(flap.stale_reads_after_return),
         "flap_ejected_after_s": float(flap.ejected_after_s), "flap_misses_while_out": int(flap.misses_while_out),
@@ -304,9 +317,12 @@ def findings(r: NetworkResults) -> dict[str, bool | Timing | AllOf]:
             abs(lab.loc["gutter pool", "calls_per_read"] / lab.loc["gutter pool", "expected_calls_per_read"] - 1) < 0.02,
         "at the note's rate failing open overloads the catalog over 10 times, the copy and a short-lived gutter 2-4 times":
             h["fail_open_load_x"] > 10 and all(2 <= h[f"{k}_load_x"] <= 4 for k in ("in_process_copy", "gutter_pool")),
-        "a gutter whose entries live the product TTL answers every turn with the catalog at its capacity":
+        "a gutter whose entries live the product TTL, kept warm, answers every turn with the catalog at its capacity":
             h["gutter_long_answered_pct"] >= 99.9 and h["gutter_long_load_x"] <= 1.001
             and abs(h["gutter_ttl_for_capacity_s"] - h["product_ttl_s"]) < 0.01 * h["product_ttl_s"],
+        "filled on a miss, the same gutter starts empty: the catalog is over its capacity for over a minute and some "
+        "turns go unanswered":
+            h["gutter_cold_over_capacity_s"] > 60 and h["gutter_cold_answered_pct"] < 99,
         "a flapping memcached node served every key invalidated while it was out, stale":
             h["flap_stale"] == h["flap_keys_on_node"] > 0,
         "a replaced node served none stale and missed every key of its share": h["replaced_stale"] == 0

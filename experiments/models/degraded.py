@@ -11,7 +11,12 @@ of reads that reach the catalog:
 * in-process copy — the misses of 60 per-task ``TTLCache(5000, 300)`` copies in steady state
   (`experiments.models.taskcache.predict`: Che's approximation with eager expiry);
 * gutter pool — the misses of one shared pool whose entries live ``gutter_ttl_s`` from their fill
-  (the same model, one cache, no size limit: a key costs one call per TTL cycle).
+  (the same model, one cache, no size limit: a key costs one call per TTL cycle). That is its steady state: a
+  gutter filled only on a miss is empty when the outage starts, and during its first TTL a key read at rate λ
+  reaches the catalog at λ·e^(−λt) until its first read fills it (`gutter_fill_load`): the catalog first sees
+  the fail-open load, and a first-come-first-served catalog left with that backlog and a steady load at its
+  capacity never drains it (`gutter_cold_answered`). Kept warm — written by the invalidator beside the shared
+  cache — the gutter starts in its steady state.
 
 Assumptions: Poisson reads (each key's reads independent), a stationary popularity, one fill per miss (a
 task's threads share a fill; concurrent misses of one hot key in different tasks would add calls the model
@@ -26,6 +31,7 @@ from cachetools import TTLCache
 
 from experiments.errors import ParameterError
 from experiments.models import popularity
+from experiments.models.cachemodel import zipf_groups
 from experiments.models.taskcache import TaskTraffic, predict
 from experiments.seed import figure
 
@@ -52,6 +58,42 @@ def origin_share(mode: str, *, gutter_ttl_s: float = GUTTER_TTL_S, fleet: TaskTr
     if mode == "gutter pool":
         return 1 - predict(fleet, tasks=1, maxsize=fleet.catalog, ttl_s=gutter_ttl_s)["hit_rate"]
     raise ParameterError(f"mode={mode!r} is not a degraded mode")
+
+
+def gutter_fill_load(t_s: np.ndarray, *, fleet: TaskTraffic | None = None) -> np.ndarray:
+    """Catalog calls per second ``t_s`` seconds into an outage, through a gutter that was empty at its start and
+    fills on each key's first miss (valid within the gutter's first TTL): Σ λᵢ·e^(−λᵢ·t) over the keys."""
+    fleet = fleet or traffic()
+    mass, count = zipf_groups(fleet.catalog, fleet.alpha)
+    rate = fleet.reads_per_s * mass / count
+    t = np.atleast_1d(np.asarray(t_s, float))
+    return (count * rate * np.exp(-np.outer(t, rate))).sum(axis=1)
+
+
+def gutter_over_capacity_s(capacity_per_s: float, *, fleet: TaskTraffic | None = None) -> float:
+    """How long after the outage starts a gutter filled on a miss keeps the catalog above ``capacity_per_s``."""
+    low, high = 0.0, 1e6
+    if gutter_fill_load([high], fleet=fleet)[0] > capacity_per_s:
+        return float("inf")
+    for _ in range(80):
+        mid = (low + high) / 2
+        low, high = (mid, high) if gutter_fill_load([mid], fleet=fleet)[0] > capacity_per_s else (low, mid)
+    return high
+
+
+def gutter_cold_answered(capacity_per_s: float, *, gutter_ttl_s: float, fleet: TaskTraffic | None = None) -> float:
+    """The share of reads answered over the gutter's first TTL when it fills on a miss: the reads the gutter
+    already holds. Its misses queue at a first-come-first-served catalog that took the fail-open load at the start,
+    and whose steady load afterwards is at least its capacity when the TTL is the one that holds it there, so the
+    backlog never drains and no catalog call is answered in time (the no-cache chapter's collapse)."""
+    fleet = fleet or traffic()
+    t = np.linspace(0, gutter_ttl_s, 601)
+    missed = gutter_fill_load(t, fleet=fleet) / fleet.reads_per_s
+    steady = origin_share("gutter pool", gutter_ttl_s=gutter_ttl_s, fleet=fleet) * fleet.reads_per_s
+    if steady < capacity_per_s * 0.999:
+        raise ParameterError(f"the gutter's steady load ({steady:.1f}/s) is under the catalog's capacity: the backlog "
+                             "would drain, which this bound does not model")
+    return float(1 - np.trapezoid(missed, t) / gutter_ttl_s)
 
 
 def gutter_ttl_for(capacity_per_s: float, *, fleet: TaskTraffic | None = None) -> float:

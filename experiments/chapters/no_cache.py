@@ -51,9 +51,9 @@ def _rule(r: NoCacheResults, family: str) -> pd.Series:
     return r.rules.set_index("family").loc[family]
 
 
-def _reading(r: NoCacheResults, window_s: float, column: str) -> float:
-    """A column of `flashsale.launch_readings` for the burst spread over ``window_s``."""
-    return float(r.readings.set_index("offered_per_s")[column].loc[figure("launch_users") / window_s])
+def _reading(r: NoCacheResults, label: str, column: str) -> float:
+    """A column of `flashsale.launch_readings` for the reading named ``label``."""
+    return float(r.readings.set_index("reading")[column].loc[label])
 
 
 def headline(r: NoCacheResults) -> dict[str, float]:
@@ -68,8 +68,11 @@ def headline(r: NoCacheResults) -> dict[str, float]:
         "shed_peak_p99_ms": shed.peak_p99_ms,
         "sustained_per_user_per_s": launch_reads_per_s() / figure("launch_users"),
         "burst_edge_requests": flashsale.burst_absorbed_up_to(flashsale.Launch()),
-        "burst_1s_answered_pct": _reading(r, 1, "answered_model_pct"),
-        "burst_1s_answered_sim_pct": _reading(r, 1, "answered_sim_pct"),
+        "closed_loop_response_s": figure("launch_users") / flashsale.Launch().capacity_per_s,
+        "burst_once_answered_pct": _reading(r, "50,000 requests at one instant", "answered_model_pct"),
+        "burst_double_answered_pct": _reading(r, "two reads per user at one instant", "answered_model_pct"),
+        "burst_double_answered_sim_pct": _reading(r, "two reads per user at one instant", "answered_sim_pct"),
+        "burst_1s_answered_pct": _reading(r, "50,000 requests over 1 s", "answered_model_pct"),
         "burst_worst_gap_pp": float((r.readings.answered_model_pct - r.readings.answered_sim_pct).abs().max()),
         "resume_20x_sim_s": wide.sim_resume_s, "resume_20x_model_s": wide.model_resume_s,
         "answered_20x_pct": wide.answered_pct,
@@ -141,9 +144,10 @@ def findings(r: NoCacheResults) -> dict[str, bool | Timing]:
             timing(h["real_cached_answered_pct"] - 2 * h["real_plain_answered_pct"], above=0, unit="points",
                    spread=float(cached.answered_spread_pct + 2 * plain.answered_spread_pct)),
         "the analytic fan-out p50 is within 2 % of Monte Carlo at every hit rate": h["fan_max_gap_pct"] < 2,
-        "read as one burst, the note's 50,000 requests within a second are all answered in time (model and "
-        "simulation within 2 points): the collapse needs them in flight at every moment":
-            h["burst_1s_answered_pct"] > 99 and h["burst_worst_gap_pp"] < 2,
+        "read as one burst, the note's 50,000 requests are all answered in time even at one instant, and two reads per "
+        "user under 90 % (model and simulation within 3 points): the collapse needs an offered load above capacity "
+        "for longer than the timeout absorbs":
+            h["burst_once_answered_pct"] > 99 and h["burst_double_answered_pct"] < 90 and h["burst_worst_gap_pp"] < 3,
         "with the note's family medians (120/350/80 ms) a turn's p50 is the recommendation's 350 ms within 1 %":
             abs(h["fan_p50_ms"] - 350) / 350 < 0.01,
         "with the seed's inputs the cost share is 0.02 %": math.isclose(h["cost_ratio_pct"], figure("cost_share_pct")),
@@ -179,7 +183,7 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
                   f"cannot answer within the clients' {timeout_ms:,.0f} ms answers at P99 {h['shed_peak_p99_ms']:,.0f} ms"),
         rule=rules.depends_on("how the saturated connection pool queues (the note: \"connections are queued\", no bound)", {
             "an unbounded first-come-first-served queue (the chapter's simulation)": rules.close_to(
-                figure("catalog_p99_overload_ms"), h["catalog_p99_at_60s_ms"], unit="ms (P99 wait + service, a minute in)",
+                figure("catalog_p99_overload_ms"), h["catalog_p99_at_60s_ms"], unit="ms (P99 wait + median service, a minute in)",
                 tolerance=0.25, partly=1.0),
             f"a pool that refuses what it cannot answer in {timeout_ms:,.0f} ms": rules.close_to(
                 figure("catalog_p99_overload_ms"), h["shed_peak_p99_ms"], unit="ms (P99 of the answers, worst second)",
@@ -188,14 +192,16 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
         proof=f"{PROOF}#failure-the-flash-sale-collapse")
     rec("no-cache.every-timeout", claim="Every request times out", seed_value="every request",
         measured=(f"{h['answered_no_cache_pct']:.2f} % answered in time over the launch (FCFS, no shedding); "
-                  f"{h['answered_shed_pct']:.0f} % if the catalog drops what it cannot answer in time"),
+                  f"{h['answered_shed_pct']:.0f} % if the catalog drops what it cannot answer in time; as one burst of "
+                  f"50,000 at one instant, {h['burst_once_answered_pct']:.0f} %"),
         rule=rules.depends_on("how the note's 50,000 \"simultaneous\" users arrive (the note: \"50,000 concurrent "
                               "requests\")", {
-            "50,000 in flight at every moment, ten times the capacity (Little's law; the chapter's reading)": rules.parts({
+            "ten times the capacity offered for the launch (the note's \"10× the planned load\"; the chapter's reading)":
+            rules.parts({
                 "first come first served: under 1 % answered in time": h["answered_no_cache_pct"] < 1,
                 "a catalog that sheds expired requests: under 1 % too": h["answered_shed_pct"] < 1}),
-            "50,000 requests arriving within one second": rules.parts({
-                "first come first served: under 1 % answered in time": h["burst_1s_answered_pct"] < 1})}),
+            "50,000 requests arriving once, at one instant": rules.parts({
+                "first come first served: under 1 % answered in time": h["burst_once_answered_pct"] < 1})}),
         **launch, proof=f"{PROOF}#the-launch-s-size-is-a-reading")
     rec("no-cache.cost-0.02", claim="The cache costs 0.02 % of the revenue it protects", seed_value="0.02 %",
         measured=(f"{h['cost_ratio_pct']:.2f} % only if the whole $2M sale would be lost; the cache pays for itself "
@@ -261,11 +267,11 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
                                          f"{h['real_plain_answered_pct']:.0f} % at 5x capacity"),
         rule=rules.depends_on("how the note's 50,000 \"simultaneous\" users arrive (the note: \"50,000 concurrent "
                               "requests\")", {
-            "50,000 in flight at every moment (the chapter's reading)": rules.parts({
+            "ten times the capacity offered for the launch (the chapter's reading)": rules.parts({
                 "the simulated launch: under 1 % answered in time": h["answered_no_cache_pct"] < 1,
                 "real servers at 5x capacity: under half answered": h["real_plain_answered_pct"] < 50}),
-            "50,000 requests arriving within one second": rules.parts({
-                "the burst: under half answered in time": h["burst_1s_answered_pct"] < 50})}),
+            "50,000 requests arriving once, at one instant": rules.parts({
+                "the burst: under half answered in time": h["burst_once_answered_pct"] < 50})}),
         **launch, proof=f"{PROOF}#the-launch-s-size-is-a-reading")
     return ledger.table()
 

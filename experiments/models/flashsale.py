@@ -195,9 +195,12 @@ def compare(launches: dict[str, Launch], *, seed: int) -> tuple[pd.DataFrame, pd
 
 
 def burst_answered(launch: Launch, requests: float, window_s: float) -> float:
-    """The share of a burst answered in time (fluid): ``requests`` arriving evenly over ``window_s`` at the
-    launch's catalog (capacity C, no autoscaling within a burst). Arriving t into the burst at a rate λ > C, a
-    request waits (λ − C)·t / C, so it is answered while t ≤ (timeout − service)·C / (λ − C)."""
+    """The share of a burst answered in time (fluid): ``requests`` arriving evenly over ``window_s`` (0: at one
+    instant) at the launch's catalog (capacity C, idle before the burst, no autoscaling within it). Arriving t into
+    the burst at a rate λ > C, a request waits (λ − C)·t / C, so it is answered while t ≤ (timeout − service)·C /
+    (λ − C); at one instant, the first (timeout − service)·C requests are."""
+    if window_s == 0:
+        return min(1.0, burst_absorbed_up_to(launch) / requests)
     rate, capacity = requests / window_s, launch.capacity_per_s
     if rate <= capacity:
         return 1.0
@@ -206,14 +209,15 @@ def burst_answered(launch: Launch, requests: float, window_s: float) -> float:
 
 
 def burst_absorbed_up_to(launch: Launch) -> float:
-    """The largest burst arriving at one instant that the catalog still answers in full: what it serves before
+    """The largest burst arriving at one instant that an idle catalog still answers in full: what it serves before
     the clients' timeout, (timeout − service)·C requests — the edge between a burst and a collapse."""
     return (launch.timeout_ms - launch.service_ms) / 1000 * launch.capacity_per_s
 
 
 def burst_simulated(launch: Launch, requests: float, window_s: float, *, seed: int) -> float:
     """`burst_answered` by the discrete-event simulation: the burst's requests at uniform random times over
-    ``window_s`` (at the launch's ``scale``), served first come first served with log-normal service times."""
+    ``window_s`` (all at 0 for an instant; at the launch's ``scale``), served first come first served with
+    log-normal service times."""
     rng = np.random.default_rng(seed)
     arrivals = np.sort(rng.uniform(0, window_s, max(1, round(requests * launch.scale))))
     service = rng.lognormal(math.log(launch.service_ms / 1000), launch.service_sigma, arrivals.size)
@@ -222,14 +226,26 @@ def burst_simulated(launch: Launch, requests: float, window_s: float, *, seed: i
     return float(np.mean(finish - arrivals <= launch.timeout_ms / 1000))
 
 
-def launch_readings(launch: Launch, *, windows_s: list[float], seed: int) -> pd.DataFrame:
-    """The note's "50,000 users simultaneously ask" read several ways: the book's (that many requests in flight at
-    every moment, Little's law: a sustained ten times the catalog's capacity) beside the same number of requests
-    arriving once, spread over each of ``windows_s`` — answered share by the fluid model and the simulation."""
-    users = figure("launch_users")
-    rows = [{"reading": f"{users:,.0f} requests over {w:g} s", "offered_per_s": users / w,
-             "over_capacity_x": users / w / launch.capacity_per_s,
-             "answered_model_pct": 100 * burst_answered(launch, users, w),
-             "answered_sim_pct": 100 * burst_simulated(launch, users, w, seed=seed + i)}
-            for i, w in enumerate(windows_s)]
+READINGS = (("50,000 requests at one instant", 1, 0.0), ("two reads per user at one instant", 2, 0.0),
+            ("50,000 requests over 1 s", 1, 1.0), ("50,000 requests over the 15 s spike", 1, 15.0))
+"""The bursts `launch_readings` puts beside the book's reading: (label, catalog reads per user, window in s)."""
+
+
+def launch_readings(launch: Launch, *, sustained_answered_pct: float, seed: int) -> pd.DataFrame:
+    """The note's "50,000 users simultaneously ask" read several ways. The chapter's: the note's "10× the planned
+    load" as an offered rate, ten times the catalog's capacity for the launch (``sustained_answered_pct``, from
+    `simulate`). A closed loop: each user has one request outstanding, so 50,000 are in flight and each waits
+    50,000 / C (Little's law). And bursts that arrive once (`READINGS`), by the fluid model and the simulation."""
+    users, capacity, timeout = figure("launch_users"), launch.capacity_per_s, launch.timeout_ms / 1000
+    closed_s = users / capacity
+    rows = [{"reading": "ten times the capacity, offered for the launch (the chapter's)", "requests": math.nan,
+             "window_s": math.nan, "answered_model_pct": sustained_answered_pct,
+             "answered_sim_pct": sustained_answered_pct},
+            {"reading": "50,000 users, one request outstanding each (closed loop)", "requests": users,
+             "window_s": math.nan, "answered_model_pct": 100.0 if closed_s <= timeout else 0.0,
+             "answered_sim_pct": math.nan}]
+    rows += [{"reading": label, "requests": users * reads, "window_s": w,
+              "answered_model_pct": 100 * burst_answered(launch, users * reads, w),
+              "answered_sim_pct": 100 * burst_simulated(launch, users * reads, w, seed=seed + i)}
+             for i, (label, reads, w) in enumerate(READINGS)]
     return pd.DataFrame(rows)

@@ -106,7 +106,7 @@ class TestChapter(ChapterContract):
             (lambda r: _set(r.memcached, {"replaced": True}, "stale_reads_after_return", 5),
              "a replaced node served none stale and missed every key of its share"),
             (lambda r: _set(r.link, {"value": "100 KB JSON"}, "link_share", 0.5),
-             "the capped link, not the client, set the hot product's GET rate (85-105 % of the cap, 100 KB)"),
+             "the capped link, not the client, set the hot product's GET rate (85-105 % of the cap, 100 KB and 2 KB)"),
             (lambda r: _set(r.link, {"value": "100 KB JSON, zstd"}, "gets_per_s", 1.0),
              "zstd raised the 100 KB rate by its compression ratio (within 15 %)"),
             (lambda r: _set(r.link, {"value": "2 KB item"}, "gets_per_s", 1.0),

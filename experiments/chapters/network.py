@@ -217,8 +217,12 @@ def headline(r: NetworkResults) -> dict[str, float]:
         numbers[f"{key}_expected_calls_per_read"] = float(lab.loc[mode, "expected_calls_per_read"])
         numbers[f"{key}_lab_max_ms"] = float(lab.loc[mode, "max_ms"])
     numbers["in_process_model_calls_per_read"] = degraded.origin_share("in-process copy")
+    # the lab's link is capped below a node's baseline so that one client can fill it with every value; a
+    # link-bound rate scales with the bandwidth, so the rates are reported at the node's baseline
+    per_node = numbers["node_baseline_mbit"] / r.mbit
+    numbers["link_scale_x"] = per_node
     for value, key in (("100 KB JSON", "page"), ("100 KB JSON, zstd", "zstd"), ("2 KB item", "item")):
-        numbers[f"{key}_gets_per_s"] = float(link.loc[value, "gets_per_s"])
+        numbers[f"{key}_gets_per_s"] = float(link.loc[value, "gets_per_s"]) * per_node
         numbers[f"{key}_link_share"] = float(link.loc[value, "link_share"])
         numbers[f"{key}_bytes"] = float(link.loc[value, "value_bytes"])
         numbers[f"{key}_links_for_launch"] = math.ceil(launch / float(link.loc[value, "gets_per_s"]))
@@ -327,9 +331,11 @@ def findings(r: NetworkResults) -> dict[str, bool | Timing | AllOf]:
             h["flap_stale"] == h["flap_keys_on_node"] > 0,
         "a replaced node served none stale and missed every key of its share": h["replaced_stale"] == 0
             and h["replaced_misses"] == h["replaced_keys_on_node"] > 0,
-        "the capped link, not the client, set the hot product's GET rate (85-105 % of the cap, 100 KB)":
+        "the capped link, not the client, set the hot product's GET rate (85-105 % of the cap, 100 KB and 2 KB)":
             AllOf((timing(page.link_share, above=0.85, spread=page.link_share_spread),
-                   timing(page.link_share, below=1.05, spread=page.link_share_spread))),
+                   timing(page.link_share, below=1.05, spread=page.link_share_spread),
+                   timing(item.link_share, above=0.85, spread=item.link_share_spread),
+                   timing(item.link_share, below=1.05, spread=item.link_share_spread))),
         "zstd raised the 100 KB rate by its compression ratio (within 15 %)":
             timing(abs(zstd_gain - 1), below=0.15, spread=zstd_gain * relative[0]),
         "the 2 KB item passed over 20 times the 100 KB page's GETs":

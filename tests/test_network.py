@@ -12,7 +12,7 @@ from chapter_contract import ChapterContract, rows
 
 from experiments import params
 from experiments.chapters import network as chapter
-from experiments.probes import degraded, partition, splitbrain
+from experiments.probes import degraded, lostpacket, partition, splitbrain
 
 
 def live_results() -> chapter.NetworkResults:
@@ -20,7 +20,7 @@ def live_results() -> chapter.NetworkResults:
     sentinel, cluster, log = splitbrain.all_at_once([(1000, None), (2000, None), (1000, 1)], [1000])
     values = partition.hot_product_values()
     return chapter.NetworkResults(
-        timeouts=partition.client_timeouts(budget_timeout_s=0.25, cap_s=2.5), cap_s=2.5,
+        lossy=lostpacket.lossy_gets(loss_pct=1.0, gets=1200), timeouts=partition.client_timeouts(budget_timeout_s=0.25, cap_s=2.5), cap_s=2.5,
         sentinel=sentinel, cluster=cluster, cluster_log=log,
         degraded=degraded.outage(reads=800, fleet_reads=600, workers=16, seed=3),
         memcached=partition.memcached_flaps(keys=120, dead_timeout_s=1.5),
@@ -59,7 +59,19 @@ class TestChapter(ChapterContract):
         def early_move(r):
             r.cluster["slots_moved_s"] = 0.1
 
+        def early_retransmission(r):
+            r.lossy.loc[r.lossy.latency_ms.idxmax(), "latency_ms"] = 150.0
+
+        def slow_retransmission(r):
+            r.lossy.loc[r.lossy.latency_ms > 100, "latency_ms"] = 350.0
+
         return [
+            (early_retransmission, "every GET slowed by a lost packet waited at least TCP's 200 ms minimum "
+                                   "retransmission timeout"),
+            (lambda r: r.lossy.__setitem__("latency_ms", 0.2), "every GET slowed by a lost packet waited at least "
+                                                               "TCP's 200 ms minimum retransmission timeout"),
+            (slow_retransmission, "a GET that lost one packet answered within the derived timeout (median of the "
+                                  "clients' rounds)"),
             (redis_answers, "with their default timeouts, redis-py and pymemcache blocked a read past the turn budget"),
             (lambda r: _set(r.timeouts, {"client": "redis-py", "timeout_s": 0.25, "retries": "default"},
                             "still_blocked_at_cap", False),

@@ -18,16 +18,16 @@ import pandas as pd
 from experiments import claims, rules
 from experiments.findings import AllOf, Timing, timing
 from experiments.measure import spread_between_rounds
-from experiments.models import degraded, extrapolate, pricing
+from experiments.models import degraded, extrapolate, pricing, timeouts
 from experiments.models.extrapolate import PROMOTION_BOUND_S
 from experiments.models.traffic import hot_key_reads_per_task_s
 from experiments.params import Profile
 from experiments.probes import degraded as degraded_probe
-from experiments.probes import partition, splitbrain
+from experiments.probes import lostpacket, partition, splitbrain
 from experiments.probes.partition import redis_py_retry_bound_s
 from experiments.probes.splitbrain import WRITE_EVERY_S
 from experiments.results import Results, declared
-from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, service_default
+from experiments.seed import figure, launch_reads_per_s, origin_table, product_reads_per_s, service_default
 
 PROOF = "network.ipynb"
 
@@ -38,12 +38,32 @@ kept warm, then long ones filled on a miss)."""
 BUDGET_S = figure("catalog_timeout_ms") / 1000
 """The orchestrator's turn budget: its 2,000 ms timeout on catalog calls (the note's no-cache failure)."""
 
+_PRODUCT = origin_table().set_index("family").loc["product"]
+CATALOG_P99_S = timeouts.origin_p99_s(_PRODUCT.seed_origin_ms / 1000, float(_PRODUCT.latency_sigma))
+"""The catalog's p99 behind a dead cache: the note's 120 ms median at the book's spread (``data/origins.csv``)."""
+
+
+def timeout_plan() -> timeouts.TimeoutPlan:
+    """The cache timeout of the turn's client, derived as the decide engine derives it
+    (`experiments.models.timeouts`): over what a lost packet costs, within the turn's budget."""
+    return timeouts.plan(budget_s=BUDGET_S, origin_p99_s=CATALOG_P99_S)
+
+
+def timeout_candidates(lossy: pd.DataFrame) -> pd.DataFrame:
+    """AWS's two sample command timeouts, a shorter one and the derived one, against the lossy GETs and the
+    budget."""
+    return timeouts.candidates(lossy, budget_s=BUDGET_S, origin_p99_s=CATALOG_P99_S, timeouts_s={
+        "100 ms": 0.1, "AWS Lettuce sample": service_default("elasticache_lettuce_command_timeout_s"),
+        "derived here": timeout_plan().command_timeout_s,
+        "AWS redis-py sample": service_default("elasticache_client_socket_timeout_s")})
+
 
 @dataclass
 class NetworkResults(Results):
     """What the chapter's notebook measured: each probe's declared table (`experiments.results`), and the read
     cap and link rate it ran them with."""
 
+    lossy: pd.DataFrame = declared(lostpacket.GETS)
     timeouts: pd.DataFrame = declared(partition.TIMEOUTS)
     cap_s: float
     sentinel: pd.DataFrame = declared(splitbrain.SENTINEL)
@@ -154,8 +174,20 @@ def headline(r: NetworkResults) -> dict[str, float]:
     flap, replaced = _row(r.memcached, replaced=False), _row(r.memcached, replaced=True)
     link = r.link.set_index("value")
     launch = launch_reads_per_s() * (1 - figure("launch_live_share"))
+    plan, lost = timeout_plan(), timeouts.lost_packet_costs(r.lossy)
+    candidates = timeout_candidates(r.lossy).set_index("timeout")
     numbers = {
         "budget_s": BUDGET_S, "cap_s": r.cap_s, "short_timeout_s": short,
+        **{f"lost_{k}": v for k, v in lost.items()}, "tcp_rto_min_ms": 1000 * timeouts.TCP_RTO_MIN_S,
+        "lost_packet_bound_ms": 1000 * timeouts.LOST_PACKET_S, "cross_zone_ms": 1000 * timeouts.CROSS_ZONE_S,
+        "derived_timeout_s": plan.command_timeout_s, "catalog_p99_ms": 1000 * CATALOG_P99_S,
+        "dead_cache_turn_s": plan.dead_cache_turn_s, "dead_cache_budget_pct": 100 * plan.budget_used,
+        "timeout_budget_share_pct": 100 * timeouts.BUDGET_SHARE, "timeout_breaks_below_s": plan.budget_breaks_below_s,
+        "lettuce_timeout_ms": 1000 * service_default("elasticache_lettuce_command_timeout_s"),
+        "lettuce_failed": int(candidates.loc["AWS Lettuce sample", "gets_failed"]),
+        "derived_failed": int(candidates.loc["derived here", "gets_failed"]),
+        "short_100ms_failed": int(candidates.loc["100 ms", "gets_failed"]),
+        "redispy_turn_budget_pct": 100 * float(candidates.loc["AWS redis-py sample", "budget_used"]),
         "redis_default_blocked": bool(_timeout(r, "redis-py", None, "default").still_blocked_at_cap),
         "redis_default_bound_s": redis_py_retry_bound_s(), **redis_py_defaults(),
         "write_every_ms": 1000 * WRITE_EVERY_S, "flap_timeout_s": float(flap.timeout_s),
@@ -225,7 +257,7 @@ def headline(r: NetworkResults) -> dict[str, float]:
         numbers[f"{key}_gets_per_s"] = float(link.loc[value, "gets_per_s"]) * per_node
         numbers[f"{key}_link_share"] = float(link.loc[value, "link_share"])
         numbers[f"{key}_bytes"] = float(link.loc[value, "value_bytes"])
-        numbers[f"{key}_links_for_launch"] = math.ceil(launch / float(link.loc[value, "gets_per_s"]))
+        numbers[f"{key}_links_for_launch"] = math.ceil(launch / numbers[f"{key}_gets_per_s"])  # nodes' links
     numbers["zstd_ratio"] = numbers["page_bytes"] / numbers["zstd_bytes"]
     numbers["item_over_page"] = numbers["item_gets_per_s"] / numbers["page_gets_per_s"]
     return numbers
@@ -274,7 +306,17 @@ def findings(r: NetworkResults) -> dict[str, bool | Timing | AllOf]:
     relative = (page.gets_spread_per_s / page.gets_per_s + zstd.gets_spread_per_s / zstd.gets_per_s,
                 page.gets_spread_per_s / page.gets_per_s + item.gets_spread_per_s / item.gets_per_s)
     zstd_gain = h["zstd_gets_per_s"] / h["page_gets_per_s"] / h["zstd_ratio"]
+    lost = timeouts.lost_packet_costs(r.lossy)
+    candidates = timeout_candidates(r.lossy).set_index("timeout")
     return {
+        # a retransmission timer cannot fire before TCP_RTO_MIN: an order of events a busy machine only delays
+        "every GET slowed by a lost packet waited at least TCP's 200 ms minimum retransmission timeout":
+            lost["slowed"] > 0 and lost["one_loss_min_ms"] >= h["tcp_rto_min_ms"],
+        "a GET that lost one packet answered within the derived timeout (median of the clients' rounds)":
+            timing(lost["one_loss_median_ms"], below=1000 * h["derived_timeout_s"],
+                   spread=lost["one_loss_median_spread_ms"], unit="ms"),
+        "the derived timeout keeps a dead cache's turn within 80 % of the budget; AWS's 2 s redis-py sample does not":
+            bool(candidates.loc["derived here", "fits"]) and not bool(candidates.loc["AWS redis-py sample", "fits"]),
         "with their default timeouts, redis-py and pymemcache blocked a read past the turn budget":
             h["redis_default_blocked"] and h["pymemcache_default_blocked"] and h["cap_s"] >= h["budget_s"],
         "redis-py with the short timeout but its default retries still blocked past the budget":
@@ -444,3 +486,12 @@ def link_chart_frame(link: pd.DataFrame) -> pd.DataFrame:
     """GETs per second through the capped link beside what the cap carries, per form of the hot product."""
     return pd.concat([link.assign(series="measured", gets=link.gets_per_s),
                       link.assign(series="the cap ÷ reply bytes", gets=link.link_limit_gets_per_s)])[["value", "series", "gets"]]
+
+
+def lossy_chart_frame(lossy: pd.DataFrame) -> pd.DataFrame:
+    """For each phase, how many GETs took longer than each latency on a log grid from 0.05 ms to 2 s: a healthy
+    link's curve falls to zero under a millisecond, a lossy link's holds a step at TCP's retransmission."""
+    grid = np.geomspace(0.05, 2000, 85)
+    rows = [{"phase": f"{phase} link", "latency_ms": float(t), "gets_slower": int((g.latency_ms > t).sum())}
+            for phase, g in lossy.groupby("phase") for t in grid]
+    return pd.DataFrame(rows)

@@ -2,11 +2,13 @@
 durability, eviction policy, client timeouts — and the AWS CLI command that creates it.
 
 Versions are the lowest that carry what the option relies on: Valkey 8.1 for the guarded fill (``SET … IFEQ``),
-9.0 for durability and DynamoDB caching, Redis OSS 7.1 (the last ElastiCache sells), memcached 1.6. Client
-timeouts on the turn's path are AWS's sample settings for ElastiCache clients (connect 100 ms; a command 250 ms
-in its Lettuce example), with one retry, so a cache that does not answer costs a turn at most half a second
-before the read goes live; the invalidator keeps its own client with AWS's redis-py sample (a 2 s socket
-timeout), whose reconnect sets what a replay leaves stale (`experiments.decide.staleness.RECONNECT_S`). Every
+9.0 for durability and DynamoDB caching, Redis OSS 7.1 (the last ElastiCache sells), memcached 1.6. The client
+on the turn's path connects within AWS's sample 100 ms; its command timeout is derived
+(`experiments.models.timeouts.plan`): above what a GET that lost one packet waits for TCP's retransmission,
+rounded up to 50 ms, with no retries, and checked against the workload's turn budget with the origin's p99
+behind it — the plan says at which budget a dead cache would break the turn. The invalidator keeps its own
+client with AWS's redis-py sample (a 2 s socket timeout), whose reconnect sets what a replay leaves stale
+(`experiments.decide.staleness.RECONNECT_S`). Every
 key carries a TTL, so ``volatile-lru`` (ElastiCache's default) evicts among them. Names follow AWS's rules: a
 letter first, letters, digits and single hyphens, at most 40 characters (20 for DAX).
 """
@@ -14,12 +16,19 @@ letter first, letters, digits and single hyphens, at most 40 characters (20 for 
 from __future__ import annotations
 
 from experiments.decide.workload import Workload
-from experiments.seed import service_default
+from experiments.models import timeouts as timeout_model
+from experiments.seed import origin_table, service_default
 
 VERSIONS = {"redis": "7.1", "valkey": "8.1", "valkey-durable": "9.0", "near-cache": "8.1", "read-through": "7.1",
             "memcached": "1.6.22", "valkey-serverless": "8", "valkey-dynamodb": "9"}
-COMMAND_TIMEOUT_S = 0.25
-"""AWS's Lettuce example for ElastiCache: ``DEFAULT_COMMAND_TIMEOUT = Duration.ofMillis(250)``."""
+ORIGIN_SIGMA = float(origin_table().latency_sigma.max())
+"""The spread of an origin call's latency (log-normal shape, ``data/origins.csv``): a workload gives the median."""
+
+
+def timeout_plan(w: Workload) -> timeout_model.TimeoutPlan:
+    """The turn's cache timeout for ``w``: its budget, and its origin's p99 behind a dead cache."""
+    return timeout_model.plan(budget_s=w.turn_budget_ms / 1000,
+                              origin_p99_s=timeout_model.origin_p99_s(w.origin_latency_ms / 1000, ORIGIN_SIGMA))
 
 
 def cluster_name(workload_name: str, *, limit: int = 40) -> str:
@@ -33,9 +42,18 @@ def cluster_name(workload_name: str, *, limit: int = 40) -> str:
 def deployment(w: Workload, option: str, numbers: dict) -> dict | None:
     """The option's deployment as fields and a CLI command (None for no cache and per-task caches, which deploy
     with the application)."""
+    plan = timeout_plan(w)
     timeouts = {"connect_timeout_s": service_default("elasticache_client_connect_timeout_s"),
-                "command_timeout_s": COMMAND_TIMEOUT_S, "retries": 1,
+                "command_timeout_s": plan.command_timeout_s, "retries": plan.retries,
+                "dead_cache_turn_s": round(plan.dead_cache_turn_s, 3),
+                "timeout_breaks_below_budget_s": round(plan.budget_breaks_below_s, 3),
                 "invalidator_socket_timeout_s": service_default("elasticache_client_socket_timeout_s")}
+    if not plan.fits:
+        timeouts["timeout_warning"] = (
+            f"a dead cache costs a turn {plan.dead_cache_turn_s:.2f} s (the {plan.command_timeout_s:.2f} s timeout, "
+            f"then the origin's p99), {100 * plan.budget_used:.0f} % of its {plan.budget_s:g} s budget: over "
+            f"{100 * timeout_model.BUDGET_SHARE:.0f} %; a lost packet alone costs {timeout_model.LOST_PACKET_S:.2f} s, "
+            f"so read the cache off the turn's path (a per-task copy, a breaker) or lengthen the budget")
     name = cluster_name(w.name)
     if option in ("valkey-serverless", "valkey-dynamodb"):
         cli = (f"aws elasticache create-serverless-cache --serverless-cache-name {name} --engine valkey "

@@ -7,9 +7,10 @@ bridge, with addresses that exist only inside them — and the faults a real net
   off the machine —, so while a lab exists the subnet is blackholed there (`guard_route_present`).
 * **Faults** — `partition` drops packets between two hosts with nftables, in both directions or one (silent:
   no reset, the sender waits for its timeout), `isolate` sets a host's switch port down (silent too), `heal`
-  undoes both; `limit` caps a host's link with a token bucket (``tbf``). The lab cannot delay packets:
-  ``netem`` does not exist on this kind of machine, so delay enters the book through a model with published
-  figures, never through sleeps.
+  undoes both; `lose` drops a random share of the packets between two hosts (nftables ``numgen random``: a
+  lossy link, whose lost packets TCP must retransmit); `limit` caps a host's link with a token bucket (``tbf``).
+  The lab cannot delay packets: ``netem`` does not exist on this kind of machine, so delay enters the book
+  through a model with published figures, never through sleeps.
 * **Processes and sockets** — `argv` prefixes a command with ``ip netns exec`` (servers run in their host:
   `exec` keeps the process, so PR_SET_PDEATHSIG still ties it to its owner); `inside` moves the calling
   *thread* into a host's namespace (network namespaces are per thread), so a client made in the block
@@ -237,6 +238,16 @@ class NetLab:
         for src, dst in pairs:
             _run("ip", "netns", "exec", self.ns(src), "nft", "add", "rule", "inet", "cachebook", "output",
                  "ip", "daddr", self.address[dst], "drop")
+
+    def lose(self, a: str, b: str, *, percent: float) -> None:
+        """Drop a random ``percent`` of the packets from ``a`` to ``b`` and back (nftables ``numgen random``, in
+        steps of 0.01 %): a lossy link, silent like a partition; `heal` undoes it."""
+        if not 0 < percent < 100:
+            raise ParameterError(f"percent={percent} must be above 0 and below 100")
+        for src, dst in ((a, b), (b, a)):
+            _run("ip", "netns", "exec", self.ns(src), "nft", "add", "rule", "inet", "cachebook", "output",
+                 "ip", "daddr", self.address[dst], "numgen", "random", "mod", "10000", "<", str(round(percent * 100)),
+                 "drop")
 
     def isolate(self, host: str) -> None:
         """Set ``host``'s switch port down: it reaches no one and no one reaches it, silently."""

@@ -22,7 +22,7 @@ from experiments.decide.workload import load, with_headroom
 from experiments.errors import BookError
 from experiments.lab.quiet import quiet
 from experiments.measure import spread_between_rounds
-from experiments.models import lrusim, peer, popularity
+from experiments.models import lrusim, peer, popularity, pricing
 from experiments.models.taskcache import predict
 from experiments.models.traffic import FAMILIES, ChatTraffic, Trace, family_bytes, parameter, zipf_ranks
 from experiments.paths import DATA
@@ -136,7 +136,8 @@ def recommended_node() -> dict[str, str | float]:
 def popularity_moves() -> pd.DataFrame:
     """What moves with the reading of the note's popularity (`experiments.models.popularity`), per reading: one
     shared cache's hit rate at the product TTL and the catalog's load against its 2,000 requests/min, 60 per-task
-    caches of 5,000 entries (the in-process chapter's Q1), and `make decide`'s first option for the chatbot given
+    caches of 5,000 entries (the in-process chapter's Q1), the hottest product's reads/s (the hot-key experiments'
+    rate: they take the top-hundred reading, `popularity.hot_set`), and `make decide`'s first option for the chatbot given
     its catalog headroom (or none viable), with the origin's load under the best option."""
     ttl = figure("product_cache_ttl_s")
     chatbot = with_headroom(load(DATA / "workloads" / "chatbot.toml"))
@@ -154,6 +155,7 @@ def popularity_moves() -> pd.DataFrame:
                      "catalog_load_x": product_reads_per_s() * 60 * (1 - hit) / figure("catalog_capacity_per_min"),
                      "per_task_hit_pct": 100 * predict(p.traffic(), tasks=TASKS, maxsize=figure("product_cache_entries"),
                                                        ttl_s=ttl)["hit_rate"],
+                     "hottest_reads_per_s": p.hottest_reads_per_s(),
                      "decide_first": best.option if viable else "none viable",
                      "decide_origin_load_pct": 100 * best.origin_load})
     return pd.DataFrame(rows)
@@ -223,6 +225,12 @@ def headline(r: TrafficResults) -> dict[str, float | str]:
         "pop_top_load_x": float(top.catalog_load_x), "pop_planned_per_task_pct": float(planned.per_task_hit_pct),
         "pop_top_per_task_pct": float(top.per_task_hit_pct), "pop_planned_first": str(planned.decide_first),
         "pop_top_first": str(top.decide_first), "pop_top_decide_load_pct": float(top.decide_origin_load_pct),
+        "pop_planned_hottest_per_s": float(planned.hottest_reads_per_s),
+        "pop_top_hottest_per_s": float(top.hottest_reads_per_s),
+        "pop_hottest_ratio": float(planned.hottest_reads_per_s / top.hottest_reads_per_s),
+        # what one recommended node's baseline link carries of the 2 KB item, replies' bytes only (an upper bound)
+        "pop_node_item_gets_per_s": 1e9 * pricing.node_baseline_gbps(str(node["node_type"])) / 8
+        / family_bytes()["product"],
         "requests": int(r.peer["requests"]), "turns_per_min": 60 * r.traffic.turns_per_s, "stream_min": r.stream_s / 60,
         "sections": r.traffic.sections, "review_share_pct": 100 * r.traffic.review_share,
         "alpha_low": parameter("alpha_low"), "alpha_high": parameter("alpha_high"),
@@ -316,6 +324,9 @@ def findings(r: TrafficResults) -> dict[str, bool]:
         "of decide is viable":
             h["pop_top_hit_pct"] < 80 and h["pop_top_load_x"] > 4 and h["pop_top_first"] == "none viable"
             and h["pop_planned_first"] != "none viable",
+        "on either reading the hottest product asks under 1 % of what one recommended node's link carries of the 2 KB "
+        "item":
+            max(h["pop_planned_hottest_per_s"], h["pop_top_hottest_per_s"]) < 0.01 * h["pop_node_item_gets_per_s"],
         "one node of the type the book recommends holds everything the TTLs keep, so no policy changes its hit rate":
             h["ttl_working_set_gb"] < h["node_usable_gb"],
     }

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.errors import ParameterError
+from experiments.models import popularity
 from experiments.models.taskcache import Launches
 from experiments.paths import DATA
 from experiments.seed import figure, product_reads_per_s, value_sizes
@@ -51,12 +52,11 @@ def family_bytes() -> dict[str, int]:
 
 
 def hot_key_reads_per_task_s() -> float:
-    """How often one task reads the hottest product, in the note's Memcached failure 2: 15,000 requests/min
-    for the top 100 ASINs, shared over them as Zipf(1) (ours: the note gives only the total), spread evenly
-    over the 60 tasks — about 0.8 reads per second per task."""
-    top = int(figure("hot_products"))
-    hottest_share = 1 / sum(1 / k for k in range(1, top + 1))
-    return figure("hot_product_requests_per_min") / 60 * hottest_share / figure("task_count")
+    """How often one task reads the hottest product, in the note's Memcached failure 2 (its top 100 ASINs at
+    15,000 of 40,000 requests/min): the hot set's popularity (`experiments.models.popularity.hot_set`, Zipf with
+    the exponent that gives the top 100 that share), spread evenly over the 60 tasks — about 0.8 reads per
+    second per task."""
+    return popularity.hot_set().hottest_reads_per_s() / figure("task_count")
 
 
 @dataclass(frozen=True)

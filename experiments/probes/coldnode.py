@@ -15,7 +15,7 @@ cache contents, the node each key lives on and the remapping are real.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,15 +23,17 @@ from pymemcache.client.hash import HashClient
 from pymemcache.client.rendezvous import RendezvousHash
 
 from experiments.caches.keydesign import load as load_key_design
+from experiments.models import popularity
 from experiments.results import Table
 from experiments.seed import figure, origin_table
 
 
 @dataclass(frozen=True)
 class HotTraffic:
-    """Traffic of the top-100 products: the seed's figures (``data/``), plus one assumption of ours,
-    ``zipf_s``, the popularity law within the hundred. The catalog already serves misses from the
-    rest of the traffic at its full capacity (``background_origin_per_min``)."""
+    """Traffic of the top-100 products: the seed's figures (``data/``), with the popularity within the hundred
+    of the hot set (``zipf_s``: `experiments.models.popularity.hot_set`, the exponent that gives the top 100 their
+    15,000 of 40,000 reads a minute). The catalog already serves misses from the rest of the traffic at its full
+    capacity (``background_origin_per_min``)."""
 
     hot_keys: int = int(figure("hot_products"))
     hot_requests_per_min: float = figure("hot_product_requests_per_min")
@@ -39,7 +41,7 @@ class HotTraffic:
     capacity_per_min: float = figure("catalog_capacity_per_min")
     ttl_s: int = load_key_design()["product"].ttl_s
     origin_latency_s: float = float(origin_table().set_index("family").loc["product", "seed_origin_ms"]) / 1000
-    zipf_s: float = 1.0
+    zipf_s: float = field(default_factory=lambda: popularity.hot_set().alpha)
 
 
 class MemoHasher(RendezvousHash):

@@ -37,3 +37,16 @@ def failover_staleness(lost_invalidation_stale_s: float) -> rules.Rule:
             _in_range(ELASTICACHE_FAILOVER_S),
         "an invalidation lost in the failover leaves the promotion stale no longer than 60 s":
             lost_invalidation_stale_s <= (1 + RANGE_SLACK) * FAILOVER_RANGE_S[1]})
+
+
+LAUNCH_READING = ("how the note's 50,000 \"simultaneous\" users arrive (the note: \"50,000 concurrent requests\", "
+                  "\"10× the planned load\")")
+"""What every verdict on the launch rests on: the note gives a count, not a rate (`experiments.models.flashsale`)."""
+LAUNCH_SUSTAINED = "ten times the capacity offered for the launch (the book's reading)"
+LAUNCH_ONCE = "50,000 requests arriving once, at one instant"
+
+
+def launch_reading(sustained: rules.Rule, once: rules.Rule) -> rules.Rule:
+    """A launch claim judged under both readings of its size: offered at ten times the catalog's capacity for the
+    launch (the book's reading, `experiments.seed.launch_reads_per_s`) and as one burst of 50,000 at once."""
+    return rules.depends_on(LAUNCH_READING, {LAUNCH_SUSTAINED: sustained, LAUNCH_ONCE: once})

@@ -68,8 +68,9 @@ def test_each_candidate_timeout_counts_the_gets_it_would_fail():
 
 
 def test_the_decide_deployment_carries_the_plan_and_warns_on_a_short_budget():
-    from experiments.decide import spec
     from test_decide_models import workload
+
+    from experiments.decide import spec
 
     ok = spec.deployment(workload(), "valkey-serverless", {})
     assert ok["command_timeout_s"] == pytest.approx(0.30) and ok["retries"] == 0 and "timeout_warning" not in ok

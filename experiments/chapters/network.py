@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import claims, rules
+from experiments.decide.workload import ORIGIN_MAX_UTILIZATION
 from experiments.findings import AllOf, Timing, timing
 from experiments.measure import spread_between_rounds
 from experiments.models import degraded, extrapolate, pricing, timeouts
@@ -31,9 +32,13 @@ from experiments.seed import figure, launch_reads_per_s, origin_table, product_r
 
 PROOF = "network.ipynb"
 
-FLEET_KEYS = ("fail_open", "fail_fast", "in_process_copy", "gutter_pool", "gutter_long", "gutter_cold")
-"""The headline's names for `fleet_modes`' rows, in its order (the gutter pool with short entries, then long ones
-kept warm, then long ones filled on a miss)."""
+FLEET_KEYS = ("fail_open", "fail_fast", "in_process_copy", "gutter_pool", "gutter_long", "gutter_cold",
+              "gutter_planned")
+"""The headline's names for `fleet_modes`' rows, in its order (the gutter pool with short entries, then entries
+that hold the catalog at its capacity kept warm and filled on a miss, then entries that leave it room, kept warm)."""
+
+GUTTER_MAX_UTILIZATION = ORIGIN_MAX_UTILIZATION
+"""The share of the catalog's capacity a gutter may plan to use: the book's ceiling for a plan (`make decide`'s)."""
 
 BUDGET_S = figure("catalog_timeout_ms") / 1000
 """The orchestrator's turn budget: its 2,000 ms timeout on catalog calls (the note's no-cache failure)."""
@@ -100,15 +105,19 @@ def fleet_modes(lab: pd.DataFrame) -> pd.DataFrame:
     `experiments.models.degraded.GUTTER_TTL_S` entries, and with entries living as long as it takes to hold the
     catalog at its capacity — kept warm by the invalidator (its steady state from the outage's first second), and
     filled on a miss (empty when the outage starts: over its first TTL it answers the reads it already holds, at
-    the mean catalog load of that TTL, `degraded.gutter_cold_answered`). A mode that kept no turn in budget in the
-    lab answers nothing here either."""
+    the mean catalog load of that TTL, `degraded.gutter_cold_answered`) —, and kept warm with entries that live
+    as long as it takes to leave the catalog at `GUTTER_MAX_UTILIZATION` (a plan at 100 % of a capacity has no
+    room for a random queue or concurrent misses of one hot key). A mode that kept no turn in budget in the lab
+    answers nothing here either."""
     capacity = figure("catalog_capacity_per_min") / 60
     long_ttl = degraded.gutter_ttl_for(capacity)
+    planned_ttl = degraded.gutter_ttl_for(GUTTER_MAX_UTILIZATION * capacity)
     rows = []
     for row in lab.itertuples():
         variants = ([(f"gutter pool, {degraded.GUTTER_TTL_S:.0f} s entries", degraded.GUTTER_TTL_S, False),
                      (f"gutter pool, {long_ttl:.0f} s entries, kept warm", long_ttl, False),
-                     (f"gutter pool, {long_ttl:.0f} s entries, filled on a miss", long_ttl, True)]
+                     (f"gutter pool, {long_ttl:.0f} s entries, filled on a miss", long_ttl, True),
+                     (f"gutter pool, {planned_ttl:.0f} s entries, kept warm", planned_ttl, False)]
                     if row.mode == "gutter pool" else [(row.mode, degraded.GUTTER_TTL_S, False)])
         for label, ttl_s, cold in variants:
             if cold:
@@ -226,6 +235,8 @@ def headline(r: NetworkResults) -> dict[str, float]:
         "recommended_mode": recommended_mode(fleet.reset_index()),
         "gutter_ttl_s": float(degraded.GUTTER_TTL_S), "short_retry_bound_s": redis_py_retry_bound_s(short),
         "gutter_ttl_for_capacity_s": degraded.gutter_ttl_for(figure("catalog_capacity_per_min") / 60),
+        "gutter_planned_ttl_s": degraded.gutter_ttl_for(GUTTER_MAX_UTILIZATION * figure("catalog_capacity_per_min") / 60),
+        "gutter_max_utilization_pct": 100 * GUTTER_MAX_UTILIZATION,
         "gutter_cold_over_capacity_s": degraded.gutter_over_capacity_s(figure("catalog_capacity_per_min") / 60),
         "gutter_cold_load_1s_x": float(degraded.gutter_fill_load([1.0])[0]) / (figure("catalog_capacity_per_min") / 60),
         "product_ttl_s": figure("product_cache_ttl_s"),
@@ -366,6 +377,10 @@ def findings(r: NetworkResults) -> dict[str, bool | Timing | AllOf]:
         "a gutter whose entries live the product TTL, kept warm, answers every turn with the catalog at its capacity":
             h["gutter_long_answered_pct"] >= 99.9 and h["gutter_long_load_x"] <= 1.001
             and abs(h["gutter_ttl_for_capacity_s"] - h["product_ttl_s"]) < 0.01 * h["product_ttl_s"],
+        "kept warm with entries that leave the catalog 20 % of its capacity, the gutter answers every turn and is the "
+        "recommended mode":
+            h["gutter_planned_answered_pct"] >= 99.9 and h["gutter_planned_load_x"] <= GUTTER_MAX_UTILIZATION + 0.001
+            and h["recommended_mode"].startswith(f"gutter pool, {h['gutter_planned_ttl_s']:.0f} s entries, kept warm"),
         "filled on a miss, the same gutter starts empty: the catalog is over its capacity for over a minute and some "
         "turns go unanswered":
             h["gutter_cold_over_capacity_s"] > 60 and h["gutter_cold_answered_pct"] < 99,

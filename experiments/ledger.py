@@ -52,12 +52,15 @@ class Ledger:
         self.rows: dict[str, Claim] = {}
 
     def record(self, claim_id: str, *, claim: str, seed_value: str, measured: str, rule: Rule, proof: str,
-               inputs: tuple[str, ...] = (), reconciled: str = "", judges: str = "") -> Claim:
+               inputs: tuple[str, ...] = (), reconciled: str = "", judges: str = "", threshold: str = "") -> Claim:
         """Add or replace a row and write the chapter's file.
 
         The id is ``<chapter>.<name>``; the verdict is ``rule.verdict``. ``inputs`` are the note's figures
         the row uses; if they come from more than one of the note's scenarios, ``reconciled`` must say how
-        the row makes them fit (it is shown beside the scenarios).
+        the row makes them fit (it is shown beside the scenarios). A rule that compares a number with a threshold
+        names what the threshold is: the note's figure it judges (``judges``, checked like with like), or — for a
+        threshold that is not one figure of ``data/seed_figures.csv`` (a theory's value, a bound of the book's own, a
+        column of the note's economics table) — ``threshold``, saying what it is.
         """
         if not claim_id.startswith(f"{self.chapter}."):
             raise ParameterError(f"claim {claim_id!r} must start with its chapter's name, {self.chapter!r} "
@@ -65,6 +68,9 @@ class Ledger:
         if not isinstance(rule, Rule):
             raise ParameterError(f"claim {claim_id!r}: the verdict comes from a rule (experiments.rules), "
                                  f"not {rule!r}")
+        if _numeric(rule) and bool(judges) == bool(threshold):
+            raise ParameterError(f"claim {claim_id!r} compares a number with a threshold: name the note's figure it "
+                                 "judges (judges=) or say what the threshold is (threshold=), one of the two")
         if judges:
             _check_like_with_like(claim_id, judges, rule)
             inputs = tuple(dict.fromkeys((judges, *inputs)))
@@ -89,15 +95,27 @@ class Ledger:
         return pd.DataFrame([asdict(r) for r in self.rows.values()]).drop(columns=["chapter", "rule_data"])
 
 
+UNIT_SCALES = {("fraction", "%"): 100.0, ("ms", "µs"): 1000.0, ("s", "ms"): 1000.0}
+"""A note's figure may be compared in a finer unit: the factor from the figure's unit to the rule's."""
+
+
+def _numeric(rule: Rule) -> list[Rule]:
+    """The rule's comparisons of a number with a threshold (a depends rule's, case by case)."""
+    return [r for r in (dict(rule.cases).values() if rule.kind == "depends" else [rule])
+            if r.kind in ("at_most", "at_least", "close_to")]
+
+
 def _check_like_with_like(claim_id: str, name: str, rule: Rule) -> None:
-    """Refuse a rule that compares ours with something other than the note's figure ``name`` in its unit."""
+    """Refuse a rule that compares ours with something other than the note's figure ``name`` in its unit (or a
+    finer one, `UNIT_SCALES`)."""
     value, unit = figure(name), figure_unit(name)
-    numeric = [r for r in (dict(rule.cases).values() if rule.kind == "depends" else [rule])
-               if r.kind in ("at_most", "at_least", "close_to")]
+    numeric = _numeric(rule)
     if not numeric:
         raise ParameterError(f"claim {claim_id!r} judges the note's {name} but its rule compares no number with it")
     for r in numeric:
-        if not math.isclose(r.claimed, value) or r.unit.split(" ")[0] != unit:
+        rule_unit = r.unit.split(" ")[0]
+        scale = 1.0 if rule_unit == unit else UNIT_SCALES.get((unit, rule_unit), math.nan)
+        if not math.isclose(r.claimed, value * scale):
             raise ParameterError(f"claim {claim_id!r} judges the note's {name} ({value:g} {unit}) but its rule compares "
                                  f"ours with {r.claimed:g} {r.unit}: compare the quantity the note names, in its unit")
 

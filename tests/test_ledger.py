@@ -14,7 +14,8 @@ from experiments.paths import results_dir
 
 def row(ledger, claim_id="chapter.c1", measured_ms=1.0, **kwargs):
     return ledger.record(claim_id, claim="a claim", seed_value="2 ms", measured=f"{measured_ms} ms",
-                         rule=rules.at_most(2.0, measured_ms, unit="ms"), proof="chapter.ipynb#x", **kwargs)
+                         rule=rules.at_most(2.0, measured_ms, unit="ms"), proof="chapter.ipynb#x",
+                         **({"threshold": "a bound of the test's own"} | kwargs))
 
 
 def test_rows_are_written_and_replaced():
@@ -76,3 +77,23 @@ def test_a_row_judged_on_another_quantity_is_refused():
                                               "b": rules.close_to(50, 12.5, tolerance=0.05, unit="% of turns")}))
     with pytest.raises(ParameterError, match="compares no number"):
         judged(rules.parts({"x": True}))
+
+
+def test_every_threshold_says_what_it_is():
+    """A numeric rule names the note's figure it judges or says what its threshold is; a finer unit is converted."""
+    ledger = Ledger("chapter")
+    rule = rules.at_most(100.0, 4.0, unit="µs")
+    with pytest.raises(ParameterError, match="name the note's figure it judges"):
+        ledger.record("chapter.bare", claim="a claim", seed_value="<0.1ms", measured="x", rule=rule, proof="c.ipynb#x")
+    with pytest.raises(ParameterError, match="one of the two"):
+        ledger.record("chapter.both", claim="a claim", seed_value="<0.1ms", measured="x", rule=rule, proof="c.ipynb#x",
+                      judges="table_inprocess_latency_ms", threshold="ours")
+    # the note's 0.1 ms, compared in µs; its 0.40 hit rate, compared in %
+    assert ledger.record("chapter.us", claim="a claim", seed_value="<0.1ms", measured="x", rule=rule, proof="c.ipynb#x",
+                         judges="table_inprocess_latency_ms").verdict == "holds"
+    assert ledger.record("chapter.pct", claim="a claim", seed_value="40 %", measured="x", proof="c.ipynb#x",
+                         rule=rules.close_to(40.0, 41.0, unit="% hit", tolerance=0.1),
+                         judges="dax_failed_hit_rate").verdict == "holds"
+    assert ledger.record("chapter.ours", claim="a claim", seed_value="(question)", measured="x", proof="c.ipynb#x",
+                         rule=rules.close_to(25.0, 24.0, unit="% of keys", tolerance=0.1),
+                         threshold="theory: 1/4 of the keys").verdict == "holds"

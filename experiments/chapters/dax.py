@@ -210,7 +210,7 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
         measured=f"{h['footprint_p4_gb']:.1f} GB needed for the whole catalog in 4 projections, {h['node_gb']:.0f} GB per node",
         rule=rules.at_least(h["node_gb"], h["footprint_p4_gb"], unit="GB needed (the node's memory)"),
         inputs=("dax_projections", "dax_node_gb", "dax_item_bytes", "dax_catalog"), reconciled=NODE_RECONCILED,
-        proof=f"{PROOF}#failure-projections-and-the-hit-rate")
+        judges="dax_node_gb", proof=f"{PROOF}#failure-projections-and-the-hit-rate")
     rec("dax.hit-40", claim="Projection-keyed entries bring the hit rate from 85 % to 40 %",
         seed_value="40 % instead of 85 %",
         measured=(f"model {h['hit_p4_pct']:.1f} % (simulated {h['sim_hit_p4_pct']:.1f} %) with 4 projections, "
@@ -218,7 +218,7 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
                   f"exponent {h['alpha_85']:.2f}); keyed by item {h['hit_docs_pct']:.1f} %"),
         rule=rules.close_to(100 * SEED_FAILED_HIT, h["hit_p4_pct"], unit="% hit", tolerance=0.1, partly=0.5),
         inputs=("dax_failed_hit_rate", *MODEL_INPUTS), reconciled=READS_RECONCILED,
-        proof=f"{PROOF}#failure-projections-and-the-hit-rate")
+        judges="dax_failed_hit_rate", proof=f"{PROOF}#failure-projections-and-the-hit-rate")
     rec("dax.evict-3min", claim="DAX evicts entries only 3 minutes old",
         seed_value="3 minutes", measured="no LRU evictions at the seed's numbers: everything fits",
         rule=rules.parts({"the projected catalog overflows the node, so LRU evicts": h["footprint_p4_gb"] > h["node_gb"]}),
@@ -236,7 +236,7 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
         seed_value="60 %", measured=f"{100 - h['hit_p4_pct']:.1f} % of reads miss in the model",
         rule=rules.close_to(60, 100 - h["hit_p4_pct"], unit="% of reads missing", tolerance=0.1, partly=0.5),
         inputs=("dax_cache_latency_ms", *MODEL_INPUTS), reconciled=READS_RECONCILED,
-        proof=f"{PROOF}#the-seed-s-arithmetic")
+        judges="dax_slow_share", proof=f"{PROOF}#the-seed-s-arithmetic")
     rec("dax.q1-price-refresh", claim="DAX serves a changed price only after the TTL or an InvalidateKey call",
         seed_value="TTL or InvalidateKey",
         measured=(f"written around DAX: stale {h['stale_around_mean_s']:.0f} s on average, up to "
@@ -285,7 +285,7 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
         seed_value="thousands of reads per key",
         measured=f"an item read once a second hits {h['hot_hit_pct']:.1f} % of the time with the 5-minute TTL",
         rule=rules.at_least(99.0, h["hot_hit_pct"], unit="% hit for a key read once a second", partly=1.1),
-        proof=f"{PROOF}#q3-capacity")
+        threshold="ours: the hit rate of a cache that holds every hot key (99 %)", proof=f"{PROOF}#q3-capacity")
     rec("dax.table.latency", claim="DAX reads take under 1 ms",
         seed_value="<1ms", measured="Redis on loopback answers in ~0.14 ms, so in-memory sub-ms is plausible",
         rule=rules.unmeasurable("DAX cannot run here: no AWS account or network"),
@@ -309,6 +309,7 @@ def record_claims(ledger, r: DaxResults) -> pd.DataFrame:
         rule=rules.at_least(100 * (SEED_EXPECTED_HIT - SEED_FAILED_HIT), h["hit_p1_pct"] - h["hit_p4_pct"],
                             unit="points of hit rate lost to 4 projections", partly=3),
         inputs=("dax_expected_hit_rate", "dax_failed_hit_rate", *MODEL_INPUTS), reconciled=READS_RECONCILED,
+        threshold="the drop the note states, its 85 % expected less its 40 % (two figures)",
         proof=f"{PROOF}#failure-projections-and-the-hit-rate")
     return ledger.table()
 

@@ -162,7 +162,7 @@ def record_claims(ledger, r: MemcachedResults) -> pd.DataFrame:
         measured=(f"{h['remap_measured_pct']:.2f} % moved 3→4 nodes on real nodes (1/(N+1) = 25 %); modulo "
                   f"{h['remap_modulo_pct']:.1f} %; replacing a node moved {h['remap_replace_pct']:.1f} %"),
         rule=rules.close_to(25.0, h["remap_measured_pct"], unit="% of keys moved", tolerance=0.04, partly=0.2),
-        proof=f"{PROOF}#q1-remap-on-adding-a-node")
+        threshold="theory: a fourth node of four takes 1/4 of the keys", proof=f"{PROOF}#q1-remap-on-adding-a-node")
     rec("memcached.ordered-list", claim="An ordered list in Memcached must be maintained by the application",
         seed_value="(question)",
         measured=(f"get/set lost {h['lost_without_cas']} of {h['list_updates']} concurrent updates; gets/cas lost none "

@@ -174,7 +174,8 @@ def record_claims(ledger, r: NoCacheResults) -> pd.DataFrame:
     ratio = figure("launch_users") / figure("catalog_concurrency")
     rec("no-cache.10x", claim="50,000 concurrent requests are 10x the catalog's planned 5,000", seed_value="10x",
         measured=f"{ratio:.0f}x", rule=rules.close_to(10, ratio, unit="x", tolerance=0.01),
-        inputs=("launch_users", "catalog_concurrency"), proof=f"{PROOF}#failure-the-flash-sale-collapse")
+        inputs=("launch_users", "catalog_concurrency"),
+        judges="launch_load_multiple", proof=f"{PROOF}#failure-the-flash-sale-collapse")
     timeout_ms = figure("catalog_timeout_ms")
     rec("no-cache.p99-3000", claim="Overloaded, the catalog's P99 grows from 120 ms to 3,000 ms",
         seed_value="3,000 ms",

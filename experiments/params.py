@@ -36,6 +36,12 @@ class Profile:
     documented_defaults: bool
 
 
+PLAN_CEILING = 0.8
+"""The highest share of any capacity a plan may use — an origin at peak, a node's limit, a turn's budget, a
+catalog behind a gutter: queueing delay grows as 1/(1 − utilization) (M/M/1: at 80 % a request waits four
+service times on average, at 90 % nine), and the no-cache chapter shows an origin past capacity does not recover.
+A plan at 100 % of a capacity is not a plan."""
+
 PROFILES = {
     "quick": Profile("quick", repetitions=2_000, origin_calls=8, scale=1, stream_scale=1, large_items_scale=1,
                      sweep_repeats=1, grid_refine=1, documented_defaults=False),

@@ -12,6 +12,7 @@ from chapter_contract import ChapterContract, rows
 
 from experiments import params
 from experiments.chapters import network as chapter
+from experiments.models import degraded as degraded_model
 from experiments.probes import degraded, lostpacket, partition, splitbrain
 
 
@@ -139,7 +140,7 @@ class TestChapterLive(TestChapter):
 def test_the_recommended_mode_answers_the_most_turns_at_the_note_s_rate():
     lab = pd.DataFrame({"mode": ["fail open", "fail fast", "in-process copy", "gutter pool"],
                         "in_budget": [1.0, 0.0, 1.0, 1.0]})
-    fleet = chapter.fleet_modes(lab).set_index("mode")
+    fleet = degraded_model.fleet_modes(lab).set_index("mode")
     assert fleet.loc["fail open", "answered_pct"] == 0  # 20x the catalog's capacity: it answers nothing in time
     assert 80 < fleet.loc["in-process copy", "answered_pct"] < fleet.loc["gutter pool, 10 s entries", "answered_pct"] < 90
     assert fleet.loc["gutter pool, 300 s entries, kept warm", "answered_pct"] == pytest.approx(100)
@@ -148,9 +149,9 @@ def test_the_recommended_mode_answers_the_most_turns_at_the_note_s_rate():
     # at the catalog's capacity it has no room: the recommended gutter's entries live long enough to leave it 20 %
     planned = fleet.loc["gutter pool, 617 s entries, kept warm"]
     assert planned.answered_pct == pytest.approx(100) and planned.catalog_load_x == pytest.approx(0.8, abs=1e-3)
-    assert chapter.recommended_mode(fleet.reset_index()) == "gutter pool, 617 s entries, kept warm"
+    assert degraded_model.recommended_mode(fleet.reset_index()) == "gutter pool, 617 s entries, kept warm"
     lab.loc[lab["mode"] == "gutter pool", "in_budget"] = 0.5  # a mode that broke the budget in the lab answers none
-    assert chapter.recommended_mode(chapter.fleet_modes(lab)) == "in-process copy"
+    assert degraded_model.recommended_mode(degraded_model.fleet_modes(lab)) == "in-process copy"
 
 
 def test_the_full_profile_adds_the_documented_defaults():
@@ -165,6 +166,6 @@ def test_the_notebook_s_tables_and_chart_frames_read_only_declared_columns(resul
     columns), so a helper that read an undeclared column would fail here."""
     assert not chapter.writes_chart_frame(results.sentinel, results.cluster).empty
     assert not chapter.cluster_chart_frame(results.cluster_log).empty
-    assert not chapter.modes_chart_frame(chapter.fleet_modes(results.degraded)).empty
+    assert not chapter.modes_chart_frame(degraded_model.fleet_modes(results.degraded)).empty
     assert not chapter.link_chart_frame(results.link).empty
     assert not chapter.timing_bounds(results).empty

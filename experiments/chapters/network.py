@@ -2,7 +2,7 @@
 a flapping Memcached node and a saturated link, all on the book's network lab.
 
 The chapter collects its results in one `NetworkResults`; `settings` says which detection times a profile
-runs; `fleet_modes` carries the degraded modes' lab run to the fleet at the note's read rate;
+runs; `experiments.models.degraded.fleet_modes` carries the degraded modes' lab run to the fleet at the note's rate;
 `headline` gives the numbers its prose quotes, `findings` the statements it asserts, `record_claims` the
 ledger rows, `table_cells` the cells of the summary's table that the partition results judge.
 """
@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from experiments import claims, rules
-from experiments.decide.workload import ORIGIN_MAX_UTILIZATION
 from experiments.findings import AllOf, Timing, timing
 from experiments.measure import spread_between_rounds
 from experiments.models import degraded, extrapolate, pricing, timeouts
@@ -28,39 +26,18 @@ from experiments.probes import lostpacket, partition, splitbrain
 from experiments.probes.partition import redis_py_retry_bound_s
 from experiments.probes.splitbrain import WRITE_EVERY_S
 from experiments.results import Results, declared
-from experiments.seed import figure, launch_reads_per_s, origin_table, product_reads_per_s, service_default
+from experiments.seed import figure, launch_reads_per_s, product_reads_per_s, service_default
 
 PROOF = "network.ipynb"
 
 FLEET_KEYS = ("fail_open", "fail_fast", "in_process_copy", "gutter_pool", "gutter_long", "gutter_cold",
               "gutter_planned")
-"""The headline's names for `fleet_modes`' rows, in its order (the gutter pool with short entries, then entries
+"""The headline's names for `degraded.fleet_modes`' rows, in its order (the gutter pool with short entries, then entries
 that hold the catalog at its capacity kept warm and filled on a miss, then entries that leave it room, kept warm)."""
 
-GUTTER_MAX_UTILIZATION = ORIGIN_MAX_UTILIZATION
-"""The share of the catalog's capacity a gutter may plan to use: the book's ceiling for a plan (`make decide`'s)."""
 
 BUDGET_S = figure("catalog_timeout_ms") / 1000
 """The orchestrator's turn budget: its 2,000 ms timeout on catalog calls (the note's no-cache failure)."""
-
-_PRODUCT = origin_table().set_index("family").loc["product"]
-CATALOG_P99_S = timeouts.origin_p99_s(_PRODUCT.seed_origin_ms / 1000, float(_PRODUCT.latency_sigma))
-"""The catalog's p99 behind a dead cache: the note's 120 ms median at the book's spread (``data/origins.csv``)."""
-
-
-def timeout_plan() -> timeouts.TimeoutPlan:
-    """The cache timeout of the turn's client, derived as the decide engine derives it
-    (`experiments.models.timeouts`): over what a lost packet costs, within the turn's budget."""
-    return timeouts.plan(budget_s=BUDGET_S, origin_p99_s=CATALOG_P99_S)
-
-
-def timeout_candidates(lossy: pd.DataFrame) -> pd.DataFrame:
-    """AWS's two sample command timeouts, a shorter one and the derived one, against the lossy GETs and the
-    budget."""
-    return timeouts.candidates(lossy, budget_s=BUDGET_S, origin_p99_s=CATALOG_P99_S, timeouts_s={
-        "100 ms": 0.1, "AWS Lettuce sample": service_default("elasticache_lettuce_command_timeout_s"),
-        "derived here": timeout_plan().command_timeout_s,
-        "AWS redis-py sample": service_default("elasticache_client_socket_timeout_s")})
 
 
 @dataclass
@@ -93,51 +70,6 @@ def settings(run: Profile, down_after_ms: list[int], node_timeouts_ms: list[int]
                      (int(service_default("sentinel_down_after_ms")), int(service_default("min_replicas_max_lag_s")))]
         cluster.append(int(service_default("cluster_node_timeout_ms")))
     return sentinel, cluster
-
-
-def fleet_modes(lab: pd.DataFrame) -> pd.DataFrame:
-    """Each degraded mode at the note's rate, while every task has lost the cache: the catalog calls per second
-    the whole fleet sends (`experiments.models.degraded`) against the catalog's capacity of 2,000 requests/min,
-    and the share of turns answered in budget. A read the mode serves itself is answered (the lab's turns took
-    well under the budget); a read sent to the catalog is answered only while the catalog is within its
-    capacity — past it, a first-come-first-served catalog answers almost nothing in time (the no-cache
-    chapter); fail fast answers nothing. The gutter pool appears three times: with
-    `experiments.models.degraded.GUTTER_TTL_S` entries, and with entries living as long as it takes to hold the
-    catalog at its capacity — kept warm by the invalidator (its steady state from the outage's first second), and
-    filled on a miss (empty when the outage starts: over its first TTL it answers the reads it already holds, at
-    the mean catalog load of that TTL, `degraded.gutter_cold_answered`) —, and kept warm with entries that live
-    as long as it takes to leave the catalog at `GUTTER_MAX_UTILIZATION` (a plan at 100 % of a capacity has no
-    room for a random queue or concurrent misses of one hot key). A mode that kept no turn in budget in the lab
-    answers nothing here either."""
-    capacity = figure("catalog_capacity_per_min") / 60
-    long_ttl = degraded.gutter_ttl_for(capacity)
-    planned_ttl = degraded.gutter_ttl_for(GUTTER_MAX_UTILIZATION * capacity)
-    rows = []
-    for row in lab.itertuples():
-        variants = ([(f"gutter pool, {degraded.GUTTER_TTL_S:.0f} s entries", degraded.GUTTER_TTL_S, False),
-                     (f"gutter pool, {long_ttl:.0f} s entries, kept warm", long_ttl, False),
-                     (f"gutter pool, {long_ttl:.0f} s entries, filled on a miss", long_ttl, True),
-                     (f"gutter pool, {planned_ttl:.0f} s entries, kept warm", planned_ttl, False)]
-                    if row.mode == "gutter pool" else [(row.mode, degraded.GUTTER_TTL_S, False)])
-        for label, ttl_s, cold in variants:
-            if cold:
-                t = np.linspace(0, ttl_s, 601)
-                calls = float(np.trapezoid(degraded.gutter_fill_load(t), t) / ttl_s)
-                answered = degraded.gutter_cold_answered(capacity, gutter_ttl_s=ttl_s)
-            else:
-                share = degraded.origin_share(row.mode, gutter_ttl_s=ttl_s)
-                calls = share * product_reads_per_s()
-                within = calls <= capacity * 1.001
-                answered = 0.0 if row.mode == "fail fast" else (1 - share) + (share if within else 0.0)
-            rows.append({"mode": label, "catalog_calls_per_s": calls, "catalog_load_x": calls / capacity,
-                         "answered_pct": 100 * answered if row.in_budget >= 0.99 else 0.0})
-    return pd.DataFrame(rows)
-
-
-def recommended_mode(fleet: pd.DataFrame) -> str:
-    """The mode the orchestrator should use: the one that answers the most turns at the note's rate, and of
-    those the one that sends the catalog the fewest calls."""
-    return str(fleet.sort_values(["answered_pct", "catalog_calls_per_s"], ascending=[False, True]).iloc[0]["mode"])
 
 
 def redis_py_defaults() -> dict[str, float]:
@@ -178,18 +110,18 @@ def headline(r: NetworkResults) -> dict[str, float]:
     # its pings go out every half node timeout, so the overhead grows with the setting too: a line, as for the move
     refused = extrapolate.line_at(r.cluster.node_timeout_ms / 1000, r.cluster.first_refused_s, node_default_s)
     window = extrapolate.after_detection([guarded.min_replicas_max_lag_s], [guarded.first_refused_s], lag_default)
-    fleet = fleet_modes(r.degraded).set_index("mode")
+    fleet = degraded.fleet_modes(r.degraded).set_index("mode")
     lab = r.degraded.set_index("mode")
     flap, replaced = _row(r.memcached, replaced=False), _row(r.memcached, replaced=True)
     link = r.link.set_index("value")
     launch = launch_reads_per_s() * (1 - figure("launch_live_share"))
-    plan, lost = timeout_plan(), timeouts.lost_packet_costs(r.lossy)
-    candidates = timeout_candidates(r.lossy).set_index("timeout")
+    plan, lost = timeouts.note_plan(), timeouts.lost_packet_costs(r.lossy)
+    candidates = timeouts.note_candidates(r.lossy).set_index("timeout")
     numbers = {
         "budget_s": BUDGET_S, "cap_s": r.cap_s, "short_timeout_s": short,
         **{f"lost_{k}": v for k, v in lost.items()}, "tcp_rto_min_ms": 1000 * timeouts.TCP_RTO_MIN_S,
         "lost_packet_bound_ms": 1000 * timeouts.LOST_PACKET_S, "cross_zone_ms": 1000 * timeouts.CROSS_ZONE_S,
-        "derived_timeout_s": plan.command_timeout_s, "catalog_p99_ms": 1000 * CATALOG_P99_S,
+        "derived_timeout_s": plan.command_timeout_s, "catalog_p99_ms": 1000 * timeouts.catalog_p99_s(),
         "dead_cache_turn_s": plan.dead_cache_turn_s, "dead_cache_budget_pct": 100 * plan.budget_used,
         "timeout_budget_share_pct": 100 * timeouts.BUDGET_SHARE, "timeout_breaks_below_s": plan.budget_breaks_below_s,
         "lettuce_timeout_ms": 1000 * service_default("elasticache_lettuce_command_timeout_s"),
@@ -232,11 +164,12 @@ def headline(r: NetworkResults) -> dict[str, float]:
         "node_timeout_default_s": node_default_s, "cluster_moved_at_default_s": moved["value_s"],
         "cluster_moved_slope": moved["slope"], "cluster_refused_at_default_s": refused["value_s"],
         "catalog_capacity_per_s": figure("catalog_capacity_per_min") / 60, "product_reads_per_s": product_reads_per_s(),
-        "recommended_mode": recommended_mode(fleet.reset_index()),
+        "recommended_mode": degraded.recommended_mode(fleet.reset_index()),
         "gutter_ttl_s": float(degraded.GUTTER_TTL_S), "short_retry_bound_s": redis_py_retry_bound_s(short),
         "gutter_ttl_for_capacity_s": degraded.gutter_ttl_for(figure("catalog_capacity_per_min") / 60),
-        "gutter_planned_ttl_s": degraded.gutter_ttl_for(GUTTER_MAX_UTILIZATION * figure("catalog_capacity_per_min") / 60),
-        "gutter_max_utilization_pct": 100 * GUTTER_MAX_UTILIZATION,
+        "gutter_planned_ttl_s": degraded.gutter_ttl_for(degraded.GUTTER_MAX_UTILIZATION
+                                                        * figure("catalog_capacity_per_min") / 60),
+        "gutter_max_utilization_pct": 100 * degraded.GUTTER_MAX_UTILIZATION,
         "gutter_cold_over_capacity_s": degraded.gutter_over_capacity_s(figure("catalog_capacity_per_min") / 60),
         "gutter_cold_load_1s_x": float(degraded.gutter_fill_load([1.0])[0]) / (figure("catalog_capacity_per_min") / 60),
         "product_ttl_s": figure("product_cache_ttl_s"),
@@ -318,7 +251,7 @@ def findings(r: NetworkResults) -> dict[str, bool | Timing | AllOf]:
                 page.gets_spread_per_s / page.gets_per_s + item.gets_spread_per_s / item.gets_per_s)
     zstd_gain = h["zstd_gets_per_s"] / h["page_gets_per_s"] / h["zstd_ratio"]
     lost = timeouts.lost_packet_costs(r.lossy)
-    candidates = timeout_candidates(r.lossy).set_index("timeout")
+    candidates = timeouts.note_candidates(r.lossy).set_index("timeout")
     return {
         # a retransmission timer cannot fire before TCP_RTO_MIN: an order of events a busy machine only delays
         "every GET slowed by a lost packet waited at least TCP's 200 ms minimum retransmission timeout":
@@ -379,7 +312,7 @@ def findings(r: NetworkResults) -> dict[str, bool | Timing | AllOf]:
             and abs(h["gutter_ttl_for_capacity_s"] - h["product_ttl_s"]) < 0.01 * h["product_ttl_s"],
         "kept warm with entries that leave the catalog 20 % of its capacity, the gutter answers every turn and is the "
         "recommended mode":
-            h["gutter_planned_answered_pct"] >= 99.9 and h["gutter_planned_load_x"] <= GUTTER_MAX_UTILIZATION + 0.001
+            h["gutter_planned_answered_pct"] >= 99.9 and h["gutter_planned_load_x"] <= degraded.GUTTER_MAX_UTILIZATION + 0.001
             and h["recommended_mode"].startswith(f"gutter pool, {h['gutter_planned_ttl_s']:.0f} s entries, kept warm"),
         "filled on a miss, the same gutter starts empty: the catalog is over its capacity for over a minute and some "
         "turns go unanswered":
@@ -492,7 +425,7 @@ def cluster_chart_frame(log: pd.DataFrame) -> pd.DataFrame:
 
 
 def modes_chart_frame(fleet: pd.DataFrame) -> pd.DataFrame:
-    """`fleet_modes` for the bar chart: each mode's catalog load, coloured by the turns it answers."""
+    """`degraded.fleet_modes` for the bar chart: each mode's catalog load, coloured by the turns it answers."""
     return fleet.assign(turns=fleet.answered_pct.map(
         lambda pct: "all answered" if pct >= 99.9 else "none answered" if pct == 0 else "some answered"))
 
@@ -501,12 +434,3 @@ def link_chart_frame(link: pd.DataFrame) -> pd.DataFrame:
     """GETs per second through the capped link beside what the cap carries, per form of the hot product."""
     return pd.concat([link.assign(series="measured", gets=link.gets_per_s),
                       link.assign(series="the cap ÷ reply bytes", gets=link.link_limit_gets_per_s)])[["value", "series", "gets"]]
-
-
-def lossy_chart_frame(lossy: pd.DataFrame) -> pd.DataFrame:
-    """For each phase, how many GETs took longer than each latency on a log grid from 0.05 ms to 2 s: a healthy
-    link's curve falls to zero under a millisecond, a lossy link's holds a step at TCP's retransmission."""
-    grid = np.geomspace(0.05, 2000, 85)
-    rows = [{"phase": f"{phase} link", "latency_ms": float(t), "gets_slower": int((g.latency_ms > t).sum())}
-            for phase, g in lossy.groupby("phase") for t in grid]
-    return pd.DataFrame(rows)

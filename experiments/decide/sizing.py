@@ -30,9 +30,10 @@ import pandas as pd
 
 from experiments.errors import ParameterError
 from experiments.models import pricing
+from experiments.params import PLAN_CEILING
 from experiments.seed import service_default
 
-NODE_MAX_UTILIZATION = 0.8
+NODE_MAX_UTILIZATION = PLAN_CEILING
 """The share of each node limit a plan may use at peak (ours, the same reasoning as the origin's default in
 `experiments.decide.workload`): memory past it evicts live keys, bandwidth past it queues, and a plan at
 100 % of a capacity has nothing left for a failed node's share."""

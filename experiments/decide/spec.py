@@ -5,12 +5,12 @@ Versions are the lowest that carry what the option relies on: Valkey 8.1 for the
 9.0 for durability and DynamoDB caching, Redis OSS 7.1 (the last ElastiCache sells), memcached 1.6. The client
 on the turn's path connects within AWS's sample 100 ms; its command timeout is derived
 (`experiments.models.timeouts.plan`): above what a GET that lost one packet waits for TCP's retransmission,
-rounded up to 50 ms, with no retries, and checked against the workload's turn budget with the origin's p99
-behind it — the plan says at which budget a dead cache would break the turn. The invalidator keeps its own
-client with AWS's redis-py sample (a 2 s socket timeout), whose reconnect sets what a replay leaves stale
-(`experiments.decide.staleness.RECONNECT_S`). Every
-key carries a TTL, so ``volatile-lru`` (ElastiCache's default) evicts among them. Names follow AWS's rules: a
-letter first, letters, digits and single hyphens, at most 40 characters (20 for DAX).
+plus 10 ms for a healthy read across zones, rounded up to 50 ms, with no retries, and checked against the
+workload's turn budget with the origin's p99 behind it — the plan says at which budget a dead cache would break
+the turn. The invalidator keeps its own client with AWS's redis-py sample (a 2 s socket timeout), whose reconnect
+sets what a replay leaves stale (`experiments.decide.staleness.RECONNECT_S`). Every key carries a TTL, so
+``volatile-lru`` (ElastiCache's default) evicts among them. Names follow AWS's rules: a letter first, letters,
+digits and single hyphens, at most 40 characters (20 for DAX).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def deployment(w: Workload, option: str, numbers: dict) -> dict | None:
         timeouts["timeout_warning"] = (
             f"a dead cache costs a turn {plan.dead_cache_turn_s:.2f} s (the {plan.command_timeout_s:.2f} s timeout, "
             f"then the origin's p99), {100 * plan.budget_used:.0f} % of its {plan.budget_s:g} s budget: over "
-            f"{100 * timeout_model.BUDGET_SHARE:.0f} %; a lost packet alone costs {timeout_model.LOST_PACKET_S:.2f} s, "
+            f"{100 * timeout_model.BUDGET_SHARE:.0f} %; a lost packet alone costs up to {timeout_model.LOST_PACKET_S:.2f} s, "
             f"so read the cache off the turn's path (a per-task copy, a breaker) or lengthen the budget")
     name = cluster_name(w.name)
     if option in ("valkey-serverless", "valkey-dynamodb"):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.errors import ParameterError
+from experiments.params import PLAN_CEILING
 
 POLICIES = ("lru", "fifo", "s3fifo", "sieve", "wtinylfu", "lfu")
 """Eviction policies a workload may name (libCacheSim's, `experiments.models.peer`)."""
@@ -63,11 +64,9 @@ class Family:
     projections: int = 1
 
 
-ORIGIN_MAX_UTILIZATION = 0.8
+ORIGIN_MAX_UTILIZATION = PLAN_CEILING
 """The highest share of its capacity an origin may carry at peak in a viable plan, unless the workload sets
-``origin.max_utilization``: queueing delay grows as 1/(1 − utilization) (M/M/1: at 80 % a request waits four service
-times on average, at 90 % nine, and a small rise in traffic doubles it), and the no-cache chapter shows an
-origin past capacity does not recover. A plan at 100 % of a capacity is not a plan."""
+``origin.max_utilization``: the book's ceiling for any plan (`experiments.params.PLAN_CEILING`)."""
 
 
 @dataclass(frozen=True)

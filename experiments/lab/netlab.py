@@ -7,8 +7,9 @@ bridge, with addresses that exist only inside them — and the faults a real net
   off the machine —, so while a lab exists the subnet is blackholed there (`guard_route_present`).
 * **Faults** — `partition` drops packets between two hosts with nftables, in both directions or one (silent:
   no reset, the sender waits for its timeout), `isolate` sets a host's switch port down (silent too), `heal`
-  undoes both; `lose` drops a random share of the packets between two hosts (nftables ``numgen random``: a
-  lossy link, whose lost packets TCP must retransmit); `limit` caps a host's link with a token bucket (``tbf``).
+  undoes both; `lose` drops a random share of the packets between two hosts in the switch's bridge (nftables
+  ``numgen random``: a lossy wire, whose lost packets TCP must detect and retransmit); `limit` caps a host's
+  link with a token bucket (``tbf``).
   The lab cannot delay packets: ``netem`` does not exist on this kind of machine, so delay enters the book
   through a model with published figures, never through sleeps.
 * **Processes and sockets** — `argv` prefixes a command with ``ip netns exec`` (servers run in their host:
@@ -179,6 +180,9 @@ class NetLab:
                 _run("ip", "netns", "add", switch)
             _run("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
             _run("ip", "-n", switch, "link", "set", "br0", "up")
+            _run("ip", "netns", "exec", switch, "nft", "add", "table", "bridge", "cachebook")
+            _run("ip", "netns", "exec", switch, "nft", "add", "chain", "bridge", "cachebook", "forward",
+                 "{ type filter hook forward priority 0 ; policy accept ; }")
             for host in self.hosts:
                 ns, port = self.ns(host), self._port(host)
                 _run("ip", "netns", "add", ns)
@@ -240,14 +244,15 @@ class NetLab:
                  "ip", "daddr", self.address[dst], "drop")
 
     def lose(self, a: str, b: str, *, percent: float) -> None:
-        """Drop a random ``percent`` of the packets from ``a`` to ``b`` and back (nftables ``numgen random``, in
-        steps of 0.01 %): a lossy link, silent like a partition; `heal` undoes it."""
+        """Drop a random ``percent`` of the packets between ``a`` and ``b``, each way, on the wire: in the switch's
+        bridge (nftables ``numgen random``, in steps of 0.01 %), so the sender's TCP sees a loss it must detect —
+        by duplicate acknowledgements or a timer —, not a local send error. `heal` undoes it."""
         if not 0 < percent < 100:
             raise ParameterError(f"percent={percent} must be above 0 and below 100")
         for src, dst in ((a, b), (b, a)):
-            _run("ip", "netns", "exec", self.ns(src), "nft", "add", "rule", "inet", "cachebook", "output",
-                 "ip", "daddr", self.address[dst], "numgen", "random", "mod", "10000", "<", str(round(percent * 100)),
-                 "drop")
+            _run("ip", "netns", "exec", self.ns("switch"), "nft", "add", "rule", "bridge", "cachebook", "forward",
+                 "ether", "type", "ip", "ip", "saddr", self.address[src], "ip", "daddr", self.address[dst],
+                 "numgen", "random", "mod", "10000", "<", str(round(percent * 100)), "drop")
 
     def isolate(self, host: str) -> None:
         """Set ``host``'s switch port down: it reaches no one and no one reaches it, silently."""
@@ -255,6 +260,7 @@ class NetLab:
 
     def heal(self) -> None:
         """Undo every partition and isolation."""
+        _run("ip", "netns", "exec", self.ns("switch"), "nft", "flush", "chain", "bridge", "cachebook", "forward")
         for host in self.hosts:
             _run("ip", "netns", "exec", self.ns(host), "nft", "flush", "chain", "inet", "cachebook", "output")
             _run("ip", "-n", self.ns("switch"), "link", "set", self._port(host), "up")

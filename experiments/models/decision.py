@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from experiments.params import PLAN_CEILING
+
 
 @dataclass
 class Assessment:
@@ -72,7 +74,8 @@ def _tie_break(a: Assessment, b: Assessment) -> str:
     return "of the order the options are listed in"
 
 
-def order(options: list[Assessment], *, live: bool = False, max_utilization: float = 0.8) -> list[Assessment]:
+def order(options: list[Assessment], *, live: bool = False,
+          max_utilization: float = PLAN_CEILING) -> list[Assessment]:
     """The options best first. Options that cannot meet the staleness limit, or cannot run at all, are
     rejected; so are those that leave the origin above ``max_utilization`` of its capacity at peak — and if
     every candidate does, each says what would help (``live``: some reads are never cached, so the live path is

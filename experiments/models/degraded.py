@@ -18,6 +18,9 @@ of reads that reach the catalog:
   capacity never drains it (`gutter_cold_answered`). Kept warm — written by the invalidator beside the shared
   cache — the gutter starts in its steady state.
 
+`fleet_modes` turns a lab run of the modes into the fleet's table (catalog calls, load, turns answered) with the
+gutter's variants, and `recommended_mode` picks the mode that answers the most turns, then loads the catalog least.
+
 Assumptions: Poisson reads (each key's reads independent), a stationary popularity, one fill per miss (a
 task's threads share a fill; concurrent misses of one hot key in different tasks would add calls the model
 does not count). The lab runs one task's stream for the in-process copy, checked against
@@ -27,16 +30,20 @@ does not count). The lab runs one task's stream for the in-process copy, checked
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from cachetools import TTLCache
 
 from experiments.errors import ParameterError
 from experiments.models import popularity
 from experiments.models.cachemodel import zipf_groups
 from experiments.models.taskcache import TaskTraffic, predict
-from experiments.seed import figure
+from experiments.params import PLAN_CEILING
+from experiments.seed import figure, product_reads_per_s
 
 GUTTER_TTL_S = 10
 """Ours: a gutter entry's life, "a few seconds" — Facebook's gutter entries "expire quickly" (NSDI'13 §3.3)."""
+GUTTER_MAX_UTILIZATION = PLAN_CEILING
+"""The share of the catalog's capacity a gutter may plan to use: the book's ceiling for any plan."""
 
 
 def traffic() -> TaskTraffic:
@@ -125,3 +132,48 @@ def local_copy_replay(items: np.ndarray, times: np.ndarray, *, warm: int, entrie
         else:
             cache[item] = True
     return hits / (len(items) - warm)
+
+
+def fleet_modes(lab: pd.DataFrame) -> pd.DataFrame:
+    """Each degraded mode at the note's rate, while every task has lost the cache: the catalog calls per second
+    the whole fleet sends (`experiments.models.degraded`) against the catalog's capacity of 2,000 requests/min,
+    and the share of turns answered in budget. A read the mode serves itself is answered (the lab's turns took
+    well under the budget); a read sent to the catalog is answered only while the catalog is within its
+    capacity — past it, a first-come-first-served catalog answers almost nothing in time (the no-cache
+    chapter); fail fast answers nothing. The gutter pool appears four times: with
+    `GUTTER_TTL_S` entries, and with entries living as long as it takes to hold the
+    catalog at its capacity — kept warm by the invalidator (its steady state from the outage's first second), and
+    filled on a miss (empty when the outage starts: over its first TTL it answers the reads it already holds, at
+    the mean catalog load of that TTL, `gutter_cold_answered`) —, and kept warm with entries that live
+    as long as it takes to leave the catalog at `GUTTER_MAX_UTILIZATION` (a plan at 100 % of a capacity has no
+    room for a random queue or concurrent misses of one hot key). A mode that kept no turn in budget in the lab
+    answers nothing here either."""
+    capacity = figure("catalog_capacity_per_min") / 60
+    long_ttl = gutter_ttl_for(capacity)
+    planned_ttl = gutter_ttl_for(GUTTER_MAX_UTILIZATION * capacity)
+    rows = []
+    for row in lab.itertuples():
+        variants = ([(f"gutter pool, {GUTTER_TTL_S:.0f} s entries", GUTTER_TTL_S, False),
+                     (f"gutter pool, {long_ttl:.0f} s entries, kept warm", long_ttl, False),
+                     (f"gutter pool, {long_ttl:.0f} s entries, filled on a miss", long_ttl, True),
+                     (f"gutter pool, {planned_ttl:.0f} s entries, kept warm", planned_ttl, False)]
+                    if row.mode == "gutter pool" else [(row.mode, GUTTER_TTL_S, False)])
+        for label, ttl_s, cold in variants:
+            if cold:
+                t = np.linspace(0, ttl_s, 601)
+                calls = float(np.trapezoid(gutter_fill_load(t), t) / ttl_s)
+                answered = gutter_cold_answered(capacity, gutter_ttl_s=ttl_s)
+            else:
+                share = origin_share(row.mode, gutter_ttl_s=ttl_s)
+                calls = share * product_reads_per_s()
+                within = calls <= capacity * 1.001
+                answered = 0.0 if row.mode == "fail fast" else (1 - share) + (share if within else 0.0)
+            rows.append({"mode": label, "catalog_calls_per_s": calls, "catalog_load_x": calls / capacity,
+                         "answered_pct": 100 * answered if row.in_budget >= 0.99 else 0.0})
+    return pd.DataFrame(rows)
+
+
+def recommended_mode(fleet: pd.DataFrame) -> str:
+    """The mode the orchestrator should use: the one that answers the most turns at the note's rate, and of
+    those the one that sends the catalog the fewest calls."""
+    return str(fleet.sort_values(["answered_pct", "catalog_calls_per_s"], ascending=[False, True]).iloc[0]["mode"])

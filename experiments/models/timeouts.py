@@ -1,11 +1,12 @@
 """A cache client's command timeout on the turn's path, derived from what a lost packet costs and the turn's budget.
 
 * **Floor.** A GET whose request or reply is lost waits for TCP to retransmit it, and Linux never retransmits
-  sooner than ``TCP_RTO_MIN``, 200 ms (``include/net/tcp.h``). The network chapter measured it on the lab's link
-  (`experiments.probes.lostpacket`): every GET that lost one packet answered in 205–255 ms. A timeout below
-  that turns each lost packet into a failed read and a call to the origin; one above it lets the retransmission
-  answer. The floor is the slowest one-loss GET (`LOST_PACKET_S`, the measurement rounded up) plus a healthy
-  GET's tail across zones, which AWS puts at single-digit milliseconds (`CROSS_ZONE_S`).
+  sooner than ``TCP_RTO_MIN``, 200 ms by default (``include/net/tcp.h``) — for a lost request or a reply's last
+  segment; a segment that others follow is repaired within a round trip. The network chapter measured it on the
+  lab's wire (`experiments.probes.lostpacket`): the GETs that waited for a timer and lost one packet answered in
+  204–259 ms. A timeout below that turns each such loss into a failed read and a call to the origin; one above it
+  lets the retransmission answer. The floor is the slowest one-loss GET (`LOST_PACKET_S`, a margin above the
+  measurements) plus a healthy GET's tail across zones (`CROSS_ZONE_S`).
 * **The timeout** is the floor rounded up to the next `STEP_S`, with no retries of the client's own: a retry of
   a read that timed out across a partition waits again, and the turn has no time for it (the network chapter).
 * **Ceiling.** A dead cache costs every read the timeout before it goes to the origin, so the timeout and the
@@ -27,19 +28,22 @@ import pandas as pd
 
 from experiments.errors import ParameterError
 from experiments.measure import spread_between_rounds
-from experiments.seed import service_default
+from experiments.params import PLAN_CEILING
+from experiments.seed import figure, origin_table, service_default
 
 TCP_RTO_MIN_S = service_default("tcp_rto_min_s")
 """Linux's minimum retransmission timeout, ``TCP_RTO_MIN = HZ/5`` (``include/net/tcp.h``)."""
 LOST_PACKET_S = service_default("tcp_lost_packet_s")
 """What a GET that lost one packet waits at most: 200 ms plus the retransmission's own lateness — the network
-chapter measured up to 255 ms and reports each run's slowest beside this bound."""
+chapter measured up to 259 ms and reports each run's slowest beside this bound."""
 CROSS_ZONE_S = 0.01
-"""A healthy GET's tail across Availability Zones: AWS's "single-digit millisecond latency", taken at its top."""
+"""A healthy GET's tail across Availability Zones: AWS's zones are close enough for "synchronous replication with
+single-digit millisecond latency" — taken at its top."""
 STEP_S = 0.05
 """Timeouts are set in steps of 50 ms."""
-BUDGET_SHARE = 0.8
-"""A dead cache's cost (the timeout plus the origin's p99) may take at most this share of the turn's budget."""
+BUDGET_SHARE = PLAN_CEILING
+"""A dead cache's cost (the timeout plus the origin's p99) may take at most this share of the turn's budget: the
+book's ceiling for any plan (`experiments.params.PLAN_CEILING`)."""
 ORIGIN_P99_Z = 2.326
 """The standard normal's 99th percentile: an origin with log-normal latency has p99 = median·exp(z·sigma)."""
 
@@ -118,4 +122,32 @@ def candidates(gets: pd.DataFrame, *, budget_s: float, origin_p99_s: float,
         rows.append({"timeout": name, "timeout_s": timeout, "gets_failed": int((lossy > 1000 * timeout).sum()),
                      "failed_share": float((lossy > 1000 * timeout).mean()), "dead_cache_turn_s": dead,
                      "budget_used": dead / budget_s, "fits": dead <= BUDGET_SHARE * budget_s})
+    return pd.DataFrame(rows)
+
+
+def catalog_p99_s() -> float:
+    """The note's catalog behind a dead cache, at p99: its 120 ms median at the book's spread (``data/origins.csv``)."""
+    product = origin_table().set_index("family").loc["product"]
+    return origin_p99_s(product.seed_origin_ms / 1000, float(product.latency_sigma))
+
+
+def note_plan() -> TimeoutPlan:
+    """The timeout of the note's turn: its 2,000 ms budget on catalog calls, the catalog's p99 behind a dead cache."""
+    return plan(budget_s=figure("catalog_timeout_ms") / 1000, origin_p99_s=catalog_p99_s())
+
+
+def note_candidates(gets: pd.DataFrame) -> pd.DataFrame:
+    """A short timeout, AWS's two samples and the derived one against the lossy GETs and the note's turn."""
+    return candidates(gets, budget_s=figure("catalog_timeout_ms") / 1000, origin_p99_s=catalog_p99_s(), timeouts_s={
+        "100 ms": 0.1, "AWS Lettuce sample": service_default("elasticache_lettuce_command_timeout_s"),
+        "derived here": note_plan().command_timeout_s,
+        "AWS redis-py sample": service_default("elasticache_client_socket_timeout_s")})
+
+
+def slower_than(gets: pd.DataFrame) -> pd.DataFrame:
+    """For each phase, how many GETs took longer than each latency on a log grid from 0.05 ms to 2 s: a healthy
+    link's curve falls to zero within milliseconds, a lossy link's holds a step at TCP's retransmission timer."""
+    grid = np.geomspace(0.05, 2000, 85)
+    rows = [{"phase": f"{phase} link", "latency_ms": float(t), "gets_slower": int((g.latency_ms > t).sum())}
+            for phase, g in gets.groupby("phase") for t in grid]
     return pd.DataFrame(rows)

@@ -3,10 +3,10 @@
 A Redis server runs in a ``cache`` host of the network lab, clients in an ``app`` host. Each client thread has
 its own connection and issues GETs one after another, with a socket timeout far above any retransmission
 (5 s), so every GET answers and its latency is what the network made it. First over the healthy link, then
-with ``loss_pct`` of the packets dropped each way (`experiments.lab.netlab.NetLab.lose`). A GET whose request
-or reply was lost waits for TCP to retransmit it — Linux never sooner than its minimum retransmission timeout
-of 200 ms (``TCP_RTO_MIN``) — so the lossy phase shows what a command timeout must outlast for a lost packet
-not to become a failed read (`experiments.models.timeouts`).
+with ``loss_pct`` of the packets dropped each way in the lab's switch (`experiments.lab.netlab.NetLab.lose`).
+A lost segment that others follow is repaired within a round trip; a lost request or a reply's last segment
+waits for TCP's timer — by default never sooner than 200 ms (``TCP_RTO_MIN``) — so the lossy phase shows what
+a command timeout must outlast for a lost packet not to become a failed read (`experiments.models.timeouts`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def _gets(lab: NetLab, server: RedisServer, *, count: int, client: int, key: str
 def lossy_gets(*, loss_pct: float = 1.0, gets: int = 2000, clients: int = 4) -> pd.DataFrame:
     """``gets`` GETs of the 2 KB product item in each phase, healthy then with ``loss_pct`` % of the packets
     lost each way, split over ``clients`` threads with a connection each. Bounded: at most ``gets`` GETs a
-    phase, each answered within `SOCKET_TIMEOUT_S`."""
+    phase, each answered within `SOCKET_TIMEOUT_S`. The packets are lost on the wire (in the lab's switch), so
+TCP learns of each loss as on a real link."""
     if not 0 < loss_pct < 50 or gets < clients or clients < 1:
         raise ParameterError(f"loss_pct={loss_pct} must be in (0, 50) and gets={gets} at least clients={clients} >= 1")
     sizes = value_sizes().set_index(["family", "variant"]).size_bytes

@@ -101,6 +101,15 @@ class ChapterContract(LedgerContract):
     def breakages(self) -> list[Breakage]:
         raise NotImplementedError
 
+    def test_the_headline_holds_plain_python_values(self, results):
+        """Glued numbers must be Python's own types: a numpy scalar is glued as its repr (``np.float64(…)``), which
+        the page cannot format and the summary cannot compare."""
+        if not hasattr(self.chapter, "headline"):
+            return
+        numbers = self.chapter.headline(results)
+        odd = {k: type(v).__name__ for k, v in numbers.items() if type(v) not in (int, float, str, bool)}
+        assert not odd, f"headline values of a numpy or other type: {odd}"
+
     def test_every_finding_holds(self, results):
         findings = self.findings(results)
         assert findings and all(findings.values()), {k: v for k, v in findings.items() if not v}

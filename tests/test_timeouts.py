@@ -76,3 +76,10 @@ def test_the_decide_deployment_carries_the_plan_and_warns_on_a_short_budget():
     assert ok["command_timeout_s"] == pytest.approx(0.30) and ok["retries"] == 0 and "timeout_warning" not in ok
     short = spec.deployment(dataclasses.replace(workload(), turn_budget_ms=300), "valkey-serverless", {})
     assert "timeout_warning" in short and short["timeout_breaks_below_budget_s"] > 0.3
+
+
+def test_the_plan_holds_python_floats_even_from_numpy_inputs():
+    import numpy as np
+
+    plan = timeouts.plan(budget_s=np.float64(2.0), origin_p99_s=timeouts.origin_p99_s(np.int64(120) / 1000, 0.25))
+    assert all(type(v) in (int, float, bool) for v in plan.as_dict().values()), plan

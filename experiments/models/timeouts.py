@@ -68,7 +68,7 @@ class TimeoutPlan:
 
 def origin_p99_s(median_s: float, sigma: float) -> float:
     """The p99 of an origin whose latency is log-normal with ``median_s`` and shape ``sigma``."""
-    return median_s * math.exp(ORIGIN_P99_Z * sigma)
+    return float(median_s * math.exp(ORIGIN_P99_Z * sigma))
 
 
 def plan(*, budget_s: float, origin_p99_s: float, lost_packet_s: float = LOST_PACKET_S,
@@ -80,7 +80,7 @@ def plan(*, budget_s: float, origin_p99_s: float, lost_packet_s: float = LOST_PA
             raise ParameterError(f"{name}={value} must be positive")
     if healthy_p99_s < 0:
         raise ParameterError(f"healthy_p99_s={healthy_p99_s} must not be negative")
-    floor = lost_packet_s + healthy_p99_s
+    floor, origin_p99_s, budget_s = float(lost_packet_s + healthy_p99_s), float(origin_p99_s), float(budget_s)
     timeout = math.ceil(round(floor / STEP_S, 9)) * STEP_S
     dead = timeout + origin_p99_s
     return TimeoutPlan(command_timeout_s=round(timeout, 3), retries=0, floor_s=floor, dead_cache_turn_s=dead,

@@ -30,7 +30,7 @@ SOCKET_TIMEOUT_S = 5.0
 """Far above three retransmissions (0.2 + 0.4 + 0.8 s): every GET answers and is timed."""
 
 
-def _gets(lab: NetLab, server: RedisServer, *, count: int, client: int, key: str) -> list[float]:
+def _gets(lab: NetLab, server: RedisServer, *, count: int, key: str) -> list[float]:
     with lab.inside("app"):
         conn = server.client(socket_timeout=SOCKET_TIMEOUT_S)
         try:
@@ -68,8 +68,7 @@ TCP learns of each loss as on a real link."""
                     lab.lose("app", "cache", percent=loss_pct)
                 with ThreadPoolExecutor(clients) as pool:
                     share = [gets // clients + (i < gets % clients) for i in range(clients)]
-                    futures = [pool.submit(_gets, lab, server, count=n, client=i, key="product:B000000001")
-                               for i, n in enumerate(share)]
+                    futures = [pool.submit(_gets, lab, server, count=n, key="product:B000000001") for n in share]
                     for i, future in enumerate(futures):
                         rows += [{"phase": phase, "client": i, "latency_ms": ms} for ms in future.result()]
         finally:

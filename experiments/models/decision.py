@@ -103,7 +103,8 @@ def order(options: list[Assessment], *, live: bool = False,
 
 
 def table(ordered: list[Assessment]) -> pd.DataFrame:
-    """The ordered options as rows: rank, verdict (the first viable one "recommended"), numbers, reasons."""
+    """The ordered options as rows: rank, verdict (the first viable one "recommended"), numbers (the components
+    to build as a count), whether a node's loss keeps its keys, reasons."""
     rows = []
     for position, a in enumerate(ordered, start=1):
         reasons = a.reasons + [f"needs {b}" for b in a.builds] + a.rejected_because
@@ -111,8 +112,8 @@ def table(ordered: list[Assessment]) -> pd.DataFrame:
                      "hit_pct": 100 * a.hit_rate, "origin_load_pct": 100 * a.origin_load,
                      "stale_bound_s": a.stale_bound_s, "stale_worst_s": a.stale_worst_s,
                      "usd_per_month": a.usd_per_month, "team_usd_per_month": a.team_usd_per_month,
-                     "total_usd_per_month": a.total_usd_per_month,
-                     "reasons": "; ".join(reasons)})
+                     "total_usd_per_month": a.total_usd_per_month, "builds": len(a.builds),
+                     "survives_node_loss": a.survives_node_loss, "reasons": "; ".join(reasons)})
     frame = pd.DataFrame(rows)
     if len(frame) and frame.verdict.iloc[0] == "viable":
         frame.loc[0, "verdict"] = "recommended"

@@ -118,6 +118,8 @@ def test_the_options_table_has_every_option_and_a_row_per_driver(roomy):
     assert options.loc["hit rate"].str.endswith("%").all()
     assert options.loc["a hit (p50, loopback)", "no-cache"].endswith("(the origin)")
     assert options.loc["a hit (p50, loopback)", "valkey"] == "145 µs"  # the 100 KB GET plus TLS
+    assert options.loc["in all", "dax"] == "— (caches nothing)" and options.loc["breaks at", "dax"].endswith("× the peak")
+    assert options.loc["a replica cut off from its primary", table.option.iloc[0]].startswith("its zone's reads")
     html_ = record.table_html(options, table.option.iloc[0])
     assert html_.count("✔ chosen") == 1 and html_.count("<tr>") == len(options) + 1
 
@@ -126,14 +128,15 @@ def test_the_alarms_follow_the_workload_and_the_plan(roomy):
     w, table, numbers = roomy
     a = record.answer(w, table, numbers)
     alarms = record.alarms(w, a, CHAPTERS).set_index("metric")
-    assert alarms.loc["ReplicationLag", "alarm when"] == "> 1 s"  # the lag the plan allows a replica read
-    lag = "invalidation lag (the consumer group's oldest pending change)"
-    assert alarms.loc[lag, "alarm when"] == "> 4 s"  # 80 % of the product's 5 s
+    assert alarms.loc["ReplicationLag", "alarm when"] == "maximum over 1 min > 0.8 s"  # 80 % of the lag allowed
+    lag = next(m for m in alarms.index if m.startswith("invalidation lag"))
+    assert alarms.loc[lag, "alarm when"] == "> 3.2 s, missing data breaching"  # 80 % of 5 s less the replica's 1 s
+    assert alarms.loc["CacheHitRate", "alarm when"] == "< 95 %"
     assert alarms.loc["catalog reads per second", "alarm when"] == f"> {0.8 * w.origin_capacity_per_s:.0f} reads/s"
     strict = dataclasses.replace(w, families=(dataclasses.replace(w.families[0], max_stale_s=20.0),), tasks=90)
     moved = record.alarms(strict, {**a, "answer_max_stale_s": 20.0}, CHAPTERS).set_index("metric")
-    assert moved.loc[lag, "alarm when"] == "> 16 s"
-    assert moved.loc["NewConnections", "alarm when"] == "> 90 a minute"
+    assert moved.loc[lag, "alarm when"] == "> 15.2 s, missing data breaching"
+    assert moved.loc["NewConnections", "alarm when"] == "> 720 a minute on a node"  # 90 tasks × 8 connections
 
 
 def test_warmed_keys_jittered_by_half_a_ttl_expire_no_faster_than_a_steady_cache_refills_them():

@@ -91,11 +91,32 @@ def headline(r: ReadThroughResults) -> dict[str, float]:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in numbers.items()}
 
 
+SWR = "stale-while-revalidate"
+
+
+def slow_share_grid(callers: int, tasks: int) -> list[tuple[str, int, int]]:
+    """Runs the sweep adds so that the share of slow reads has rounds enough for a spread that one stalled run
+    does not make (`spread_between_rounds` takes the interquartile range from five): stale-while-revalidate at
+    the sweep's XFetch points, and both at half the callers."""
+    points = [(c, t) for name, c, t in stampede.sweep_grid(callers, tasks) if name == XFETCH]
+    half = (callers // 2, points[-1][1]) if points else None
+    extra = [(SWR, c, t) for c, t in points]
+    if half and half[0] % half[1] == 0 and half not in points:
+        extra += [(XFETCH, *half), (SWR, *half)]
+    return extra
+
+
+def slow_shares(r: ReadThroughResults) -> pd.Series:
+    """The share of reads over `stampede.SLOW_MS` in every XFetch and stale-while-revalidate run (%)."""
+    runs = pd.concat([_runs(r, XFETCH), _runs(r, SWR)])
+    return 100 * runs.slow_reads / runs.reads
+
+
 def findings(r: ReadThroughResults) -> dict[str, bool | Timing]:
     """The chapter's conclusions as statements that must hold (asserted; compared by nbval). The share of slow
-    reads is a timing: its spread is that of XFetch's runs (the compared run and the sweep's)."""
+    reads is a timing: the median over every XFetch and stale-while-revalidate run (the compared ones and the
+    sweep's), with their spread — a run a machine stall spoiled moves neither."""
     h = headline(r)
-    xruns = _runs(r, XFETCH)
     none_runs, flight_runs = _runs(r, "none"), _runs(r, "single-flight per task")
     lock_runs = _runs(r, "distributed lock")
     replay = r.replay.set_index("cache")
@@ -110,9 +131,9 @@ def findings(r: ReadThroughResults) -> dict[str, bool | Timing]:
         "the XFetch simulation agrees with e^(1/beta) within 5 %": abs(h["xfetch_sim_mean"] / model - 1) < 0.05,
         "on the real servers, the median XFetch run made at most twice e^(1/beta) calls per expiry, whatever the callers":
             h["xfetch_median_calls"] <= 2 * model,
-        "with XFetch and stale-while-revalidate at most 2 % of reads took over 50 ms (only a recomputing reader waits)":
-            timing(max(h["xfetch_slow_pct"], h["swr_slow_pct"]), below=2, unit="%",
-                   spread=spread_between_rounds(100 * xruns.slow_reads / xruns.reads)),
+        "with XFetch and stale-while-revalidate the median run had at most 2 % of reads over 50 ms (only a recomputing "
+        "reader waits)": timing(float(slow_shares(r).median()), below=2, unit="%",
+                                spread=spread_between_rounds(slow_shares(r))),
         "the fatal interleaving leaves a stale entry in plain cache-aside on Redis and on Memcached":
             bool(replay.loc["Redis", "stale"] and replay.loc["Memcached", "stale"]),
         "the versioned set (Redis) and the lease (Memcached) refuse the stale fill":

@@ -51,6 +51,9 @@ def answer(w: Workload, ranked: pd.DataFrame, numbers: dict) -> dict:
         "answer_transfer_usd": float(chosen["transfer_usd_per_month"]), "answer_team_usd": float(first.team_usd_per_month),
         "answer_total_usd": float(first.total_usd_per_month),
         "answer_margin_usd": float(second.total_usd_per_month - first.total_usd_per_month),
+        "answer_team_margin_usd": float(second.team_usd_per_month - first.team_usd_per_month),
+        "answer_node_usd": float(chosen["cluster"]["nodes_usd_per_month"]) / int(dep["nodes"]),
+        "answer_catalog_per_s": float(w.origin_capacity_per_s), "answer_zones": int(w.zones),
         "answer_breaks_at_x": float(first.breaks_at), "answer_origin_load_pct": float(first.origin_load_pct),
         "answer_hit_pct": float(first.hit_pct), "answer_resident_gb": float(chosen["resident_gb"]),
         "answer_memory_pct": 100 * float(chosen["cluster"]["utilization"]["memory"]),
@@ -87,6 +90,13 @@ def _partition(option: str, mitigations: list[str]) -> str:
     return "nothing cached"
 
 
+def _usd(value: float, caches: bool) -> str:
+    """A monthly cost cell: an option that caches nothing here costs nothing, and is no cache at all."""
+    if not caches:
+        return "— (caches nothing)"
+    return "not priced" if math.isnan(value) else f"${value:,.0f}/month"
+
+
 def options_table(w: Workload, ranked: pd.DataFrame, numbers: dict, chapters: dict) -> pd.DataFrame:
     """Every option (a column, best first) against the decision drivers (rows), each cell computed: the engine's
     ranking (`experiments.decide.engine`) and the chapters' measurements."""
@@ -100,17 +110,20 @@ def options_table(w: Workload, ranked: pd.DataFrame, numbers: dict, chapters: di
             "hit rate": f"{row.hit_pct:.1f} %",
             "a hit (p50, loopback)": (_hit_latency(row.option, w, chapters) if caches or row.option == "no-cache"
                                       else "caches nothing here"),
-            "stale when all is well": f"{row.stale_bound_s:.2f} s" if caches else "—",
-            "stale in the worst failure measured": f"{row.stale_worst_s:.2f} s" if caches else "—",
+            "stale bound when all is well": f"{row.stale_bound_s:.2f} s" if caches else "—",
+            "stale bound in the worst failure reproduced": f"{row.stale_worst_s:.2f} s" if caches else "—",
             "origin at the peak": f"{row.origin_load_pct:.0f} % of capacity",
-            "breaks at": f"{row.breaks_at:.3f}× the peak" if row.breaks_at else "—",
+            "breaks at": f"{row.breaks_at:.3f}× the peak",
             "a node lost": ("a replica takes over with the keys" if row.survives_node_loss else
                             "its keys start empty") if caches else "—",
             "a primary partitioned away": _partition(row.option, product["mitigations"]) if caches else "—",
-            "work to build": (f"{row.builds} components, ${row.team_usd_per_month:,.0f}/month" if row.builds else "none"),
-            "service and transfer": ("not priced" if math.isnan(row.usd_per_month) else f"${row.usd_per_month:,.0f}/month"),
-            "in all": ("not priced" if math.isnan(row.total_usd_per_month) else
-                       f"${row.total_usd_per_month:,.0f}/month"),
+            "a replica cut off from its primary": ("its zone's reads go to the primary (read from the replica only while "
+                                                    "it is linked and within the lag allowed)" if product["replica_reads"]
+                                                   else "—"),
+            "work to build": (f"{row.builds} components, ${row.team_usd_per_month:,.0f}/month" if row.builds
+                              else "none" if caches or row.option == "no-cache" else "— (caches nothing)"),
+            "service and transfer": _usd(row.usd_per_month, caches or row.option == "no-cache"),
+            "in all": _usd(row.total_usd_per_month, caches or row.option == "no-cache"),
         }
     return pd.DataFrame(columns)
 
@@ -132,32 +145,36 @@ def alarms(w: Workload, answer_: dict, chapters: dict) -> pd.DataFrame:
     """The CloudWatch metrics (and the application's own) that watch each failure the book reproduced, with the
     threshold the book's numbers give: a plan may use `PLAN_CEILING` of any capacity or limit."""
     ceiling = 100 * PLAN_CEILING
-    zones = answer_["answer_replicas"] + 1
+    zone_connections = math.ceil(w.tasks / w.zones) * w.connections_per_task
     capacity = w.origin_capacity_per_s
+    invalidation_s = PLAN_CEILING * (answer_["answer_max_stale_s"] - REPLICA_LAG_S)
     rows = [
+        ("CacheHitRate", "AWS/ElastiCache", f"< {answer_['answer_hit_pct']:.0f} %",
+         "the plan's hit rate: below it the catalog passes the load the plan allows", "traffic"),
         ("Evictions", "AWS/ElastiCache", "sum over 5 min > 0",
          f"the cluster holds the resident set ({answer_['answer_memory_pct']:.0f} % of usable memory): an eviction "
          "means it outgrew the cluster, and the misses go to the catalog", "traffic"),
         ("DatabaseMemoryUsagePercentage", "AWS/ElastiCache", f"> {ceiling:.0f} %",
-         "the memory a plan may use", "traffic"),
+         "the memory a plan may use (the invalidation stream has no TTL: trim it, or it grows)", "traffic"),
         ("NetworkBandwidthOutAllowanceExceeded", "AWS/ElastiCache", "sum over 5 min > 0",
-         f"the cluster is bound by its network ({answer_['answer_network_pct']:.0f} % of the busiest node's baseline): "
-         "packets beyond it queue or drop, and reads time out", "network"),
+         f"packets past a node's baseline are queued or dropped, and reads time out (the busiest node uses "
+         f"{answer_['answer_network_pct']:.0f} % of it); watch NetworkBytesOut against it before it fires", "network"),
         ("EngineCPUUtilization", "AWS/ElastiCache", f"> {ceiling:.0f} %", "the engine thread a plan may use", "valkey"),
-        ("ReplicationLag", "AWS/ElastiCache", f"> {REPLICA_LAG_S:g} s",
-         f"replicas serve each zone's reads, and the plan counts a replica at most {REPLICA_LAG_S:g} s behind in a "
-         f"change's stale window (the limit is {answer_['answer_max_stale_s']:.0f} s)", "redis"),
-        ("CurrConnections", "AWS/ElastiCache", f"drops by {math.ceil(w.tasks / zones)} within a minute",
-         f"a zone's tasks ({w.tasks} in {zones} zones) cut off: a partition is silent until the clients time out",
-         "network"),
-        ("NewConnections", "AWS/ElastiCache", f"> {w.tasks} a minute",
-         "every task reconnecting: a failover or a healed partition", "network"),
-        ("invalidation lag (the consumer group's oldest pending change)", "the application",
-         f"> {PLAN_CEILING * answer_['answer_max_stale_s']:.0f} s",
-         "a change not yet deleted from the cache is served stale", "redis"),
+        ("ReplicationLag", "AWS/ElastiCache", f"maximum over 1 min > {PLAN_CEILING * REPLICA_LAG_S:g} s",
+         f"replicas serve each zone's reads, and the plan counts a replica at most {REPLICA_LAG_S:g} s behind: past "
+         "it, or with a replica cut off from its primary, send that zone's reads to the primary", "redis"),
+        ("CurrConnections", "AWS/ElastiCache", f"minimum per node drops by {zone_connections} within a minute",
+         f"a zone's tasks cut off ({math.ceil(w.tasks / w.zones)} tasks × {w.connections_per_task} connections): a "
+         "partition is silent until the clients time out", "network"),
+        ("NewConnections", "AWS/ElastiCache", f"> {w.tasks * w.connections_per_task} a minute on a node",
+         "every task reconnecting: a failover or a healed partition (or a deployment: mute it then)", "network"),
+        ("invalidation lag (age of the oldest change the consumer group has not acknowledged, delivered or not)",
+         "the application", f"> {invalidation_s:.1f} s, missing data breaching",
+         f"a change not yet deleted is served stale; with a replica's allowed lag this keeps the product's "
+         f"{answer_['answer_max_stale_s']:.0f} s", "redis"),
         ("catalog reads per second", "the application", f"> {PLAN_CEILING * capacity:.0f} reads/s",
-         f"{ceiling:.0f} % of the catalog's {capacity:.0f} reads/s: past its capacity a queue never recovers",
-         "no-cache"),
+         f"{ceiling:.0f} % of the catalog's {capacity:.0f} reads/s, where the plan's peak already sits: any growth "
+         "fires it, and past its capacity a queue never recovers", "no-cache"),
         ("ThrottledCmds (Serverless only)", "AWS/ElastiCache", "sum over 1 min > 0",
          "requests refused while Serverless scales up: pre-scale before a known peak", "valkey"),
         ("ElastiCacheProcessingUnits (Serverless only)", "AWS/ElastiCache",

@@ -81,3 +81,28 @@ def test_the_report_says_what_ran_beside():
     with quiet.quiet("short"):
         pass
     assert "quiet sections" in quiet.beside_text()
+
+
+SPIN = "import time\nend = time.monotonic() + float(__import__('sys').argv[1])\nwhile time.monotonic() < end: pass\n"
+
+
+def test_a_quiet_section_waits_out_load_that_takes_no_lock():
+    """Processes that never take the lock (a kernel starting, another program) but oversubscribe the cores are
+    waited out before a timing starts, and the wait is recorded; with the cores not oversubscribed it is short."""
+    assert quiet.runnable() >= 1  # this process
+    cores = os.cpu_count() or 1
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN, "1.5"]) for _ in range(cores + 1)]
+    try:
+        time.sleep(0.3)
+        assert quiet.runnable() > cores
+        with quiet.quiet("beside spinners"):
+            pass
+        section = quiet.sections().iloc[-1]
+        assert section.cpu_calm and 0.8 <= section.cpu_waited_s < 10, section
+    finally:
+        for spinner in spinners:
+            spinner.wait(10)
+    waited, calm = quiet.wait_for_cpu(settle_s=0.1, limit_s=5)
+    assert calm and waited < 5
+    waited, calm = quiet.wait_for_cpu(settle_s=10, limit_s=0.2)  # a settle longer than the limit runs out
+    assert not calm and 0.2 <= waited < 1

@@ -22,10 +22,18 @@ for a lock their own parent holds. The process's own background load (a thread t
 holds `busy`) may run beside its own quiet section; each `Section` records how many such holders there
 were, so a chapter can say what ran beside a measurement. Waits are bounded (`MAX_WAIT_S`): a section
 that could not get the lock in time runs anyway and says so (``quiet=False``).
+
+The lock excludes the load of processes that take it, not of those that do not: a kernel starting, a test
+session collecting, anything else on the machine. So a quiet section, once it holds the lock, also waits (at
+most `CPU_WAIT_S`) until the machine's runnable tasks have averaged no more than its cores over
+`CPU_SETTLE_S` (``procs_running`` in ``/proc/stat``, this process included; `wait_for_cpu`): a process that keeps
+one core busy leaves the other to the timing, a burst that oversubscribes both is waited out. The wait is
+recorded (``cpu_waited_s``, ``cpu_calm``).
 """
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import threading
@@ -46,6 +54,10 @@ OWNER_ENV = "CACHEBOOK_QUIET_HOLDER"
 """Set while a process holds a foreground section (a test): its children run under its hold."""
 MAX_WAIT_S = 600.0
 """The longest a section waits for the lock before it runs anyway (reported, never silent)."""
+CPU_SETTLE_S = 0.5
+"""The window over which the machine's runnable tasks must average no more than its cores before a timing."""
+CPU_WAIT_S = 60.0
+"""The longest a section waits for that before it runs anyway (reported as ``cpu_calm=False``)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,36 @@ class Section:
     """True when no other process's busy section overlapped it (False: the wait ran out)."""
     own_background: int
     """This process's own busy holders (background threads) that ran beside it, besides the cell itself."""
+    cpu_waited_s: float = 0.0
+    """How long it waited, holding the lock, for the machine to have no more runnable tasks than cores."""
+    cpu_calm: bool = True
+    """False when that wait ran out (`CPU_WAIT_S`) and the timing ran beside an oversubscribed machine."""
+
+
+def runnable() -> int:
+    """Tasks running or ready to run on the whole machine now (``procs_running`` in ``/proc/stat``)."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith("procs_running"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_for_cpu(*, settle_s: float = CPU_SETTLE_S, limit_s: float = CPU_WAIT_S) -> tuple[float, bool]:
+    """Wait until the runnable tasks, sampled every 20 ms over the last ``settle_s``, average at most the cores
+    plus a half (a thread that wakes now and then, as a chapter's own background writer does, does not count; a
+    process that keeps running does), at most ``limit_s``; returns the time waited and whether it settled."""
+    cores = os.cpu_count() or 1
+    window = collections.deque(maxlen=max(1, round(settle_s / 0.02)))
+    start = time.monotonic()
+    while True:
+        window.append(runnable())
+        waited = time.monotonic() - start
+        if len(window) == window.maxlen and sum(window) / len(window) <= cores + 0.5:
+            return waited, True
+        if waited >= limit_s:
+            return waited, False
+        time.sleep(0.02)
 
 
 class _Lock:
@@ -174,6 +216,7 @@ def quiet(what: str):
     depth = getattr(_IN_CELL, "quiet_depth", 0)  # a section inside another of its thread is part of it
     _IN_CELL.quiet_depth = depth + 1
     waited, got = _LOCK.enter_quiet()
+    cpu_waited, calm = wait_for_cpu() if depth == 0 else (0.0, True)
     beside = max(0, _LOCK.busy_holders - (1 if getattr(_IN_CELL, "active", False) else 0))
     start = time.monotonic()
     try:
@@ -183,7 +226,7 @@ def quiet(what: str):
         _LOCK.exit_quiet()
         _IN_CELL.quiet_depth = depth
         if depth == 0:
-            _LOCK.sections.append(Section(what, round(waited, 3), round(took, 3), got, beside))
+            _LOCK.sections.append(Section(what, round(waited, 3), round(took, 3), got, beside, round(cpu_waited, 3), calm))
 
 
 def sections() -> pd.DataFrame:
@@ -203,9 +246,15 @@ def beside_text() -> str:
             f"chapter's load beside them (they waited {waited:.0f} s for it to pause)")
     if own:
         text += f"; this chapter's own background work ({own} holder(s)) ran beside some of them"
+    cpu = float(table.cpu_waited_s.sum())
+    if cpu >= 1:
+        text += f", and {cpu:.0f} s more for the machine to have no more runnable tasks than cores"
     if lost:
         text += (f"; {lost} ran without the machine to themselves (started under a test's hold, or still waiting "
                  f"after {MAX_WAIT_S:.0f} s)")
+    crowded = int((~table.cpu_calm).sum())
+    if crowded:
+        text += f"; {crowded} began with more runnable tasks than cores after waiting {CPU_WAIT_S:.0f} s"
     return text
 
 

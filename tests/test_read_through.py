@@ -192,3 +192,14 @@ class TestReadThroughChapter(ChapterContract):
 
     def test_verdicts(self, results):
         assert len(chapter.record_claims(Ledger("read-through"), results)) == 12
+
+
+def test_the_slow_share_grid_adds_valid_runs_for_any_callers():
+    """Stale-while-revalidate at the sweep's XFetch points and both near half the callers: eight runs with the
+    compared two at the chapter's 160 callers in 8 tasks, and never a point `Shape` would refuse."""
+    from experiments.chapters import read_through
+
+    assert len(read_through.slow_share_grid(160, 8)) == 4
+    for callers, tasks in [(160, 8), (100, 8), (500, 8), (1, 1), (8, 8), (40, 4)]:
+        for _name, c, t in read_through.slow_share_grid(callers, tasks):
+            assert c >= t >= 1 and c % t == 0

@@ -25,10 +25,11 @@ that could not get the lock in time runs anyway and says so (``quiet=False``).
 
 The lock excludes the load of processes that take it, not of those that do not: a kernel starting, a test
 session collecting, anything else on the machine. So a quiet section, once it holds the lock, also waits (at
-most `CPU_WAIT_S`) until the machine's runnable tasks have averaged no more than its cores over
-`CPU_SETTLE_S` (``procs_running`` in ``/proc/stat``, this process included; `wait_for_cpu`): a process that keeps
-one core busy leaves the other to the timing, a burst that oversubscribes both is waited out. The wait is
-recorded (``cpu_waited_s``, ``cpu_calm``).
+most `CPU_WAIT_S`) until the machine's runnable tasks have averaged at most its cores plus a half over
+`CPU_SETTLE_S` (``procs_running`` in ``/proc/stat``, this process included; `wait_for_cpu`) before its timing
+starts: a process that keeps one core busy leaves the other to the timing, a burst that oversubscribes both is
+waited out. The wait is recorded (``cpu_waited_s``, ``cpu_calm``); after one wait that ran out, the process's
+later sections do not wait again (a machine kept busy from outside would cost every section the full wait).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ OWNER_ENV = "CACHEBOOK_QUIET_HOLDER"
 MAX_WAIT_S = 600.0
 """The longest a section waits for the lock before it runs anyway (reported, never silent)."""
 CPU_SETTLE_S = 0.5
-"""The window over which the machine's runnable tasks must average no more than its cores before a timing."""
+"""The window over which the machine's runnable tasks must average at most its cores plus a half."""
 CPU_WAIT_S = 60.0
 """The longest a section waits for that before it runs anyway (reported as ``cpu_calm=False``)."""
 
@@ -72,29 +73,37 @@ class Section:
     own_background: int
     """This process's own busy holders (background threads) that ran beside it, besides the cell itself."""
     cpu_waited_s: float = 0.0
-    """How long it waited, holding the lock, for the machine to have no more runnable tasks than cores."""
+    """How long it waited, holding the lock, for the machine's runnable tasks to settle (`wait_for_cpu`)."""
     cpu_calm: bool = True
     """False when that wait ran out (`CPU_WAIT_S`) and the timing ran beside an oversubscribed machine."""
 
 
-def runnable() -> int:
-    """Tasks running or ready to run on the whole machine now (``procs_running`` in ``/proc/stat``)."""
-    with open("/proc/stat") as stat:
-        for line in stat:
-            if line.startswith("procs_running"):
-                return int(line.split()[1])
-    return 0
+def runnable() -> int | None:
+    """Tasks running or ready to run on the whole machine now (``procs_running`` in ``/proc/stat``); None where the
+    system does not say."""
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                if line.startswith("procs_running"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def wait_for_cpu(*, settle_s: float = CPU_SETTLE_S, limit_s: float = CPU_WAIT_S) -> tuple[float, bool]:
     """Wait until the runnable tasks, sampled every 20 ms over the last ``settle_s``, average at most the cores
     plus a half (a thread that wakes now and then, as a chapter's own background writer does, does not count; a
-    process that keeps running does), at most ``limit_s``; returns the time waited and whether it settled."""
+    process that keeps running does), at most ``limit_s``; returns the time waited and whether it settled. A
+    system that does not count its runnable tasks has nothing to wait for."""
     cores = os.cpu_count() or 1
     window = collections.deque(maxlen=max(1, round(settle_s / 0.02)))
     start = time.monotonic()
     while True:
-        window.append(runnable())
+        now_runnable = runnable()
+        if now_runnable is None:
+            return 0.0, True
+        window.append(now_runnable)
         waited = time.monotonic() - start
         if len(window) == window.maxlen and sum(window) / len(window) <= cores + 0.5:
             return waited, True
@@ -114,6 +123,7 @@ class _Lock:
         self.busy_holders = 0
         self.quiet_depth = 0
         self.sections: list[Section] = []
+        self.cpu_gave_up = False
 
     def _files(self) -> tuple[int, int]:
         if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
@@ -177,8 +187,13 @@ class _Lock:
             if self.quiet_depth > 1:
                 return 0.0, True
             start = time.monotonic()
-            fcntl.flock(fd, fcntl.LOCK_UN)  # never wait for the exclusive lock while holding it shared
-            got = self._through_turnstile(fcntl.LOCK_EX, start + MAX_WAIT_S)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)  # never wait for the exclusive lock while holding it shared
+                got = self._through_turnstile(fcntl.LOCK_EX, start + MAX_WAIT_S)
+            except BaseException:  # interrupted while waiting: this section never began
+                self.quiet_depth -= 1
+                fcntl.flock(fd, fcntl.LOCK_SH if self.busy_holders else fcntl.LOCK_UN)
+                raise
             return time.monotonic() - start, got
 
     def exit_quiet(self) -> None:
@@ -215,22 +230,31 @@ def quiet(what: str):
     """
     depth = getattr(_IN_CELL, "quiet_depth", 0)  # a section inside another of its thread is part of it
     _IN_CELL.quiet_depth = depth + 1
-    waited, got = _LOCK.enter_quiet()
-    cpu_waited, calm = wait_for_cpu() if depth == 0 else (0.0, True)
-    beside = max(0, _LOCK.busy_holders - (1 if getattr(_IN_CELL, "active", False) else 0))
-    start = time.monotonic()
     try:
+        waited, got = _LOCK.enter_quiet()
+    except BaseException:
+        _IN_CELL.quiet_depth = depth
+        raise
+    start = None
+    try:  # from here on the lock is released however the block ends, an interrupted CPU wait included
+        cpu_waited, calm = 0.0, True
+        if depth == 0 and got:
+            cpu_waited, calm = wait_for_cpu(limit_s=0.0 if _LOCK.cpu_gave_up else CPU_WAIT_S)
+            _LOCK.cpu_gave_up = _LOCK.cpu_gave_up or not calm
+        beside = max(0, _LOCK.busy_holders - (1 if getattr(_IN_CELL, "active", False) else 0))
+        start = time.monotonic()
         yield
     finally:
-        took = time.monotonic() - start
         _LOCK.exit_quiet()
         _IN_CELL.quiet_depth = depth
-        if depth == 0:
+        if depth == 0 and start is not None:
+            took = time.monotonic() - start
             _LOCK.sections.append(Section(what, round(waited, 3), round(took, 3), got, beside, round(cpu_waited, 3), calm))
 
 
 def sections() -> pd.DataFrame:
-    """This process's quiet sections so far, in order (what, waited_s, took_s, quiet, own_background)."""
+    """This process's quiet sections so far, in order (what, waited_s, took_s, quiet, own_background, cpu_waited_s,
+    cpu_calm)."""
     return pd.DataFrame([vars(s) for s in _LOCK.sections], columns=list(Section.__dataclass_fields__))
 
 
@@ -254,7 +278,7 @@ def beside_text() -> str:
                  f"after {MAX_WAIT_S:.0f} s)")
     crowded = int((~table.cpu_calm).sum())
     if crowded:
-        text += f"; {crowded} began with more runnable tasks than cores after waiting {CPU_WAIT_S:.0f} s"
+        text += f"; {crowded} began with more runnable tasks than cores (the wait for them ran out)"
     return text
 
 

@@ -120,3 +120,51 @@ def test_an_interrupted_cpu_wait_releases_the_lock(monkeypatch):
     with quiet.quiet("after"):
         pass
     assert quiet.sections().iloc[-1].what == "after"
+
+
+def _busy_round(calls: list, seconds: float = 0.05):
+    """A round of a timing that keeps this process's thread on a CPU for ``seconds`` (counts its calls)."""
+    def measure():
+        calls.append(1)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+        return len(calls)
+    return measure
+
+
+@pytest.mark.skipif(quiet.cpu_pressure_us() is None, reason="the kernel reports no CPU pressure (PSI)")
+def test_a_round_on_a_crowded_cpu_is_taken_again_and_a_calm_one_is_not(monkeypatch):
+    """Beside processes that take no lock and oversubscribe the cores, every take of a round is crowded: it is
+    taken `ROUND_RETAKES` times more, then kept and counted; once they stop, a round is taken once."""
+    monkeypatch.setattr(quiet, "wait_for_cpu", lambda **_: (0.0, True))  # the retakes' wait is tested above
+    cores = os.cpu_count() or 1
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN, "30"]) for _ in range(cores + 2)]
+    crowded: list = []
+    try:
+        time.sleep(0.3)
+        with quiet.quiet("crowded rounds"):
+            quiet.calm_round(_busy_round(crowded))
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait(10)
+    section = quiet.sections().iloc[-1]
+    assert len(crowded) == quiet.ROUND_RETAKES + 1
+    assert (section.rounds_retaken, section.rounds_crowded) == (quiet.ROUND_RETAKES, 1)
+    assert "taken again" in quiet.beside_text() and "were kept" in quiet.beside_text()
+    calm: list = []
+    time.sleep(0.3)
+    with quiet.quiet("calm rounds"):
+        quiet.calm_round(_busy_round(calm))
+    assert len(calm) == 1 and quiet.sections().iloc[-1].rounds_retaken == 0
+
+
+def test_without_pressure_figures_a_round_is_taken_once(monkeypatch):
+    """A kernel without PSI (``/proc/pressure/cpu`` absent) gives no criterion: the round is kept as it is."""
+    monkeypatch.setattr(quiet, "PRESSURE_PATH", quiet.Path("/nonexistent/pressure/cpu"))
+    assert quiet.cpu_pressure_us() is None
+    calls: list = []
+    with quiet.quiet("no pressure figures"):
+        assert quiet.calm_round(_busy_round(calls)) == 1
+    assert len(calls) == 1

@@ -13,6 +13,7 @@ from chapter_contract import ChapterContract, rows
 
 from experiments.chapters import traffic as chapter
 from experiments.errors import ParameterError
+from experiments.lab.servers import RedisServer
 from experiments.models import peer, policies, popularity, traffic
 from experiments.probes import evictionpolicy
 
@@ -169,6 +170,18 @@ def test_bad_policy_arguments_are_one_line_errors(stream):
         evictionpolicy.replay(stream, policy="volatile-ttl", cache_bytes=1 << 20, requests=10)
     with pytest.raises(ParameterError, match="at least 64 KiB"):
         evictionpolicy.replay(stream, policy="allkeys-lru", cache_bytes=1000, requests=10)
+
+
+def test_a_key_s_overhead_is_what_memory_usage_counts_beside_its_value():
+    """`key_overhead` reads the server's own count of a key's memory, less its value: tens to hundreds of bytes
+    (the key, its object, jemalloc's size class), the same whatever else the server holds in its buffers."""
+    with RedisServer(name="key-overhead") as server, server.client() as client:
+        assert np.isnan(evictionpolicy.key_overhead(client))
+        for i in range(300):
+            client.set(f"o:{i}", b"x" * 2000)
+        sizes = [int(client.memory_usage(f"o:{i}", samples=0)) - 2000 for i in range(300)]
+        assert evictionpolicy.key_overhead(client, keys=300) == pytest.approx(np.mean(sizes))
+        assert 16 < evictionpolicy.key_overhead(client) < 700
 
 
 def test_the_ttl_bound_counts_the_catalog_and_the_last_15_minutes():

@@ -24,7 +24,7 @@ from experiments.lab.quiet import quiet
 from experiments.measure import spread_between_rounds
 from experiments.models import lrusim, peer, popularity, pricing
 from experiments.models.taskcache import predict
-from experiments.models.traffic import FAMILIES, ChatTraffic, Trace, family_bytes, parameter, zipf_ranks
+from experiments.models.traffic import ChatTraffic, Trace, family_bytes, parameter, zipf_ranks
 from experiments.paths import DATA
 from experiments.probes import evictionpolicy
 from experiments.results import Results, declared
@@ -194,12 +194,9 @@ def _best(per_family: pd.DataFrame) -> str:
 
 
 def key_overhead_bytes(r: TrafficResults) -> float:
-    """Memory Redis spent per key beyond the value in the allkeys-lru replay: its cache bytes over its resident
-    keys, less the mean value the replayed requests read."""
-    lru = r.redis.set_index("policy").loc["allkeys-lru"]
-    # the requested values' mean size, from the stream's own mix (families in proportion to their reads)
-    reads = np.array([1, 1, 1, r.traffic.review_share])
-    return float(lru.bytes_per_key) - float(np.dot(reads, [family_bytes()[f] for f in FAMILIES]) / reads.sum())
+    """Memory Redis spent per key beside its value in the allkeys-lru replay, by ``MEMORY USAGE`` on its resident
+    keys (`evictionpolicy.key_overhead`): the key, its object and jemalloc's size class."""
+    return float(r.redis.set_index("policy").loc["allkeys-lru", "overhead_bytes"])
 
 
 def headline(r: TrafficResults) -> dict[str, float | str]:

@@ -59,20 +59,44 @@ def replay(trace: Trace, *, policy: str, cache_bytes: int, requests: int, engine
             flags[start:start + batch] = pipe.execute()
         stats = client.info("stats")
         keys = int(client.dbsize())
+        client.config_set("maxmemory", 0)  # sampling must not evict what it samples
+        overhead = key_overhead(client)
         samples = int(client.config_get("maxmemory-samples")["maxmemory-samples"])
     out = {"policy": policy, "engine": engine, "requests": int(entry.size), "cache_mb": cache_bytes / 1e6,
            "hit_rate": float(flags.mean()), "evicted_keys": int(stats["evicted_keys"]), "resident_keys": keys,
-           "maxmemory_samples": samples}
+           "maxmemory_samples": samples, "overhead_bytes": overhead}
     for i, name in enumerate(FAMILIES):
         mine = family == i
         out[f"{name}_hit_rate"] = float(flags[mine].mean()) if mine.any() else float("nan")
     return out
 
 
+def key_overhead(client, keys: int = 200) -> float:
+    """The mean memory (bytes) a resident key costs the server beside its value's bytes — the key, its object, the
+    dictionary entry and jemalloc's size classes — by ``MEMORY USAGE key SAMPLES 0`` less ``STRLEN`` over up to
+    ``keys`` keys. What the keys themselves cost, unlike ``maxmemory`` over the resident keys, which also counts
+    the server's client buffers and moves with them by hundreds of bytes a key in a cache of a few hundred keys."""
+    names = []
+    for name in client.scan_iter(count=1000):
+        names.append(name)
+        if len(names) == keys:
+            break
+    if not names:
+        return float("nan")
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.memory_usage(name, samples=0)
+        pipe.strlen(name)
+    replies = pipe.execute()
+    return float(np.mean([int(used) - int(length) for used, length in zip(replies[::2], replies[1::2])]))
+
+
 COMPARE = Table("evictionpolicy.COMPARE", (
     "policy", "engine", "requests", "cache_mb", "hit_rate", "evicted_keys", "resident_keys", "maxmemory_samples",
-    *(f"{name}_hit_rate" for name in FAMILIES), "origin_calls_per_s", "bytes_per_key"))
-"""`compare`: Redis's policies, then libCacheSim's LRU and LFU (NaN where a simulator has no such count)."""
+    *(f"{name}_hit_rate" for name in FAMILIES), "overhead_bytes", "origin_calls_per_s", "bytes_per_key"))
+"""`compare`: Redis's policies, then libCacheSim's LRU and LFU (NaN where a simulator has no such count).
+``bytes_per_key`` is the cache's bytes over its resident keys; ``overhead_bytes`` what a key costs beside its value
+(`key_overhead`)."""
 
 
 def compare(trace: Trace, *, cache_bytes: int, requests: int, engine: str = "redis") -> pd.DataFrame:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from experiments.caches.cache_aside import CacheAside
 from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import Origin, document
-from experiments.lab.quiet import quiet
+from experiments.lab.quiet import calm_round, quiet
 from experiments.measure import summarize_ms, summarize_rounds_ms, time_calls_ms
 from experiments.models.hitcost import expected_latency_ms
 from experiments.results import Table
@@ -50,7 +50,8 @@ def time_hits(caches: list, repetitions: int, *, rounds: int = 9, progress: bool
     """GET latency of a present key, per cache and value size (raw bytes, no decoding): ``repetitions``
     reads each, in ``rounds`` rounds that visit every cache and size in turn, summarized as the median
     over rounds of each percentile (`summarize_rounds_ms`). Nine rounds: a stretch of stalls on a busy machine
-    must spoil five of them, not three, to move a percentile (a CI run on a contended machine once did)."""
+    must spoil five of them, not three, to move a percentile (a CI run on a contended machine once did); a round
+    during which the CPU was crowded by load that takes no lock is taken again (`calm_round`)."""
     jobs = []
     for cache in caches:
         for size in value_sizes().itertuples():
@@ -63,7 +64,7 @@ def time_hits(caches: list, repetitions: int, *, rounds: int = 9, progress: bool
     with quiet("GET latency per store and size"):
         for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
             for i, (cache, _size, key) in enumerate(jobs):
-                samples[i].append(time_calls_ms(lambda: cache.get(key), per_round, warmup=50))
+                samples[i].append(calm_round(lambda: time_calls_ms(lambda: cache.get(key), per_round, warmup=50)))
     return HITS.frame({"store": cache.name, "family": size.family, "variant": size.variant,
                        "size_bytes": size.size_bytes, **summarize_rounds_ms(samples[i])}
                       for i, (cache, size, key) in enumerate(jobs))
@@ -98,9 +99,10 @@ def time_cache_aside(cache, *, origin_calls: int, repetitions: int, seed: int, r
 
         per_round = max(1, repetitions // rounds)
         with quiet(f"cache-aside hit and miss overhead ({spec.family})"):
-            hit = summarize_rounds_ms([time_calls_ms(lambda: aside.get(key, live=False), per_round)
+            hit = summarize_rounds_ms([calm_round(lambda: time_calls_ms(lambda: aside.get(key, live=False), per_round))
                                        for _ in range(rounds)])
-            overhead = summarize_rounds_ms([time_calls_ms(miss_overhead, per_round) for _ in range(rounds)])
+            overhead = summarize_rounds_ms([calm_round(lambda: time_calls_ms(miss_overhead, per_round))
+                                            for _ in range(rounds)])
         origin_stats = summarize_ms(origin_ms)
         rows.append({
             "family": spec.family, "scenario": spec.scenario,

@@ -30,7 +30,7 @@ from experiments.caches.adapters import RedisCache
 from experiments.caches.keydesign import load as load_key_design
 from experiments.caches.origin import document
 from experiments.lab.loadgen import memaslap, redis_benchmark
-from experiments.lab.quiet import quiet
+from experiments.lab.quiet import calm_round, quiet
 from experiments.lab.servers import MemcachedServer, RedisServer, server_identity
 from experiments.lab.spawner import require_binary
 from experiments.lab.topologies import Together
@@ -129,7 +129,8 @@ def get_latency(targets: dict, repetitions: int, *, rounds: int = 5, progress: b
     with quiet("GET latency on both engines"):
         for _ in tqdm(range(rounds), desc="GET latency rounds", disable=not progress):
             for i, (_engine, _size, key, client) in enumerate(jobs):
-                samples[i].append(time_calls_ms(lambda: client.get(key), max(1, repetitions // rounds), warmup=50))
+                samples[i].append(calm_round(lambda: time_calls_ms(lambda: client.get(key), max(1, repetitions // rounds),
+                                                                    warmup=50)))
     return GET_LATENCY.frame({"engine": engine, "family": size.family, "variant": size.variant,
                               "size_bytes": size.size_bytes, **_rounds_summary(samples[i])}
                              for i, (engine, size, _key, _client) in enumerate(jobs))

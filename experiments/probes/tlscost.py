@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from experiments.lab.quiet import quiet
+from experiments.lab.quiet import calm_round, quiet
 from experiments.lab.servers import RedisServer
 from experiments.measure import spread_between_rounds, time_calls_ms
 from experiments.results import Table
@@ -55,7 +55,8 @@ def compare(plain: RedisServer, tls: RedisServer, *, repetitions: int, connectio
             for _ in range(rounds):
                 for label, server in servers.items():
                     client = clients[label]
-                    gets[label].append(time_calls_ms(lambda: client.get(KEY), max(1, repetitions // rounds), warmup=20))
+                    gets[label].append(calm_round(lambda: time_calls_ms(lambda: client.get(KEY), max(1, repetitions // rounds),
+                                                                          warmup=20)))
                     setups[label].append(time_calls_ms(lambda: _connect_once(server), max(1, connections // rounds),
                                                        warmup=1))
         for client in clients.values():

@@ -7,7 +7,7 @@ export PYTHONPYCACHEPREFIX := $(CURDIR)/_build/pycache
 export JUPYTER_PLATFORM_DIRS := 1
 PARAMS ?=
 
-.PHONY: setup book test lab refresh soak decide clean distclean
+.PHONY: setup book test lab refresh soak decide rehearse clean distclean
 
 setup:
 	@bash scripts/setup.sh
@@ -32,6 +32,12 @@ test: setup
 WORKLOAD ?= data/workloads/chatbot.toml
 decide: setup
 	$(PY) -m experiments.decide --workload $(WORKLOAD) $(DECIDE_ARGS)
+
+## Rehearse the first option (or OPTION=id) for a workload on local servers: make rehearse WORKLOAD=path/to/workload.toml
+## (without WORKLOAD: the note's chatbot with the catalog's headroom, the workload the decision record answers)
+OPTION ?=
+rehearse: setup
+	$(PY) -m experiments.rehearse --workload $(WORKLOAD) $(if $(filter file,$(origin WORKLOAD)),--headroom) $(if $(OPTION),--option $(OPTION))
 
 ## Work through the chapters in JupyterLab (servers start and stop with each chapter's kernel).
 lab: setup

@@ -1,7 +1,8 @@
 """The package's shape: one folder per layer, imports that point one way, a module per chapter.
 
 The layers, in order: the flat core modules, ``lab``, ``caches``, ``models``, ``probes``, ``decide`` (the
-reader's front door), ``chapters``, ``bookkit``. A module may import its own layer and the layers its row
+reader's front door), ``rehearse`` (the front door's check on real servers), ``chapters``,
+``bookkit``. A module may import its own layer and the layers its row
 allows below; ``models`` is the exception that matters most: it sees only the core, so every model is
 testable without a server.
 """
@@ -28,8 +29,9 @@ ALLOWED = {
     "models": {"core", "models"},
     "probes": {"core", "lab", "caches", "models", "probes"},
     "decide": {"core", "lab", "caches", "models", "probes", "decide"},
-    "chapters": {"core", "lab", "caches", "models", "probes", "decide", "chapters"},
-    "bookkit": {"core", "lab", "caches", "models", "probes", "decide", "chapters", "bookkit"},
+    "rehearse": {"core", "lab", "caches", "models", "probes", "decide", "rehearse"},
+    "chapters": {"core", "lab", "caches", "models", "probes", "decide", "rehearse", "chapters"},
+    "bookkit": {"core", "lab", "caches", "models", "probes", "decide", "rehearse", "chapters", "bookkit"},
 }
 """Which layers a module of each layer may import."""
 

@@ -14,7 +14,7 @@ import pytest
 
 from experiments.chapters import record
 from experiments.chapters.summary import example_workloads
-from experiments.decide import engine
+from experiments.decide import engine, spec
 from experiments.models import decision
 from experiments.paths import ROOT
 from tests.test_committed_notebooks import glued
@@ -140,11 +140,11 @@ def test_the_alarms_follow_the_workload_and_the_plan(roomy):
 
 
 def test_warmed_keys_jittered_by_half_a_ttl_expire_no_faster_than_a_steady_cache_refills_them():
-    """`WARM_TTL_JITTER`'s arithmetic against a draw: N keys warmed at once, TTLs uniform in TTL·(1 ± ½), expire at
+    """`spec.WARM_TTL_JITTER`'s arithmetic against a draw: N keys warmed at once, TTLs uniform in TTL·(1 ± ½), expire at
     about N / TTL a second in every second of their window (the steady refill rate), and all within one TTL."""
     keys, ttl = 20_000, 300.0
     rng = np.random.default_rng(7)
-    expiries = ttl * (1 + record.WARM_TTL_JITTER * rng.uniform(-1, 1, keys))
+    expiries = ttl * (1 + spec.WARM_TTL_JITTER * rng.uniform(-1, 1, keys))
     per_second = np.bincount(expiries.astype(int))[int(ttl / 2):int(1.5 * ttl)]
     steady = keys / ttl
     assert expiries.max() - expiries.min() <= ttl

@@ -21,12 +21,6 @@ from experiments.seed import service_default
 ANSWER = "chatbot, catalog with headroom"
 """The example workload the record answers for: the note's chatbot, its catalog 1/0.8 times larger."""
 
-WARM_TTL_JITTER = 0.5
-"""The TTL jitter (±, a share of the TTL) for keys warmed together before a peak. A key filled on a miss needs
-none: misses arrive spread out, so their expiries are too. N keys warmed at once with TTLs drawn uniformly from
-TTL·(1 ± j) expire over a window 2·j·TTL wide, at N / (2·j·TTL) a second; at j = ½ that is N / TTL, the rate at
-which a cache in its steady state refills the same N resident keys anyway (the misses the plan already counts)."""
-
 REMOTE = ("valkey-durable", "valkey", "redis", "read-through", "valkey-serverless", "near-cache")
 """Options whose hit is a read from a Redis-protocol node over TLS (`spec.deployment` enables it)."""
 
@@ -45,7 +39,7 @@ def answer(w: Workload, ranked: pd.DataFrame, numbers: dict) -> dict:
         "answer_connect_timeout_s": float(dep["connect_timeout_s"]), "answer_timeout_s": float(dep["command_timeout_s"]),
         "answer_retries": int(dep["retries"]), "answer_dead_cache_turn_s": float(dep["dead_cache_turn_s"]),
         "answer_budget_s": w.turn_budget_ms / 1000, "answer_ttl_s": float(product.ttl_s),
-        "answer_max_stale_s": float(product.max_stale_s), "answer_warm_jitter_pct": 100 * WARM_TTL_JITTER,
+        "answer_max_stale_s": float(product.max_stale_s), "answer_warm_jitter_pct": 100 * spec.WARM_TTL_JITTER,
         "answer_async_loss_s": service_default("durability_async_loss_s"),
         "answer_service_usd": float(first.usd_per_month), "answer_nodes_usd": float(chosen["cluster"]["nodes_usd_per_month"]),
         "answer_transfer_usd": float(chosen["transfer_usd_per_month"]), "answer_team_usd": float(first.team_usd_per_month),

@@ -21,6 +21,11 @@ from experiments.seed import origin_table, service_default
 
 VERSIONS = {"redis": "7.1", "valkey": "8.1", "valkey-durable": "9.0", "near-cache": "8.1", "read-through": "7.1",
             "memcached": "1.6.22", "valkey-serverless": "8", "valkey-dynamodb": "9"}
+WARM_TTL_JITTER = 0.5
+"""The TTL jitter (±, a share of the TTL) for keys warmed together before a peak. A key filled on a miss needs
+none: misses arrive spread out, so their expiries are too. N keys warmed at once with TTLs drawn uniformly from
+TTL·(1 ± j) expire over a window 2·j·TTL wide, at N / (2·j·TTL) a second; at j = ½ that is N / TTL, the rate at
+which a cache in its steady state refills the same N resident keys anyway (the misses the plan already counts)."""
 ORIGIN_SIGMA = float(origin_table().latency_sigma.max())
 """The spread of an origin call's latency (log-normal shape, ``data/origins.csv``): a workload gives the median."""
 

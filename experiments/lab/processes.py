@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 SERVER_NAMES = ("redis-server", "redis-sentinel", "valkey-server", "valkey-sentinel", "memcached")
-WORKER_MODULES = ("experiments.caches.nearcache_worker", "experiments.caches.origin_server", "experiments.probes.stampede_worker")
+WORKER_MODULES = ("experiments.caches.nearcache_worker", "experiments.caches.origin_server", "experiments.probes.stampede_worker",
+                  "experiments.rehearse.task_worker", "experiments.rehearse.change_worker", "experiments.rehearse.origin_worker")
 """Python modules the book runs as helper processes; they must not outlive their owner either."""
 
 

@@ -19,12 +19,12 @@ from experiments.decide import engine
 from experiments.decide.workload import WorkloadError, load, with_headroom
 from experiments.lab.processes import descendants, process_state
 from experiments.paths import DATA, ROOT
-from experiments.rehearse import change_worker, plan, run, task_worker
+from experiments.rehearse import change_worker, plan, run, tally, task_worker
 
 CHATBOT = with_headroom(load(DATA / "workloads" / "chatbot.toml"))
 
 
-def test_the_speed_sets_the_ttl_and_the_scale_keeps_the_peak_under_half_the_machine():
+def test_the_speed_sets_the_ttl_and_the_scale_keeps_the_peak_under_the_machine_s_share():
     p = plan.choose(CHATBOT, "valkey-durable", machine_reads_per_s=4000, target_ttl_s=10)
     assert p.ttl_as_run_s == pytest.approx(10) and p.speed == pytest.approx(30)
     assert p.offered_peak_per_s == pytest.approx(plan.MACHINE_SHARE * 4000)
@@ -62,6 +62,8 @@ def test_a_plan_refuses_what_it_cannot_run():
         plan.choose(CHATBOT, "valkey", machine_reads_per_s=0, target_ttl_s=10)
     with pytest.raises(WorkloadError, match="scale"):
         plan.Plan(CHATBOT, "valkey", 2.0, 1.0, 0)
+    with pytest.raises(WorkloadError, match="at least 5 s"):
+        plan.choose(CHATBOT, "valkey", machine_reads_per_s=1000, target_ttl_s=2)
 
 
 def test_arrivals_follow_the_phases_and_keys_their_popularity():
@@ -91,13 +93,14 @@ def test_a_change_not_deleted_is_lost_and_one_deleted_twice_is_not(tmp_path):
     path = str(tmp_path / "source.sqlite")
     change_worker.create(path)
     db = change_worker._connect(path)
-    seqs = [change_worker.commit_change(db, f"k{i}", route) for i, route in enumerate(("outbox", "dual write") * 2)]
+    seqs = [change_worker.commit_change(db, f"k{i}", route, crash=i == 2)
+            for i, route in enumerate(("outbox", "dual write") * 2)]
     for seq in seqs[:3]:
         change_worker.published(db, seq)
     change_worker.published(db, seqs[0])  # at least once: a repeated delete
-    assert run.lost_changes(path) == {"outbox": 0, "dual_write": 1}
+    assert tally.lost_changes(path) == {"outbox": 0, "dual_write": 1}
     with sqlite3.connect(path) as check:
-        assert check.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 2
+        assert check.execute("SELECT key, crash FROM outbox ORDER BY seq").fetchall() == [("k0", 0), ("k2", 1)]
         assert check.execute("SELECT version FROM items WHERE key = 'k0'").fetchone()[0] == 1
 
 
@@ -115,25 +118,48 @@ def test_the_option_is_the_engine_s_first_or_a_named_one_it_accepts():
 
 def test_a_short_rehearsal_on_real_servers_agrees_with_the_engine_loses_the_dual_write_s_change_and_leaves_nothing():
     before = set(descendants(os.getpid()))  # the session's own servers (other workers' are not ours to count)
-    result = run.rehearse(CHATBOT, "valkey", run.Options(target_ttl_s=4.0, seed=3))
+    result = run.rehearse(CHATBOT, "valkey", run.Options(target_ttl_s=5.0, seed=3))
     totals = result["totals"]
     assert totals["lost_changes"] == {"outbox": 0, "dual_write": 1}
     assert set(result["crashes"]) == {"invalidator", "dual write"}
-    assert totals["stale_prices_served"] == 0
+    assert totals["stale_prices_served"] is None  # the chatbot reads no price: nothing to serve stale
+    assert totals["stale_beyond_bound"]["product"] > 0  # the dual write's lost delete, on a key that is read
     measured, predicted = totals["measured"], totals["predicted"]["as_run"]
-    assert measured["seconds"] >= 3 and result["late_turns"] <= 0.01 * sum(r["turns"] for r in result["timeline"])
-    assert totals["agreement"]["agree"], totals["agreement"]
-    assert abs(measured["hit_rate"] - predicted["hit_rate"]) < 0.03 and measured["turns_in_budget"] > 0.99
+    assert measured["seconds"] >= 4 and result["late_turns"] <= 0.01 * sum(r["turns"] for r in result["timeline"])
+    agreement = totals["agreement"]
+    assert agreement["agree"] is not None and agreement["because"], agreement
+    if not (measured["origin_timeouts"] or measured["breaker_open_reads"] or measured["cache_errors"]):
+        # the engine's steady state held: then the numbers must agree (a collapse is reported with its cause)
+        assert agreement["agree"], agreement
+        assert abs(measured["hit_rate"] - predicted["hit_rate"]) < 0.03 and measured["turns_in_budget"] > 0.99
     left = [pid for pid in set(descendants(os.getpid())) - before if process_state(pid) not in (None, "Z")]
-    assert len(result["timeline"]) >= 20 and not left
+    assert len(result["timeline"]) >= 25 and not left
 
 
-def test_agreement_is_within_three_standard_errors_and_the_model_s_slack():
-    totals = {"predicted": {"as_run": {"origin_load_peak": 0.8}},
-              "measured": {"origin_load_peak": 0.9, "origin_load_peak_se": 0.01}}
-    assert not run.agreement(totals)["agree"]  # 0.1 apart, tolerance 0.03 + 0.04
-    totals["measured"]["origin_load_peak_se"] = 0.02
-    assert run.agreement(totals)["agree"] and run.agreement(totals)["tolerance"] == pytest.approx(0.1)
+def test_with_an_origin_at_half_its_capacity_the_engine_and_the_servers_agree():
+    """The engine's count of misses against the servers', with headroom enough that no burst of misses builds a
+    queue at the origin: this comparison is always judged, and must hold."""
+    result = run.rehearse(CHATBOT, "valkey", run.Options(target_ttl_s=5.0, seed=5, origin_load=0.5))
+    totals = result["totals"]
+    assert totals["measured"]["origin_timeouts"] == 0 and totals["agreement"]["agree"], totals["agreement"]
+    assert totals["predicted"]["as_run"]["origin_load_peak"] == 0.5
+
+
+def test_agreement_is_within_three_standard_errors_and_the_model_s_slack_and_needs_a_healthy_cache():
+    measured = {"origin_load_peak": 0.9, "origin_load_peak_se": 0.01, "breaker_open_reads": 0, "cache_errors": 0,
+                "origin_timeouts": 0}
+
+    def judge(m: dict, **kw) -> dict:
+        return tally.agreement({"origin_load_peak": 0.8}, m,
+                               **({"deletes_per_s": 0.0, "capacity_per_s": 100.0, "cached": True} | kw))
+
+    assert not judge(measured)["agree"]  # 0.1 apart, tolerance 0.03 + 0.04
+    assert judge(measured | {"origin_load_peak_se": 0.02})["agree"]
+    assert judge(measured, deletes_per_s=10.0)["agree"]  # ten deletes a second: 0.1 of the capacity, expected
+    assert judge(measured | {"origin_load_peak": 0.8, "breaker_open_reads": 5})["agree"] is False
+    assert judge(measured, cached=False)["agree"] is None
+    fell = judge(measured | {"origin_load_peak": 0.8, "origin_timeouts": 40})
+    assert fell["agree"] is False and "fell behind" in fell["because"]
 
 
 def test_the_command_says_what_is_wrong_in_one_line_and_stops_cleanly_on_sigterm(tmp_path):
@@ -147,7 +173,7 @@ def test_the_command_says_what_is_wrong_in_one_line_and_stops_cleanly_on_sigterm
         while "measuring the rate" not in run_.stdout.readline():
             assert run_.poll() is None, run_.stderr.read()
         time.sleep(1)
-        started = descendants(run_.pid)  # its servers, task processes and origin
+        started = descendants(run_.pid)  # its servers and task processes
         os.kill(run_.pid, signal.SIGTERM)
         assert run_.wait(15) == 130 and "interrupted" in run_.stderr.read()
     finally:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from experiments.decide.workload import WorkloadError, load, with_headroom
-from experiments.errors import MissingBinaryError
+from experiments.errors import BookError, MissingBinaryError
 from experiments.paths import BUILD
 from experiments.rehearse.run import Options, rehearse
 
@@ -35,11 +35,14 @@ def report(result: dict) -> str:
         lines.append(f"{label:26}{fmt.format(run[key]):>12}{fmt.format(measured[key]):>12}"
                      f"{fmt.format(written[key]):>12}")
     agree = totals["agreement"]
-    lines.append(f"the origin's load {'agrees with' if agree['agree'] else 'differs from'} the engine's: "
-                 f"{agree['difference']:+.2f}x against a tolerance of {agree['tolerance']:.2f}x")
-    lost = totals["lost_changes"]
-    lines.append(f"changes lost: outbox {lost['outbox']}, dual write {lost['dual_write']}; prices served stale: "
-                 f"{totals['stale_prices_served']}")
+    verdict = {True: "agrees with", False: "differs from", None: "is not compared with"}[agree["agree"]]
+    lines.append(f"the origin's own count {verdict} the engine's ({agree['because']}): {agree['difference']:+.2f}x "
+                 f"from {agree['expected']:.2f}x with the changes' deletes, tolerance {agree['tolerance']:.2f}x")
+    lost, beyond = totals["lost_changes"], totals["stale_beyond_bound"]
+    prices = totals["stale_prices_served"]
+    lines.append(f"changes lost: outbox {lost['outbox']}, dual write {lost['dual_write']}; hits stale beyond their "
+                 f"family's limit: {', '.join(f'{f} {n:,}' for f, n in beyond.items())}; prices served stale: "
+                 f"{'no price family' if prices is None else prices}")
     return "\n".join(lines)
 
 
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--option", help="the option to rehearse (default: the one make decide ranks first)")
     parser.add_argument("--headroom", action="store_true",
                         help="divide the origin's capacity by its utilization limit (the catalog with headroom)")
+    parser.add_argument("--origin-load", type=float,
+                        help="the share of its capacity the origin is at the peak (default: the engine's plan)")
     parser.add_argument("--ttl-s", type=float, default=10.0, help="the shortest TTL as run (sets the speed-up)")
     parser.add_argument("--out", default=str(OUT), help="where rehearsal.json goes (default: _build/rehearse)")
     args = parser.parse_args(argv)
@@ -66,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         w = load(args.workload)
         result = rehearse(with_headroom(w) if args.headroom else w, args.option,
-                          Options(target_ttl_s=args.ttl_s, progress=say))
+                          Options(target_ttl_s=args.ttl_s, progress=say, origin_load=args.origin_load))
     except (WorkloadError, MissingBinaryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BookError as exc:  # the machine, not the input: too busy, a process that died
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: every server and process the rehearsal started is stopped", file=sys.stderr)
         return 130

@@ -1,20 +1,22 @@
 """The source's changes in a rehearsal and the two ways they reach the cache, as processes that can be killed.
 
 A local SQLite database (WAL) stands in for the source and its log: ``items`` holds each key's version,
-``changes`` every committed change, ``outbox`` the changes written in the same transaction for the invalidator,
+``changes`` every committed change, ``outbox`` the changes written in the same transaction for the invalidator
+(one of them marked as the one its crash falls on),
 ``published`` every change whose ``DEL`` reached the cache, and ``offsets`` how far the invalidator has read.
 
 Run as ``python -m experiments.rehearse.change_worker ROLE DB HOST PORT PASSWORD ...``:
 
 * ``writer DB HOST PORT PASSWORD PATH INTERVAL_S START_AT CRASH_AT KEY...`` commits a change to each KEY in turn,
   one every INTERVAL_S from the wall-clock time START_AT. With PATH ``outbox`` the change and its outbox row are
-  one transaction and the writer is done; with PATH ``dual write`` the writer then deletes the key from the cache
-  itself — and at the change numbered CRASH_AT (0-based; -1 for never) it is killed (SIGKILL, by itself) after the
-  commit and before the delete, the crash a dual write cannot recover from.
-* ``invalidator DB HOST PORT PASSWORD CRASH_KEY`` tails the outbox from its stored offset and deletes each key,
-  recording the change as published and then its offset; at the outbox row of CRASH_KEY (``-`` for never) it is
-  killed after reading it and before the delete. Restarted, it reads from its stored offset again and catches up (at
-  least once: a delete may be repeated, never lost).
+  one transaction, the change numbered CRASH_AT (0-based; -1 for none) marked in the outbox, and the writer is
+  done; with PATH ``dual write`` the writer then deletes the key from the cache itself — and at the change
+  numbered CRASH_AT it is killed (SIGKILL, by itself) after the commit and before the delete, the crash a dual
+  write cannot recover from.
+* ``invalidator DB HOST PORT PASSWORD MODE`` tails the outbox from its stored offset and deletes each key,
+  recording the change as published and then its offset; with MODE ``crash`` it is killed at the marked outbox
+  row, after reading it and before the delete (``-``: the marks are ignored). Restarted, it reads from its
+  stored offset again and catches up (at least once: a delete may be repeated, never lost).
 
 Both print one JSON line when ready and stop when their stdin closes (the writer also when its keys are done).
 """
@@ -35,7 +37,7 @@ PRAGMA journal_mode = WAL;
 CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, version INTEGER NOT NULL,
                                     committed_at REAL NOT NULL, path TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, crash INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS published (seq INTEGER NOT NULL, deleted_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
@@ -53,8 +55,9 @@ def _connect(path: str) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=10, isolation_level=None)
 
 
-def commit_change(db: sqlite3.Connection, key: str, path: str) -> int:
-    """One change of ``key`` committed (with its outbox row when ``path`` is the outbox); its sequence number."""
+def commit_change(db: sqlite3.Connection, key: str, path: str, *, crash: bool = False) -> int:
+    """One change of ``key`` committed (with its outbox row when ``path`` is the outbox, marked when ``crash``); its
+    sequence number."""
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute("INSERT INTO items (key, version) VALUES (?, 1) "
@@ -63,7 +66,7 @@ def commit_change(db: sqlite3.Connection, key: str, path: str) -> int:
         seq = db.execute("INSERT INTO changes (key, version, committed_at, path) VALUES (?, ?, ?, ?)",
                          (key, version, time.time(), path)).lastrowid
         if path == "outbox":
-            db.execute("INSERT INTO outbox (seq, key) VALUES (?, ?)", (seq, key))
+            db.execute("INSERT INTO outbox (seq, key, crash) VALUES (?, ?, ?)", (seq, key, int(crash)))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -87,7 +90,7 @@ def writer(db: sqlite3.Connection, cache: redis.Redis, path: str, interval_s: fl
     for i, key in enumerate(keys):
         if stop.wait(max(0.0, start_at + i * interval_s - time.time())):
             return
-        seq = commit_change(db, key, path)
+        seq = commit_change(db, key, path, crash=path == "outbox" and i == crash_at)
         if path == "dual write":
             if i == crash_at:
                 _die()
@@ -95,13 +98,14 @@ def writer(db: sqlite3.Connection, cache: redis.Redis, path: str, interval_s: fl
             published(db, seq)
 
 
-def invalidator(db: sqlite3.Connection, cache: redis.Redis, crash_key: str, stop: threading.Event) -> None:
+def invalidator(db: sqlite3.Connection, cache: redis.Redis, crash: bool, stop: threading.Event) -> None:
     """The invalidator role (see the module)."""
     db.execute("INSERT OR IGNORE INTO offsets (name, seq) VALUES ('invalidator', 0)")
     while not stop.is_set():
         offset = db.execute("SELECT seq FROM offsets WHERE name = 'invalidator'").fetchone()[0]
-        for seq, key in db.execute("SELECT seq, key FROM outbox WHERE seq > ? ORDER BY seq", (offset,)).fetchall():
-            if key == crash_key:
+        for seq, key, marked in db.execute("SELECT seq, key, crash FROM outbox WHERE seq > ? ORDER BY seq",
+                                           (offset,)).fetchall():
+            if crash and marked:
                 _die()
             cache.delete(key)
             published(db, seq)
@@ -122,7 +126,7 @@ def main(argv: list[str]) -> None:
         change_path, interval, start_at, crash_at, *keys = rest
         writer(db, cache, change_path, float(interval), float(start_at), int(crash_at), keys, stop)
     elif role == "invalidator":
-        invalidator(db, cache, rest[0], stop)
+        invalidator(db, cache, rest[0] == "crash", stop)
     else:
         raise SystemExit(f"unknown role {role!r}: writer or invalidator")
 

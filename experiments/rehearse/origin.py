@@ -38,11 +38,18 @@ class RateOrigin:
             raise
         return self
 
+    def _ask(self, line: str) -> dict:
+        with socket.create_connection((LOOPBACK, self.port), timeout=5) as conn:
+            conn.sendall(line.encode() + b"\n")
+            return json.loads(conn.makefile("rb").readline())
+
     def calls(self) -> int:
         """The calls the origin has received so far."""
-        with socket.create_connection((LOOPBACK, self.port), timeout=5) as conn:
-            conn.sendall(b"STATS\n")
-            return int(json.loads(conn.makefile("rb").readline())["calls"])
+        return int(self._ask("STATS")["calls"])
+
+    def counts(self, start: float, seconds: int) -> list[int]:
+        """The calls that arrived in each second from the wall-clock time ``start``, by the origin's own count."""
+        return [int(n) for n in self._ask(f"COUNTS {start} {seconds}")["counts"]]
 
     def __exit__(self, *exc) -> None:
         if self.process is not None:

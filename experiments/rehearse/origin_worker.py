@@ -2,7 +2,9 @@
 
 Run as ``python -m experiments.rehearse.origin_worker CAPACITY_PER_S LATENCY_MS SIGMA SEED``; it listens on an
 OS-chosen port of 127.0.0.1, prints ``{"port": …}``, and answers each ``GET <key>`` line with ``OK <key>``; a
-``STATS`` line returns ``{"calls": …}``. It ends when its stdin closes.
+``STATS`` line returns ``{"calls": …}``, a ``COUNTS <start> <seconds>`` line the calls that arrived in each of
+``seconds`` seconds from the wall-clock time ``start`` (the origin's own count, for the rehearsal's load). It ends
+when its stdin closes.
 
 Each call takes the next free slot of the origin's throughput — ``1 / CAPACITY_PER_S`` after the previous
 call's, or at once if the origin is idle — and is answered a log-normal latency (median LATENCY_MS) after its
@@ -20,22 +22,33 @@ import json
 import math
 import random
 import sys
+import time
 
 
 async def _main(capacity_per_s: float, latency_ms: float, sigma: float, seed: int) -> None:
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
     state = {"free_at": 0.0, "calls": 0}
+    arrivals: list[float] = []
     gap = 1.0 / capacity_per_s
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                if line.startswith(b"STATS"):
-                    writer.write(json.dumps({"calls": state["calls"]}).encode() + b"\n")
+                if line.startswith((b"STATS", b"COUNTS")):
+                    if line.startswith(b"STATS"):
+                        reply = {"calls": state["calls"]}
+                    else:
+                        start, seconds = float(line.split()[1]), int(line.split()[2])
+                        reply = {"counts": [0] * seconds}
+                        for at in arrivals:
+                            if 0 <= at - start < seconds:
+                                reply["counts"][int(at - start)] += 1
+                    writer.write(json.dumps(reply).encode() + b"\n")
                     await writer.drain()
                     continue
                 state["calls"] += 1
+                arrivals.append(time.time())
                 start = max(loop.time(), state["free_at"])
                 state["free_at"] = start + gap
                 latency = rng.lognormvariate(math.log(latency_ms / 1000), sigma)

@@ -18,8 +18,9 @@ Two factors shrink a workload to fit two cores without changing what the engine'
   count of misses, in calls per second.
 
 ``c`` is chosen so the shortest cached TTL lasts `target_ttl_s`; ``s`` so that the peak's offered reads stay
-under half of what the rehearsal's own task processes measured they can send on this machine
-(`choose`): a driver that cannot keep up would measure itself, not the design.
+under `MACHINE_SHARE` of the rate the rehearsal's own task processes measured they keep to on this machine
+(`choose`): a driver that cannot keep up would measure itself, not the design, and drivers that take every core
+starve the servers they measure.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from experiments.decide import engine
 from experiments.decide.workload import Workload, WorkloadError
 
 MACHINE_SHARE = 0.3
-"""The most of the machine's measured rate a rehearsal offers at its peak."""
+"""The most of the machine's measured rate a rehearsal offers at its peak (at 0.5 the task processes left the
+servers and the origin too little of two cores, and the origin's calls timed out)."""
+MIN_WINDOW_S = 5.0
+"""The shortest peak window (half the peak phase: a TTL as run) a plan may measure over."""
 PHASES = (("normal", 2.0), ("ramp", 0.5), ("peak", 2.0), ("back", 0.5))
 """The run's phases, each in TTLs (as run): two TTLs of normal traffic warm the cache to its steady state, the
 ramp climbs to the peak multiple, the peak holds it for two TTLs (measured over its second), then traffic falls
@@ -129,8 +133,8 @@ class Plan:
         return self.scaled.origin_capacity_per_s * self.speed
 
     def predicted(self) -> dict:
-        """The engine's numbers for this run's traffic (`scaled`) and for the workload as written: hit rate over the
-        cached reads, origin load at the peak (times capacity), and the share of turns the origin can answer."""
+        """The engine's numbers for this run's traffic (`scaled`) and for the workload as written: hit rate over all
+        reads, origin load at the peak (times capacity), and the share of turns the origin can answer."""
         return {"as_run": _prediction(self.scaled, self.option), "as_written": _prediction(self.workload, self.option)}
 
 
@@ -166,6 +170,9 @@ def choose(w: Workload, option: str, *, machine_reads_per_s: float, target_ttl_s
         raise WorkloadError(f"machine_reads_per_s={machine_reads_per_s} and target_ttl_s={target_ttl_s} must be "
                             "positive")
     speed = max(1.0, min_ttl(w) / target_ttl_s)
+    if min_ttl(w) / speed < MIN_WINDOW_S:
+        raise WorkloadError(f"the shortest TTL as run would be {min_ttl(w) / speed:g} s, and the peak is measured over "
+                            f"one TTL: give a TTL (or --ttl-s) of at least {MIN_WINDOW_S:g} s")
     peak = sum(f.reads_per_s for f in w.families) * w.peak_multiple * speed
     scale = min(1.0, MACHINE_SHARE * machine_reads_per_s / peak)
     if not math.isfinite(scale) or scale <= 0:

@@ -11,8 +11,11 @@ all its reads at once; it is answered within the budget if every read returned i
 family GETs the key with the command timeout; on a miss it calls the origin (`OriginPool`) within what is left
 of the budget, reads the key's version from the source, and SETs the
 value with the family's TTL. An error or timeout of the cache counts against the breaker, which, open, sends
-reads straight to the origin for its open time. A hit is stale when the source committed a newer version of
-the key than the cached one at least the invalidation grace earlier (the changes are polled every 50 ms).
+reads straight to the origin for its open time (a failed fill does not count against it). A hit is stale when
+the source committed a newer version of the key than the cached one at least the invalidation grace earlier
+(the changes are polled every 50 ms), and stale beyond its bound when that was more than the family's staleness
+limit (as run) ago. A miss reads the key's version as the call reaches the origin, so a fill can carry an
+old version past a delete (the stale-set race of cache-aside).
 Values are ``<version>|`` and padding to the family's size.
 """
 
@@ -79,7 +82,8 @@ class Breaker:
 class Counts:
     """Per-second counters of the run, as JSON-ready lists."""
 
-    FAMILY = ("reads", "hits", "origin_calls", "stale_hits", "cache_errors", "breaker_open", "origin_errors")
+    FAMILY = ("reads", "hits", "origin_calls", "stale_hits", "stale_beyond_bound", "cache_errors", "breaker_open",
+              "origin_errors")
 
     def __init__(self, seconds: int, families: list[str]) -> None:
         self.turns = [0] * seconds
@@ -220,18 +224,22 @@ async def drive(spec: dict) -> dict:
                 counts.add(name, "hits", second)
                 version = int(value.split(b"|", 1)[0])
                 latest = source.latest.get(key)
-                if latest and latest[0] > version and time.time() - latest[1] > grace:
+                age = time.time() - latest[1] if latest and latest[0] > version else 0.0
+                if age > grace:
                     counts.add(name, "stale_hits", second)
-                    counts.stale_age_ms[name] = max(counts.stale_age_ms[name], 1000 * (time.time() - latest[1]))
+                    counts.stale_age_ms[name] = max(counts.stale_age_ms[name], 1000 * age)
+                if age > max(grace, f["stale_bound_s"]):
+                    counts.add(name, "stale_beyond_bound", second)
                 return loop.time() <= deadline
         counts.add(name, "origin_calls", second)
+        version = source.version(key)  # the origin reads the source when the call arrives
         try:
             await origin.call(key, max(0.001, deadline - loop.time()))
         except (OSError, TimeoutError, ConnectionError):
             counts.add(name, "origin_errors", second)
             return False
         if use_cache:
-            body = f"{source.version(key)}|".encode().ljust(f["value_bytes"], b"x")
+            body = f"{version}|".encode().ljust(f["value_bytes"], b"x")
             try:
                 await cache.set(key, body, px=max(1, round(1000 * f["ttl_s"])))
             except (RedisError, OSError, TimeoutError):
@@ -285,8 +293,8 @@ async def calibrate(spec: dict) -> dict:
     kept = 0.0
     for rate in spec["rates"]:
         run = {"cache": c, "origin_port": 1, "prefix": spec["prefix"], "source": None, "seed": 1,
-               "families": [{"name": "calibrate", "keys": keys, "alpha": 1.0, "ttl_s": 600, "cacheable": True,
-                             "value_bytes": spec["value_bytes"], "rate_per_s": rate}],
+               "families": [{"name": "calibrate", "keys": keys, "alpha": 1.0, "ttl_s": 600, "stale_bound_s": 600,
+                             "cacheable": True, "value_bytes": spec["value_bytes"], "rate_per_s": rate}],
                "phases": [[spec["seconds"], 1, 1]], "start_at": time.time() + 0.2, "max_turns": 10 ** 6,
                **{k: spec[k] for k in ("budget_s", "command_timeout_s", "connect_timeout_s", "connections",
                                        "origin_connections", "stale_grace_s", "breaker_failures", "breaker_open_s")}}
